@@ -1,0 +1,1 @@
+"""The ``sidekiq-supervisor`` command."""

@@ -1,0 +1,43 @@
+"""The interactive console: IPython when installed, else the standard library's REPL."""
+
+from __future__ import annotations
+
+import code
+import sys
+from typing import Any
+
+from sidekiq_supervisor import __version__
+from sidekiq_supervisor.services.job_manager import JobManager
+
+BANNER = """sidekiq-supervisor {version} console (Python {python})
+JobManager is ready:  JobManager.uncompleted_jobs("optional string")
+                      JobManager.queued_to_completion_duration().summary()"""
+
+
+def namespace(manager: JobManager) -> dict[str, Any]:
+    """The names the console starts with."""
+    return {"JobManager": manager}
+
+
+def interact(manager: JobManager) -> None:
+    """Open the console with ``JobManager`` bound to ``manager``."""
+    banner = BANNER.format(version=__version__, python=sys.version.split()[0])
+    names = namespace(manager)
+    try:
+        from IPython import start_ipython
+    except ImportError:
+        _stdlib_console(banner, names)
+        return
+    start_ipython(argv=["--no-banner"], user_ns=names, display_banner=False)  # type: ignore[no-untyped-call]
+
+
+def _stdlib_console(banner: str, names: dict[str, Any]) -> None:
+    try:
+        import readline
+        import rlcompleter
+
+        readline.set_completer(rlcompleter.Completer(names).complete)
+        readline.parse_and_bind("tab: complete")
+    except ImportError:  # readline is missing on some platforms; the console works without it
+        pass
+    code.interact(banner=banner, local=names, exitmsg="")

@@ -1,0 +1,132 @@
+"""``sidekiq-supervisor``: serve the service, migrate, ask the seed's questions, restart jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from sidekiq_supervisor.cli import output
+from sidekiq_supervisor.cli.database import load_settings, open_database, open_manager
+
+app = typer.Typer(
+    help="Monitoring and recovery for Sidekiq jobs.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+db_app = typer.Typer(help="The ledger's schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+class ListName(StrEnum):
+    """The seed's job lists."""
+
+    QUEUED = "queued"
+    UNCOMPLETED = "uncompleted"
+    COMPLETED = "completed"
+    ALL = "all"
+
+
+class Origin(StrEnum):
+    """Where a duration starts: the seed's two duration questions."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+
+
+Filter = Annotated[str | None, typer.Argument(help="Only jobs whose arguments contain this (any case).")]
+Limit = Annotated[int, typer.Option(help="Show at most this many jobs, newest first; 0 for all.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print a JSON array for scripts.")]
+JobClass = Annotated[str | None, typer.Option(help="Only jobs of this class.")]
+Queue = Annotated[str | None, typer.Option(help="Only jobs of this queue.")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP service (the schema is created or migrated first)."""
+    import uvicorn
+
+    open_database(load_settings()).dispose()
+    uvicorn.run(
+        "sidekiq_supervisor.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the newest revision."""
+    from sidekiq_supervisor.store.migrate import current_revision
+
+    engine = open_database(load_settings())
+    typer.echo(f"schema at revision {current_revision(engine)}")
+
+
+@app.command()
+def console() -> None:
+    """An interactive console with JobManager ready, like the seed's `rails c`."""
+    from sidekiq_supervisor.cli.console import interact
+
+    interact(open_manager())
+
+
+@app.command()
+def jobs(
+    which: Annotated[ListName, typer.Argument(help="Which jobs.")],
+    filter: Filter = None,
+    limit: Limit = 50,
+    as_json: AsJson = False,
+    job_class: JobClass = None,
+    queue: Queue = None,
+) -> None:
+    """List queued, uncompleted, completed or all jobs."""
+    manager = open_manager()
+    question = {
+        ListName.QUEUED: manager.queued_jobs,
+        ListName.UNCOMPLETED: manager.uncompleted_jobs,
+        ListName.COMPLETED: manager.completed_jobs,
+        ListName.ALL: manager.all_jobs,
+    }[which]
+    output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)
+
+
+@app.command()
+def durations(
+    origin: Annotated[Origin, typer.Argument(help="From queued or from started, to completion.")],
+    filter: Filter = None,
+    limit: Limit = 50,
+    as_json: AsJson = False,
+    job_class: JobClass = None,
+    queue: Queue = None,
+) -> None:
+    """Completed jobs with how long they took, and a summary (count, mean, p50, p95, p99, max)."""
+    manager = open_manager()
+    question = (
+        manager.queued_to_completion_duration if origin is Origin.QUEUED else manager.completed_jobs_duration
+    )
+    output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)
+
+
+@app.command()
+def restart(
+    filter: Filter = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be restarted.")] = False,
+    older_than: Annotated[
+        float | None, typer.Option(help="Only jobs started more than this many seconds ago.")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Queue uncompleted jobs again in Sidekiq and delete the originals from the ledger."""
+    manager = open_manager()
+    age = None if older_than is None else timedelta(seconds=older_than)
+    output.show_restart(manager.restart_uncompleted_jobs(filter, dry_run=dry_run, older_than=age), as_json)

@@ -1,0 +1,78 @@
+"""The ledger's vocabulary: reports that clients send and the job state folded from them.
+
+Times are integer microseconds since the Unix epoch (``Micros``) everywhere below the HTTP and
+console edges: exact, totally ordered, cheap to compare in SQL, and the same on SQLite and
+PostgreSQL. The edges convert to aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+Micros = int
+
+
+class EventKind(StrEnum):
+    """What a report says happened to a job; the seed's three words."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    COMPLETE = "complete"
+
+
+class JobStatus(StrEnum):
+    """A job's current status, named as in the seed."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One validated report from a client: an event for a job, with the job's description.
+
+    ``arguments`` is canonical JSON text (compact, raw UTF-8) of a JSON array.
+    """
+
+    jid: str
+    kind: EventKind
+    at: Micros
+    job_class: str
+    queue: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The times that decide a job's status, each an order-independent summary of its events.
+
+    ``queued_at`` is the earliest queued report, ``started_at`` the latest start, ``completed_at``
+    the latest completion and ``attempts`` the number of distinct starts.
+    """
+
+    queued_at: Micros | None = None
+    started_at: Micros | None = None
+    completed_at: Micros | None = None
+    attempts: int = 0
+
+
+def micros_from_seconds(seconds: float) -> Micros:
+    """Epoch seconds (as clients send them) to epoch microseconds."""
+    return round(seconds * 1_000_000)
+
+
+def datetime_from_micros(micros: Micros | None) -> datetime | None:
+    """Epoch microseconds to an aware UTC datetime; ``None`` stays ``None``."""
+    if micros is None:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def micros_from_datetime(moment: datetime) -> Micros:
+    """An aware datetime to epoch microseconds (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)

@@ -1,0 +1,124 @@
+"""Rich renderings of read models, shared by the console's printed results and the CLI."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from rich.console import Console, Group
+from rich.table import Table
+
+from sidekiq_supervisor.domain.durations import DurationSummary
+
+ARGUMENTS_WIDTH = 60
+STATUS_STYLES = {"queued": "cyan", "started": "yellow", "complete": "green"}
+
+
+def format_duration(duration: timedelta | None) -> str:
+    """A duration people read at a glance: ``840ms``, ``12.3s``, ``4m 05s``, ``2h 01m``."""
+    if duration is None:
+        return "—"
+    seconds = duration.total_seconds()
+    if abs(seconds) < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if abs(seconds) < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_time(moment: datetime | None) -> str:
+    """UTC time to the second, or a dash."""
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_arguments(arguments: Any) -> str:
+    """Arguments as compact JSON, shortened to fit a table cell."""
+    text = orjson.dumps(arguments).decode()
+    return text if len(text) <= ARGUMENTS_WIDTH else text[: ARGUMENTS_WIDTH - 1] + "…"
+
+
+def job_table(jobs: Sequence[Any], *, title: str, total: int | None = None) -> Table:
+    """A table of jobs (with a duration column when the rows have one) and its caption."""
+    with_duration = bool(jobs) and hasattr(jobs[0], "duration")
+    table = Table(title=title, caption=_caption(len(jobs), total), title_justify="left")
+    for header in ("jid", "class", "queue", "arguments", "status", "queued", "started", "completed"):
+        table.add_column(header, overflow="fold" if header == "arguments" else "ellipsis")
+    table.add_column("tries", justify="right")
+    if with_duration:
+        table.add_column("duration", justify="right")
+    for job in jobs:
+        cells = [
+            job.jid,
+            job.job_class,
+            job.queue,
+            format_arguments(job.arguments),
+            f"[{STATUS_STYLES.get(job.status, '')}]{job.status}[/]",
+            format_time(job.queued_at),
+            format_time(job.started_at),
+            format_time(job.completed_at),
+            str(job.attempts),
+        ]
+        if with_duration:
+            cells.append(format_duration(job.duration))
+        table.add_row(*cells)
+    return table
+
+
+def _caption(shown: int, total: int | None) -> str:
+    if total is None or total == shown:
+        return f"{shown:,} job{'s' if shown != 1 else ''}"
+    return f"showing the newest {shown:,} of {total:,} jobs (iterate, or use .first(n), for more)"
+
+
+def summary_table(summary: DurationSummary) -> Table:
+    """One row: count, mean, p50, p95, p99 and max."""
+    table = Table(title="summary", title_justify="left")
+    for header in ("count", "mean", "p50", "p95", "p99", "max"):
+        table.add_column(header, justify="right")
+    table.add_row(
+        f"{summary.count:,}",
+        *(
+            format_duration(value)
+            for value in (summary.mean, summary.p50, summary.p95, summary.p99, summary.max)
+        ),
+    )
+    return table
+
+
+def restart_table(report: Any, verb: str) -> Table:
+    """A restart's outcome: each job restarted (with its new jid) or skipped (with the reason)."""
+    table = Table(
+        title=f"{verb} {len(report.restarted):,}, skipped {len(report.skipped):,}", title_justify="left"
+    )
+    for header in ("jid", "class", "queue", "arguments", "outcome", "new jid / reason"):
+        table.add_column(header)
+    for outcome in report.restarted:
+        job = outcome.original
+        table.add_row(
+            job.jid, job.job_class, job.queue, format_arguments(job.arguments), verb, outcome.new_jid or ""
+        )
+    for outcome in report.skipped:
+        job = outcome.original
+        table.add_row(
+            job.jid, job.job_class, job.queue, format_arguments(job.arguments), "skipped", outcome.reason
+        )
+    return table
+
+
+def stacked(*renderables: Any) -> Group:
+    """Renderables one under the other."""
+    return Group(*renderables)
+
+
+def to_text(renderable: Any, width: int = 160) -> str:
+    """Render to plain text (no colour codes), for ``repr`` in consoles and logs."""
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console.print(renderable)
+    return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]

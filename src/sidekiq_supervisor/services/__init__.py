@@ -1,0 +1,1 @@
+"""Use cases: the only layer that the web and CLI layers call."""

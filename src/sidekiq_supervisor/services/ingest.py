@@ -1,0 +1,128 @@
+"""Group commit: reports from concurrent requests share transactions, one writer per process.
+
+Requests hand their reports to :class:`GroupCommitWriter` and wait. A single writer thread takes
+everything that is pending, stores it in one transaction, and wakes the waiters only after the
+commit, so a 2xx always means stored. While one transaction runs, the next batch gathers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+
+from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.model import Report
+from sidekiq_supervisor.store.engine import write_transaction
+from sidekiq_supervisor.store.writer import WriteResult, write_reports
+
+logger = logging.getLogger(__name__)
+
+
+class IngestUnavailable(RuntimeError):
+    """The report was not stored: the writer is overloaded, stopped, or the database failed."""
+
+
+Ticket = tuple[Sequence[Report], "asyncio.Future[list[WriteResult]]"]
+
+
+class GroupCommitWriter:
+    """Stores reports in batches; ``submit`` returns once its reports are committed."""
+
+    def __init__(self, engine: Engine, *, batch_size: int = 1000, queue_limit: int = 50_000) -> None:
+        self._engine = engine
+        self._batch_size = batch_size
+        self._queue_limit = queue_limit
+        self._pending: deque[Ticket] = deque()
+        self._pending_reports = 0
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._accepting = False
+
+    async def start(self) -> None:
+        """Start the writer loop."""
+        self._accepting = True
+        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    async def stop(self) -> None:
+        """Refuse new reports, commit what is pending, then stop."""
+        self._accepting = False
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, reports: Sequence[Report]) -> list[WriteResult]:
+        """Store ``reports`` (in a shared transaction) and return one result per report."""
+        if not self._accepting:
+            raise IngestUnavailable("the service is shutting down")
+        if self._pending_reports + len(reports) > self._queue_limit:
+            raise IngestUnavailable("too many reports are waiting to be stored")
+        future: asyncio.Future[list[WriteResult]] = asyncio.get_running_loop().create_future()
+        self._pending.append((reports, future))
+        self._pending_reports += len(reports)
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._accepting or self._pending:
+            if not self._pending:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            tickets = self._take_batch()
+            await loop.run_in_executor(self._executor, self._commit, tickets)
+
+    def _take_batch(self) -> list[Ticket]:
+        tickets = [self._pending.popleft()]
+        size = len(tickets[0][0])
+        while self._pending and size + len(self._pending[0][0]) <= self._batch_size:
+            ticket = self._pending.popleft()
+            tickets.append(ticket)
+            size += len(ticket[0])
+        self._pending_reports -= size
+        return tickets
+
+    def _commit(self, tickets: list[Ticket]) -> None:
+        """Runs on the writer thread; resolves every ticket's future on the event loop."""
+        reports = [report for batch, _ in tickets for report in batch]
+        try:
+            results = self._write(reports)
+        except Exception:
+            if len(tickets) == 1:
+                logger.exception("storing %d reports failed", len(reports))
+                self._resolve(tickets[0], None, IngestUnavailable("the database refused the reports"))
+                return
+            # One poisonous ticket must not fail its neighbours: store them one ticket at a time.
+            for ticket in tickets:
+                self._commit([ticket])
+            return
+        offset = 0
+        for ticket in tickets:
+            self._resolve(ticket, results[offset : offset + len(ticket[0])], None)
+            offset += len(ticket[0])
+
+    def _write(self, reports: list[Report]) -> list[WriteResult]:
+        with write_transaction(self._engine) as connection:
+            return write_reports(connection, reports, now_micros())
+
+    @staticmethod
+    def _resolve(ticket: Ticket, results: list[WriteResult] | None, error: Exception | None) -> None:
+        future = ticket[1]
+        loop = future.get_loop()
+
+        def settle() -> None:
+            if future.done():
+                return  # the request went away; its reports are stored all the same
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(results or [])
+
+        loop.call_soon_threadsafe(settle)

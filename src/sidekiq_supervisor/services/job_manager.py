@@ -1,0 +1,122 @@
+"""The seed's JobManager: every question about jobs, for the console, the CLI and the HTTP API.
+
+Every question takes the seed's optional filter string (a case-insensitive substring of the job's
+arguments) and returns a lazy :class:`~sidekiq_supervisor.services.results.JobList`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from sidekiq_supervisor.domain.durations import DurationOrigin
+from sidekiq_supervisor.domain.filters import normalize_filter
+from sidekiq_supervisor.domain.model import JobStatus
+from sidekiq_supervisor.services.ledger import JobFilter, Ledger
+from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartReport
+from sidekiq_supervisor.services.results import DurationList, Job, JobList
+from sidekiq_supervisor.settings import Settings
+
+
+class JobManager:
+    """Questions and the restart action over one ledger (and one Sidekiq Redis for restarts)."""
+
+    def __init__(self, engine: Engine, enqueuer: Enqueuer | None = None) -> None:
+        self.ledger = Ledger(engine)
+        self._restarter = Restarter(self.ledger, enqueuer)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine | None = None) -> JobManager:
+        """A manager on the settings' Sidekiq Redis and ``engine`` (default: the settings' database,
+        its schema brought to head)."""
+        from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
+        from sidekiq_supervisor.store.engine import make_engine
+        from sidekiq_supervisor.store.migrate import upgrade
+
+        if engine is None:
+            engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+            upgrade(engine)
+        enqueuer = SidekiqEnqueuer.from_url(settings.redis_url, sidekiq_version=settings.sidekiq_version)
+        return cls(engine, enqueuer)
+
+    @classmethod
+    def from_environment(cls) -> JobManager:
+        """A manager configured from the environment (``DATABASE_URL``, ``REDIS_URL``, ...)."""
+        return cls.from_settings(Settings())
+
+    def _jobs(
+        self,
+        status: JobStatus | None,
+        filter: str | None,
+        job_class: str | None,
+        queue: str | None,
+        title: str,
+    ) -> JobList:
+        flt = JobFilter(status=status, needle=normalize_filter(filter), job_class=job_class, queue=queue)
+        return JobList(self.ledger, flt, _titled(title, filter))
+
+    def queued_jobs(
+        self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
+    ) -> JobList:
+        """Jobs whose most recent status is ``queued``."""
+        return self._jobs(JobStatus.QUEUED, filter, job_class, queue, "queued jobs")
+
+    def uncompleted_jobs(
+        self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
+    ) -> JobList:
+        """Jobs whose most recent status is ``started``: started, never completed."""
+        return self._jobs(JobStatus.STARTED, filter, job_class, queue, "uncompleted jobs")
+
+    def completed_jobs(
+        self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
+    ) -> JobList:
+        """Jobs whose most recent status is ``complete``."""
+        return self._jobs(JobStatus.COMPLETE, filter, job_class, queue, "completed jobs")
+
+    def all_jobs(
+        self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
+    ) -> JobList:
+        """Every job, whatever its status."""
+        return self._jobs(None, filter, job_class, queue, "all jobs")
+
+    # The seed's console spelling.
+    all = all_jobs
+
+    def _durations(
+        self, origin: DurationOrigin, filter: str | None, job_class: str | None, queue: str | None, title: str
+    ) -> DurationList:
+        flt = JobFilter(needle=normalize_filter(filter), job_class=job_class, queue=queue)
+        return DurationList(self.ledger, flt, _titled(title, filter), origin)
+
+    def queued_to_completion_duration(
+        self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
+    ) -> DurationList:
+        """Completed jobs with how long each took from queued to completed."""
+        return self._durations(DurationOrigin.QUEUED, filter, job_class, queue, "queued → complete")
+
+    def completed_jobs_duration(
+        self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
+    ) -> DurationList:
+        """Completed jobs with how long each took from started to completed."""
+        return self._durations(DurationOrigin.STARTED, filter, job_class, queue, "started → complete")
+
+    def restart_uncompleted_jobs(
+        self, filter: str | None = None, *, dry_run: bool = False, older_than: timedelta | None = None
+    ) -> RestartReport:
+        """Queue uncompleted jobs again in Sidekiq and delete the originals from the ledger.
+
+        Each new job is recorded as queued with ``restarted_from`` naming the original, whose
+        history stays readable. ``dry_run`` lists what would be restarted and changes nothing.
+        """
+        flt = JobFilter(needle=normalize_filter(filter))
+        return self._restarter.restart(flt, dry_run=dry_run, older_than=older_than)
+
+    def job(self, jid: str) -> Job | None:
+        """One job by its Sidekiq jid, or ``None``."""
+        stored = self.ledger.get(jid)
+        return None if stored is None else Job.from_stored(stored)
+
+
+def _titled(title: str, filter: str | None) -> str:
+    return f"{title} matching {filter!r}" if filter else title

@@ -1,0 +1,139 @@
+"""What JobManager questions return: lazy, streaming result sets that print as tables.
+
+A result set runs no query until it is used. Iterating streams the whole answer a page at a
+time; ``len()`` is an exact SQL count; printing one shows the newest rows, the total, and a note
+when the table is truncated. Nothing ever loads a whole table into memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+import orjson
+
+from sidekiq_supervisor import render
+from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
+from sidekiq_supervisor.domain.model import JobStatus, datetime_from_micros
+from sidekiq_supervisor.services.ledger import JobFilter, Ledger
+from sidekiq_supervisor.store.records import StoredJob
+
+PREVIEW_ROWS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the console shows it: decoded arguments, aware UTC datetimes."""
+
+    jid: str
+    job_class: str
+    queue: str
+    arguments: Any
+    status: JobStatus
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    attempts: int
+    restarted_from: str | None
+
+    @classmethod
+    def from_stored(cls, stored: StoredJob) -> Job:
+        """The console view of a ledger row."""
+        timeline = stored.timeline
+        return cls(
+            jid=stored.jid,
+            job_class=stored.job_class,
+            queue=stored.queue,
+            arguments=orjson.loads(stored.arguments),
+            status=stored.status,
+            queued_at=datetime_from_micros(timeline.queued_at),
+            started_at=datetime_from_micros(timeline.started_at),
+            completed_at=datetime_from_micros(timeline.completed_at),
+            attempts=timeline.attempts,
+            restarted_from=stored.restarted_from,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobDuration(Job):
+    """A completed job with how long it took from the question's origin to completion."""
+
+    duration: timedelta
+
+    @classmethod
+    def from_stored_with_origin(cls, stored: StoredJob, origin: DurationOrigin) -> JobDuration:
+        """The console view of a completed row, with its duration from ``origin``."""
+        micros = duration_of(stored.timeline, origin)
+        job = Job.from_stored(stored)
+        values = {field.name: getattr(job, field.name) for field in fields(Job)}
+        return cls(**values, duration=timedelta(microseconds=micros or 0))
+
+
+class JobList:
+    """The answer to a job question: iterate it, count it, slice it, or print it."""
+
+    def __init__(self, ledger: Ledger, flt: JobFilter, title: str) -> None:
+        self._ledger = ledger
+        self.filter = flt
+        self.title = title
+
+    def _convert(self, stored: StoredJob) -> Job:
+        return Job.from_stored(stored)
+
+    def __iter__(self) -> Iterator[Job]:
+        return (self._convert(stored) for stored in self._ledger.iterate(self.filter))
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return list(islice(iter(self), index.start, index.stop, index.step))
+        if index < 0:
+            raise IndexError("negative indexes would need the whole result; use len() and count from 0")
+        rows = self.first(index + 1)
+        if index >= len(rows):
+            raise IndexError("job index out of range")
+        return rows[index]
+
+    def count(self) -> int:
+        """The exact number of jobs in the answer."""
+        return self._ledger.count(self.filter)
+
+    def first(self, limit: int = PREVIEW_ROWS) -> list[Job]:
+        """The newest ``limit`` jobs of the answer."""
+        page = self._ledger.page(self.filter, limit=limit)
+        return [self._convert(stored) for stored in page.jobs]
+
+    def __rich__(self) -> Any:
+        rows = self.first(PREVIEW_ROWS)
+        total = len(rows) if len(rows) < PREVIEW_ROWS else self.count()
+        return render.job_table(rows, title=self.title, total=total)
+
+    def __repr__(self) -> str:
+        return render.to_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # IPython's display hook.
+        printer.text(repr(self))
+
+
+class DurationList(JobList):
+    """Completed jobs with their durations, plus a ``summary()`` of them all."""
+
+    def __init__(self, ledger: Ledger, flt: JobFilter, title: str, origin: DurationOrigin) -> None:
+        super().__init__(ledger, replace(flt, duration_from=origin), title)
+        self.origin = origin
+
+    def _convert(self, stored: StoredJob) -> JobDuration:
+        return JobDuration.from_stored_with_origin(stored, self.origin)
+
+    def summary(self) -> DurationSummary:
+        """Count, mean, p50, p95, p99 and max over every job in the answer."""
+        return self._ledger.duration_summary(self.origin, self.filter)
+
+    def __rich__(self) -> Any:
+        return render.stacked(super().__rich__(), render.summary_table(self.summary()))

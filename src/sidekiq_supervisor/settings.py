@@ -1,0 +1,36 @@
+"""Configuration, read from the environment once per process (never at import)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///sidekiq_supervisor.db"
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads; the table in the README documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="SUPERVISOR_", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
+    redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
+    # Group commit: the writer takes at most this many reports per transaction.
+    ingest_batch_size: int = Field(1000, ge=1, le=50_000)
+    # Pending reports beyond this make ingest answer 503 instead of queueing without bound.
+    ingest_queue_limit: int = Field(50_000, ge=1)
+    # SQLite's synchronous pragma: FULL makes a 2xx survive power loss, NORMAL only a crash.
+    sqlite_synchronous: str = Field("FULL", pattern="^(FULL|NORMAL|full|normal)$")
+    # Sidekiq's major version decides the unit of timestamps in pushed jobs (seconds up to 7, ms from 8).
+    sidekiq_version: int = Field(7, ge=6, le=8)
+    max_batch_reports: int = Field(5000, ge=1)
+    page_size_limit: int = Field(1000, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg_for_postgres(cls, url: str) -> str:
+        # Heroku-style and plain postgres URLs both mean psycopg 3 here.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url

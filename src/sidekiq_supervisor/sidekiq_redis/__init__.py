@@ -1,0 +1,1 @@
+"""Sidekiq's own Redis: the key layout and the writes that make a real Sidekiq run a job."""

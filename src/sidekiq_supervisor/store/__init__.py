@@ -1,0 +1,1 @@
+"""The relational job ledger: tables, engine, migrations, the batch writer and the reads."""

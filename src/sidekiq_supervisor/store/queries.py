@@ -1,0 +1,166 @@
+"""Every read of the ledger, and the restart's compare-and-set replacement of a job.
+
+Lists walk ``jobs.id`` newest first with keyset pagination (``id < cursor``), so the cost of a
+page does not grow with its depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, DurationSummary, nearest_rank
+from sidekiq_supervisor.domain.filters import LIKE_ESCAPE, like_pattern
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
+from sidekiq_supervisor.store.records import StoredEvent, StoredJob, job_from_row
+from sidekiq_supervisor.store.schema import job_events, jobs
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a question is about. ``needle`` is the seed's arguments filter.
+
+    ``duration_from`` restricts to completed jobs whose duration from that origin is known.
+    ``started_before`` keeps jobs whose latest start is older than that time.
+    """
+
+    status: JobStatus | None = None
+    needle: str | None = None
+    job_class: str | None = None
+    queue: str | None = None
+    duration_from: DurationOrigin | None = None
+    started_before: Micros | None = None
+
+
+def _conditions(flt: JobFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if flt.status is not None:
+        conditions.append(jobs.c.status == flt.status.value)
+    if flt.needle is not None:
+        conditions.append(jobs.c.arguments.ilike(like_pattern(flt.needle), escape=LIKE_ESCAPE))
+    if flt.job_class is not None:
+        conditions.append(jobs.c.job_class == flt.job_class)
+    if flt.queue is not None:
+        conditions.append(jobs.c.queue == flt.queue)
+    if flt.duration_from is not None:
+        conditions.append(jobs.c.status == JobStatus.COMPLETE.value)
+        conditions.append(_begin_column(flt.duration_from).is_not(None))
+    if flt.started_before is not None:
+        conditions.append(jobs.c.started_at < flt.started_before)
+    return conditions
+
+
+def _begin_column(origin: DurationOrigin) -> ColumnElement[int]:
+    return jobs.c.queued_at if origin is DurationOrigin.QUEUED else jobs.c.started_at
+
+
+def page_jobs(
+    connection: Connection, flt: JobFilter, *, limit: int, before_id: int | None = None
+) -> list[StoredJob]:
+    """Up to ``limit`` matching jobs, newest first, older than the job ``before_id``."""
+    query = select(jobs).where(*_conditions(flt)).order_by(jobs.c.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(jobs.c.id < before_id)
+    return [job_from_row(row) for row in connection.execute(query)]
+
+
+def iterate_jobs(connection: Connection, flt: JobFilter, *, page_size: int = 1000) -> Iterator[StoredJob]:
+    """Every matching job, newest first, one page in memory at a time."""
+    before_id = None
+    while page := page_jobs(connection, flt, limit=page_size, before_id=before_id):
+        yield from page
+        before_id = page[-1].id
+
+
+def count_jobs(connection: Connection, flt: JobFilter) -> int:
+    """The exact number of matching jobs."""
+    return connection.execute(select(func.count()).select_from(jobs).where(*_conditions(flt))).scalar_one()
+
+
+def find_job(connection: Connection, jid: str) -> StoredJob | None:
+    """The job with this jid, if the ledger has it."""
+    row = connection.execute(select(jobs).where(jobs.c.jid == jid)).first()
+    return None if row is None else job_from_row(row)
+
+
+def job_history(connection: Connection, jid: str) -> list[StoredEvent]:
+    """Every report stored for this jid, in event-time order (kept after a restart deletes the job)."""
+    query = (
+        select(job_events.c.jid, job_events.c.kind, job_events.c.at, job_events.c.recorded_at)
+        .where(job_events.c.jid == jid)
+        .order_by(job_events.c.at, job_events.c.id)
+    )
+    return [StoredEvent(r.jid, EventKind(r.kind), r.at, r.recorded_at) for r in connection.execute(query)]
+
+
+def status_counts(connection: Connection) -> dict[JobStatus, int]:
+    """How many jobs have each status."""
+    query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+    counts = dict.fromkeys(JobStatus, 0)
+    for status, count in connection.execute(query):
+        counts[JobStatus(status)] = count
+    return counts
+
+
+def duration_summary(connection: Connection, origin: DurationOrigin, flt: JobFilter) -> DurationSummary:
+    """Count, mean, nearest-rank p50/p95/p99 and max of the matching jobs' durations."""
+    flt = replace(flt, duration_from=origin)
+    duration = (jobs.c.completed_at - _begin_column(origin)).label("duration")
+    matching = select(duration).where(*_conditions(flt)).subquery()
+    count, mean, longest = connection.execute(
+        select(func.count(), func.avg(matching.c.duration), func.max(matching.c.duration))
+    ).one()
+    if count == 0:
+        return DurationSummary.empty()
+    ranks = [nearest_rank(p, count) for p in PERCENTILES]
+    ranked = select(
+        matching.c.duration, func.row_number().over(order_by=matching.c.duration).label("rank")
+    ).subquery()
+    by_rank = dict(
+        connection.execute(select(ranked.c.rank, ranked.c.duration).where(ranked.c.rank.in_(set(ranks))))
+        .tuples()
+        .all()
+    )
+    p50, p95, p99 = (by_rank[rank] for rank in ranks)
+    return DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest)
+
+
+def replace_restarted(
+    connection: Connection, original: StoredJob, replacement: Report, recorded_at: Micros
+) -> bool:
+    """Delete ``original`` and record ``replacement`` as its restart, if the original is unchanged.
+
+    Compare-and-set: the delete only matches the row as it was read (still started, same start),
+    so a job that completed meanwhile, or that another restart already took, is left alone.
+    Returns whether the replacement happened.
+    """
+    deleted = connection.execute(
+        delete(jobs).where(
+            jobs.c.id == original.id,
+            jobs.c.status == JobStatus.STARTED.value,
+            jobs.c.started_at == original.timeline.started_at,
+        )
+    ).rowcount
+    if deleted != 1:
+        return False
+    connection.execute(
+        insert(jobs).values(
+            jid=replacement.jid,
+            job_class=replacement.job_class,
+            queue=replacement.queue,
+            arguments=replacement.arguments,
+            status=JobStatus.QUEUED.value,
+            queued_at=replacement.at,
+            attempts=0,
+            restarted_from=original.jid,
+        )
+    )
+    connection.execute(
+        insert(job_events).values(
+            jid=replacement.jid, kind=EventKind.QUEUED.value, at=replacement.at, recorded_at=recorded_at
+        )
+    )
+    return True

@@ -1,0 +1,147 @@
+"""The ledger's write path: a batch of reports in one transaction.
+
+Statements per batch, whatever its size: create the jobs not seen before, read (and on PostgreSQL
+lock) the batch's rows, append the events (a resent report collides on the unique key and is
+dropped), then update the rows whose timeline changed. Rows are touched in jid order so that
+concurrent writer processes on PostgreSQL cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from sidekiq_supervisor.domain.model import JobStatus, Micros, Report
+from sidekiq_supervisor.domain.status import apply_event, status_of
+from sidekiq_supervisor.store.records import StoredJob, job_from_row, job_row_values
+from sidekiq_supervisor.store.schema import job_events, jobs
+
+# Keeps every IN list and multi-row VALUES well inside both databases' bind-parameter limits.
+CHUNK = 500
+
+EventKey = tuple[str, str, Micros]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one report did: the job as committed at the end of its batch, and whether it is new."""
+
+    job: StoredJob
+    created: bool
+
+
+def write_reports(
+    connection: Connection, reports: Sequence[Report], recorded_at: Micros
+) -> list[WriteResult]:
+    """Store ``reports`` inside the caller's transaction; one result per report, in order."""
+    first_report = {}
+    for report in reports:
+        first_report.setdefault(report.jid, report)
+    jids = sorted(first_report)
+    created = _create_missing_jobs(connection, [first_report[jid] for jid in jids])
+    rows = _lock_jobs(connection, jids)
+    new_events = _append_events(connection, reports, recorded_at)
+    changed = _fold_new_events(rows, reports, new_events)
+    _update_jobs(connection, [rows[jid] for jid in sorted(changed)])
+    return _results(reports, rows, created)
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, CHUNK)):
+        yield chunk
+
+
+def _create_missing_jobs(connection: Connection, firsts: list[Report]) -> set[str]:
+    statement = _insert(connection, jobs).on_conflict_do_nothing(index_elements=["jid"]).returning(jobs.c.jid)
+    created: set[str] = set()
+    for chunk in _chunks(firsts):
+        params = [
+            {
+                "jid": report.jid,
+                "job_class": report.job_class,
+                "queue": report.queue,
+                "arguments": report.arguments,
+                "status": JobStatus.QUEUED.value,
+                "attempts": 0,
+            }
+            for report in chunk
+        ]
+        created.update(connection.execute(statement, params).scalars())
+    return created
+
+
+def _lock_jobs(connection: Connection, jids: list[str]) -> dict[str, StoredJob]:
+    rows: dict[str, StoredJob] = {}
+    for chunk in _chunks(jids):
+        query = select(jobs).where(jobs.c.jid.in_(chunk)).order_by(jobs.c.jid)
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        for row in connection.execute(query):
+            rows[row.jid] = job_from_row(row)
+    return rows
+
+
+def _append_events(connection: Connection, reports: Sequence[Report], recorded_at: Micros) -> set[EventKey]:
+    distinct = {(r.jid, r.kind.value, r.at): r for r in reports}
+    statement = (
+        _insert(connection, job_events)
+        .on_conflict_do_nothing(index_elements=["jid", "kind", "at"])
+        .returning(job_events.c.jid, job_events.c.kind, job_events.c.at)
+    )
+    inserted: set[EventKey] = set()
+    for chunk in _chunks(sorted(distinct)):
+        params = [{"jid": j, "kind": k, "at": at, "recorded_at": recorded_at} for j, k, at in chunk]
+        inserted.update((row.jid, row.kind, row.at) for row in connection.execute(statement, params))
+    return inserted
+
+
+def _fold_new_events(
+    rows: dict[str, StoredJob], reports: Sequence[Report], new_events: set[EventKey]
+) -> set[str]:
+    changed: set[str] = set()
+    for report in reports:
+        key = (report.jid, report.kind.value, report.at)
+        if key not in new_events:
+            continue
+        new_events.discard(key)  # the same report twice in one batch counts once
+        job = rows[report.jid]
+        timeline = apply_event(job.timeline, report.kind, report.at)
+        rows[report.jid] = replace(job, timeline=timeline, status=status_of(timeline))
+        changed.add(report.jid)
+    return changed
+
+
+def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
+    if not changed:
+        return
+    statement = (
+        update(jobs)
+        .where(jobs.c.id == bindparam("row_id"))
+        .values({name: bindparam(f"new_{name}") for name in job_row_values(changed[0])})
+    )
+    params = [
+        {"row_id": job.id, **{f"new_{name}": value for name, value in job_row_values(job).items()}}
+        for job in changed
+    ]
+    connection.execute(statement, params)
+
+
+def _results(reports: Sequence[Report], rows: dict[str, StoredJob], created: set[str]) -> list[WriteResult]:
+    unannounced = set(created)
+    results = []
+    for report in reports:
+        results.append(WriteResult(rows[report.jid], report.jid in unannounced))
+        unannounced.discard(report.jid)
+    return results

@@ -1,0 +1,1 @@
+"""The HTTP service: the ingest and read API (and, later, the pages)."""

@@ -1,0 +1,47 @@
+"""Reading report bodies: form-encoded (what the seed's Faraday middleware sends) or JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import HTTPException, Request
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is larger than {limit} bytes")
+    body = await request.body()
+    if len(body) > limit:
+        raise HTTPException(413, f"the body is larger than {limit} bytes")
+    return body
+
+
+async def read_fields(request: Request) -> dict[str, Any]:
+    """The body's fields; for a repeated form field, the last value counts."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    body = await read_body(request)
+    if media_type == "application/json":
+        return json_object(body)
+    if media_type in ("application/x-www-form-urlencoded", ""):
+        try:
+            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict"))
+        except UnicodeDecodeError:
+            raise HTTPException(400, "the form body is not UTF-8") from None
+    raise HTTPException(415, "send application/x-www-form-urlencoded or application/json")
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object body, or a 400/422 saying what is wrong with it."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise HTTPException(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, "the body must be a JSON object")
+    return data

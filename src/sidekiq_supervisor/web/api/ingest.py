@@ -1,0 +1,127 @@
+"""The seed's three reports, and the batch route the gem uses. A 2xx means committed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.model import EventKind, Micros, Report, micros_from_seconds
+from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
+from sidekiq_supervisor.web.api.presenters import job_document, json_response
+from sidekiq_supervisor.web.api.schemas import (
+    JOB_ID,
+    EventIn,
+    EventsIn,
+    JobQueuedIn,
+    JobReportIn,
+    request_body,
+)
+from sidekiq_supervisor.web.deps import ServicesDep, WriterDep
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+STORED = {200: {"description": "The job was known; the report is stored."}}
+CREATED = {201: {"description": "The job is new; the report is stored."}}
+
+
+def _to_report(fields: dict[str, Any], kind: EventKind, jid: str | None, received: Micros) -> Report:
+    model = JobQueuedIn if jid is None else JobReportIn
+    try:
+        valid = model.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError(_errors(exc, "body")) from None
+    at = received if valid.at is None else micros_from_seconds(valid.at)
+    jid = valid.job_id if isinstance(valid, JobQueuedIn) else jid
+    return Report(jid, kind, at, valid.job_class, valid.queue, valid.arguments)
+
+
+def _errors(exc: ValidationError, where: str) -> list[dict[str, Any]]:
+    # Input values are left out: arguments can be large and may hold secrets.
+    return [
+        {
+            "loc": [where, *error["loc"]] if error["loc"] else [where, "job_id"],
+            "msg": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _valid_path_jid(job_id: str) -> str:
+    try:
+        return JOB_ID.validate_python(job_id)
+    except ValidationError as exc:
+        raise RequestValidationError(_errors(exc, "path")) from None
+
+
+async def _store(writer: WriterDep, report: Report) -> Response:
+    (result,) = await writer.submit([report])
+    return json_response(job_document(result.job), 201 if result.created else 200)
+
+
+@router.post("/jobs", responses={**CREATED, **STORED}, openapi_extra=request_body(JobQueuedIn))
+async def job_queued(request: Request, writer: WriterDep) -> Response:
+    """Record that a job was queued (the seed's client middleware)."""
+    received = now_micros()
+    return await _store(writer, _to_report(await read_fields(request), EventKind.QUEUED, None, received))
+
+
+@router.post(
+    "/jobs/{job_id}/started", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
+)
+async def job_started(job_id: str, request: Request, writer: WriterDep) -> Response:
+    """Record that a worker started the job (creates the job if its queued report was lost)."""
+    received = now_micros()
+    fields = await read_fields(request)
+    return await _store(writer, _to_report(fields, EventKind.STARTED, _valid_path_jid(job_id), received))
+
+
+@router.post(
+    "/jobs/{job_id}/complete", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
+)
+async def job_complete(job_id: str, request: Request, writer: WriterDep) -> Response:
+    """Record that the job completed."""
+    received = now_micros()
+    fields = await read_fields(request)
+    return await _store(writer, _to_report(fields, EventKind.COMPLETE, _valid_path_jid(job_id), received))
+
+
+@router.post("/events", openapi_extra=request_body(EventsIn))
+async def events(request: Request, services: ServicesDep) -> Response:
+    """Store a batch of reports; each item gets its own status (201, 200 or 422 with errors)."""
+    received = now_micros()
+    try:
+        batch = EventsIn.model_validate(json_object(await read_body(request)))
+    except ValidationError as exc:
+        raise RequestValidationError(_errors(exc, "body")) from None
+    limit = services.settings.max_batch_reports
+    if len(batch.events) > limit:
+        return json_response({"detail": f"a batch holds at most {limit} events"}, 413)
+    results: list[dict[str, Any]] = [{} for _ in batch.events]
+    reports, positions = [], []
+    for index, item in enumerate(batch.events):
+        try:
+            valid = EventIn.model_validate(item)
+        except ValidationError as exc:
+            results[index] = {"status": 422, "detail": _errors(exc, f"events[{index}]")}
+            continue
+        at = received if valid.at is None else micros_from_seconds(valid.at)
+        reports.append(
+            Report(valid.job_id, EventKind(valid.event), at, valid.job_class, valid.queue, valid.arguments)
+        )
+        positions.append(index)
+    for index, result in zip(
+        positions, await services.writer.submit(reports) if reports else [], strict=True
+    ):
+        results[index] = {
+            "status": 201 if result.created else 200,
+            "jid": result.job.jid,
+            "job_status": result.job.status.value,
+        }
+    return json_response(
+        {"stored": len(reports), "rejected": len(results) - len(reports), "results": results}
+    )

@@ -1,0 +1,132 @@
+"""Read the ledger over HTTP: the JSON twin of the JobManager, and the restart action."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from sidekiq_supervisor.domain.durations import DurationOrigin
+from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
+from sidekiq_supervisor.domain.model import JobStatus
+from sidekiq_supervisor.services.ledger import JobFilter
+from sidekiq_supervisor.web.api.presenters import (
+    event_document,
+    job_document,
+    json_response,
+    summary_document,
+)
+from sidekiq_supervisor.web.deps import LedgerDep, ManagerDep
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+
+class Selection(StrEnum):
+    """The seed's lists, plus the raw status names."""
+
+    QUEUED = "queued"
+    UNCOMPLETED = "uncompleted"
+    STARTED = "started"
+    COMPLETED = "completed"
+    COMPLETE = "complete"
+    ALL = "all"
+
+
+SELECTED_STATUS = {
+    Selection.QUEUED: JobStatus.QUEUED,
+    Selection.UNCOMPLETED: JobStatus.STARTED,
+    Selection.STARTED: JobStatus.STARTED,
+    Selection.COMPLETED: JobStatus.COMPLETE,
+    Selection.COMPLETE: JobStatus.COMPLETE,
+    Selection.ALL: None,
+}
+
+Needle = Annotated[
+    str | None,
+    Query(max_length=MAX_FILTER_LENGTH, description="Case-insensitive substring of the arguments."),
+]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[int | None, Query(ge=0, description="`next_cursor` of the previous page.")]
+Name = Annotated[str | None, Query(max_length=255)]
+
+
+@router.get("/jobs")
+async def list_jobs(
+    ledger: LedgerDep,
+    status: Selection = Selection.ALL,
+    q: Needle = None,
+    job_class: Name = None,
+    queue: Name = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    """A page of jobs, newest first, with the cursor of the next page."""
+    flt = JobFilter(status=SELECTED_STATUS[status], needle=q or None, job_class=job_class, queue=queue)
+    page = await run_in_threadpool(ledger.page, flt, limit=limit, cursor=cursor)
+    return json_response({"data": [job_document(job) for job in page.jobs], "next_cursor": page.next_cursor})
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, ledger: LedgerDep) -> Response:
+    """One job with its history (every report, in event-time order)."""
+    job = await run_in_threadpool(ledger.get, job_id)
+    if job is None:
+        raise HTTPException(404, f"no job with jid {job_id!r}")
+    history = await run_in_threadpool(ledger.history, job_id)
+    return json_response({**job_document(job), "history": [event_document(e) for e in history]})
+
+
+@router.get("/jobs/{job_id}/history")
+async def get_history(job_id: str, ledger: LedgerDep) -> Response:
+    """A jid's reports, kept even after a restart deleted the job itself."""
+    history = await run_in_threadpool(ledger.history, job_id)
+    if not history:
+        raise HTTPException(404, f"no reports for jid {job_id!r}")
+    return json_response({"jid": job_id, "history": [event_document(e) for e in history]})
+
+
+@router.get("/durations")
+async def durations(
+    ledger: LedgerDep,
+    origin: Annotated[DurationOrigin, Query(alias="from")] = DurationOrigin.QUEUED,
+    q: Needle = None,
+    job_class: Name = None,
+    queue: Name = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    summary: bool = True,
+) -> Response:
+    """Completed jobs with their durations from ``from`` (queued or started) to completion."""
+    flt = JobFilter(needle=q or None, job_class=job_class, queue=queue, duration_from=origin)
+    page = await run_in_threadpool(ledger.page, flt, limit=limit, cursor=cursor)
+    body = {
+        "from": origin.value,
+        "data": [job_document(job) for job in page.jobs],
+        "next_cursor": page.next_cursor,
+    }
+    if summary:
+        body["summary"] = summary_document(await run_in_threadpool(ledger.duration_summary, origin, flt))
+    return json_response(body)
+
+
+@router.get("/stats")
+async def stats(ledger: LedgerDep) -> Response:
+    """How many jobs have each status."""
+    counts = await run_in_threadpool(ledger.status_counts)
+    by_status = {status.value: count for status, count in counts.items()}
+    return json_response({"jobs": {**by_status, "total": sum(counts.values())}})
+
+
+@router.post("/jobs/restart")
+async def restart(manager: ManagerDep, q: Needle = None, dry_run: bool = False) -> Response:
+    """Queue uncompleted jobs again in Sidekiq; the originals leave the ledger."""
+    report = await run_in_threadpool(manager.restart_uncompleted_jobs, q, dry_run=dry_run)
+    return json_response(
+        {
+            "dry_run": report.dry_run,
+            "restarted": [{"jid": o.original.jid, "new_jid": o.new_jid} for o in report.restarted],
+            "skipped": [{"jid": o.original.jid, "reason": o.reason} for o in report.skipped],
+        }
+    )

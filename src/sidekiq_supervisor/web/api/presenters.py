@@ -1,0 +1,69 @@
+"""Ledger records as JSON documents. Arguments go out as the stored JSON text, never re-encoded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Response
+
+from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
+from sidekiq_supervisor.domain.model import Micros, datetime_from_micros
+from sidekiq_supervisor.store.records import StoredEvent, StoredJob
+
+
+def iso(micros: Micros | None) -> str | None:
+    """Epoch microseconds as ISO 8601 UTC, or ``None``."""
+    moment = datetime_from_micros(micros)
+    return None if moment is None else moment.isoformat()
+
+
+def seconds(micros: Micros | None) -> float | None:
+    """Microseconds as float seconds, or ``None``."""
+    return None if micros is None else micros / 1_000_000
+
+
+def job_document(job: StoredJob) -> dict[str, Any]:
+    """A job as the API shows it."""
+    timeline = job.timeline
+    return {
+        "jid": job.jid,
+        "job_class": job.job_class,
+        "queue": job.queue,
+        "arguments": orjson.Fragment(job.arguments),
+        "status": job.status.value,
+        "queued_at": iso(timeline.queued_at),
+        "started_at": iso(timeline.started_at),
+        "completed_at": iso(timeline.completed_at),
+        "attempts": timeline.attempts,
+        "restarted_from": job.restarted_from,
+        "queued_to_completion_seconds": seconds(_complete_duration(job, DurationOrigin.QUEUED)),
+        "started_to_completion_seconds": seconds(_complete_duration(job, DurationOrigin.STARTED)),
+    }
+
+
+def _complete_duration(job: StoredJob, origin: DurationOrigin) -> Micros | None:
+    return duration_of(job.timeline, origin) if job.status == "complete" else None
+
+
+def event_document(event: StoredEvent) -> dict[str, Any]:
+    """One entry of a job's history."""
+    return {"event": event.kind.value, "at": iso(event.at), "recorded_at": iso(event.recorded_at)}
+
+
+def summary_document(summary: DurationSummary) -> dict[str, Any]:
+    """A duration summary in seconds."""
+    values = (summary.mean, summary.p50, summary.p95, summary.p99, summary.max)
+    names = ("mean", "p50", "p95", "p99", "max")
+    return {
+        "count": summary.count,
+        **{
+            f"{name}_seconds": None if v is None else v.total_seconds()
+            for name, v in zip(names, values, strict=True)
+        },
+    }
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """A JSON response serialised by orjson (which also emits the stored arguments verbatim)."""
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")

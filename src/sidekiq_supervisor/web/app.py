@@ -1,0 +1,90 @@
+"""The application factory: build everything at start-up from settings, close it at shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Response
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from sidekiq_supervisor import __version__
+from sidekiq_supervisor.services.ingest import GroupCommitWriter
+from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.web.api import ingest, jobs
+from sidekiq_supervisor.web.api.presenters import json_response
+from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
+from sidekiq_supervisor.web.deps import Services, ServicesDep
+from sidekiq_supervisor.web.errors import install_error_handlers
+
+DOCUMENTED_BODIES = (JobQueuedIn, JobReportIn, EventIn, EventsIn)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app; nothing is opened until its lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await run_in_threadpool(_open_services, settings)
+        await services.writer.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.writer.stop()
+            services.engine.dispose()
+
+    app = FastAPI(
+        title="sidekiq-supervisor",
+        version=__version__,
+        summary="A durable ledger of Sidekiq jobs: what is queued, running, done, and how long it took.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(ingest.router)
+    app.include_router(jobs.router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    _document_bodies(app)
+    return app
+
+
+def _open_services(settings: Settings) -> Services:
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    upgrade(engine)
+    writer = GroupCommitWriter(
+        engine, batch_size=settings.ingest_batch_size, queue_limit=settings.ingest_queue_limit
+    )
+    return Services(settings, engine, writer, JobManager.from_settings(settings, engine))
+
+
+async def healthz(services: ServicesDep) -> Response:
+    """200 once the service is ready and its database answers."""
+
+    def ping() -> None:
+        with services.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    await run_in_threadpool(ping)
+    return json_response({"status": "ok", "version": __version__})
+
+
+def _document_bodies(app: FastAPI) -> None:
+    # The ingest routes parse their bodies by hand (form or JSON); publish their schemas anyway.
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in DOCUMENTED_BODIES:
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(model_schema.pop("$defs", {}))
+                components[model.__name__] = model_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,55 @@
+"""Failures turned into clear JSON answers instead of 500s."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from sidekiq_supervisor.domain.filters import InvalidFilter
+from sidekiq_supervisor.services.ingest import IngestUnavailable
+from sidekiq_supervisor.services.restart import RestartFailed
+from sidekiq_supervisor.web.api.presenters import json_response
+
+logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = "2"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(InvalidFilter, _invalid_filter)
+    app.add_exception_handler(IngestUnavailable, _unavailable)
+    app.add_exception_handler(RestartFailed, _restart_failed)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_down)
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    fields = ", ".join(sorted({str(error["loc"][-1]) for error in errors if error.get("loc")}))
+    return json_response({"error": f"invalid {fields}", "detail": errors}, 422)
+
+
+async def _invalid_filter(_request: Request, exc: Exception) -> Response:
+    return json_response({"error": str(exc), "detail": [{"loc": ["query", "q"], "msg": str(exc)}]}, 422)
+
+
+async def _unavailable(_request: Request, exc: Exception) -> Response:
+    response = json_response({"error": f"not stored: {exc}; retry later"}, 503)
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+async def _restart_failed(_request: Request, exc: Exception) -> Response:
+    return json_response({"error": str(exc)}, 503)
+
+
+async def _database_down(_request: Request, exc: Exception) -> Response:
+    logger.warning("database error: %s", exc)
+    response = json_response({"error": "the database is unavailable; retry later"}, 503)
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
