@@ -20,6 +20,8 @@ from sidekiq_supervisor.domain.model import Report
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.writer import WriteResult, write_reports
 
+__all__ = ["GroupCommitWriter", "IngestUnavailable", "WriteResult"]
+
 logger = logging.getLogger(__name__)
 
 

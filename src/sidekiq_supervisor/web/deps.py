@@ -24,19 +24,19 @@ class Services:
     manager: JobManager
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _writer(request: Request) -> GroupCommitWriter:
+async def _writer(request: Request) -> GroupCommitWriter:
     return request.app.state.services.writer
 
 
-def _manager(request: Request) -> JobManager:
+async def _manager(request: Request) -> JobManager:
     return request.app.state.services.manager
 
 
-def _ledger(request: Request) -> Ledger:
+async def _ledger(request: Request) -> Ledger:
     return request.app.state.services.manager.ledger
 
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, Micros, Report, micros_from_seconds
+from sidekiq_supervisor.services.ingest import WriteResult
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
 from sidekiq_supervisor.web.api.presenters import job_document, json_response
 from sidekiq_supervisor.web.api.schemas import (
@@ -39,14 +40,10 @@ def _to_report(fields: dict[str, Any], kind: EventKind, jid: str | None, receive
     return Report(jid, kind, at, valid.job_class, valid.queue, valid.arguments)
 
 
-def _errors(exc: ValidationError, where: str) -> list[dict[str, Any]]:
+def _errors(exc: ValidationError, *where: str | int) -> list[dict[str, Any]]:
     # Input values are left out: arguments can be large and may hold secrets.
     return [
-        {
-            "loc": [where, *error["loc"]] if error["loc"] else [where, "job_id"],
-            "msg": error["msg"],
-            "type": error["type"],
-        }
+        {"loc": [*where, *error["loc"]], "msg": error["msg"], "type": error["type"]}
         for error in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
 
@@ -55,7 +52,7 @@ def _valid_path_jid(job_id: str) -> str:
     try:
         return JOB_ID.validate_python(job_id)
     except ValidationError as exc:
-        raise RequestValidationError(_errors(exc, "path")) from None
+        raise RequestValidationError(_errors(exc, "path", "job_id")) from None
 
 
 async def _store(writer: WriterDep, report: Report) -> Response:
@@ -100,28 +97,26 @@ async def events(request: Request, services: ServicesDep) -> Response:
         raise RequestValidationError(_errors(exc, "body")) from None
     limit = services.settings.max_batch_reports
     if len(batch.events) > limit:
-        return json_response({"detail": f"a batch holds at most {limit} events"}, 413)
-    results: list[dict[str, Any]] = [{} for _ in batch.events]
-    reports, positions = [], []
-    for index, item in enumerate(batch.events):
-        try:
-            valid = EventIn.model_validate(item)
-        except ValidationError as exc:
-            results[index] = {"status": 422, "detail": _errors(exc, f"events[{index}]")}
-            continue
-        at = received if valid.at is None else micros_from_seconds(valid.at)
-        reports.append(
-            Report(valid.job_id, EventKind(valid.event), at, valid.job_class, valid.queue, valid.arguments)
-        )
-        positions.append(index)
-    for index, result in zip(
-        positions, await services.writer.submit(reports) if reports else [], strict=True
-    ):
-        results[index] = {
-            "status": 201 if result.created else 200,
-            "jid": result.job.jid,
-            "job_status": result.job.status.value,
-        }
+        return json_response({"error": f"a batch holds at most {limit} events"}, 413)
+    results = [_batch_item(item, index, received) for index, item in enumerate(batch.events)]
+    reports = [item for item in results if isinstance(item, Report)]
+    stored = iter(await services.writer.submit(reports) if reports else [])
+    documents = [_item_result(next(stored)) if isinstance(item, Report) else item for item in results]
     return json_response(
-        {"stored": len(reports), "rejected": len(results) - len(reports), "results": results}
+        {"stored": len(reports), "rejected": len(results) - len(reports), "results": documents}
     )
+
+
+def _batch_item(item: dict[str, Any], index: int, received: Micros) -> Report | dict[str, Any]:
+    """The item as a report, or its 422 result."""
+    try:
+        valid = EventIn.model_validate(item)
+    except ValidationError as exc:
+        return {"status": 422, "detail": _errors(exc, "body", "events", index)}
+    at = received if valid.at is None else micros_from_seconds(valid.at)
+    return Report(valid.job_id, EventKind(valid.event), at, valid.job_class, valid.queue, valid.arguments)
+
+
+def _item_result(result: WriteResult) -> dict[str, Any]:
+    status = 201 if result.created else 200
+    return {"status": status, "jid": result.job.jid, "job_status": result.job.status.value}

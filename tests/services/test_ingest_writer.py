@@ -1,0 +1,211 @@
+"""GroupCommitWriter on both databases: shared transactions, answers only after commit, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
+from sidekiq_supervisor.services.ingest import GroupCommitWriter, IngestUnavailable
+from sidekiq_supervisor.store.queries import find_job
+from sidekiq_supervisor.store.schema import jobs
+
+T0 = 1_700_000_000_000_000
+SECOND = 1_000_000
+
+
+def report(jid: str, kind: str = "queued", at: int = T0, *, job_class: str = "HardWorker") -> Report:
+    return Report(jid, EventKind(kind), at, job_class, "default", f'["{jid}"]')
+
+
+def stored(engine, jid):
+    with engine.connect() as connection:
+        return find_job(connection, jid)
+
+
+def count_jobs(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(jobs)).scalar_one()
+
+
+async def running_writer(engine, **options) -> GroupCommitWriter:
+    writer = GroupCommitWriter(engine, **options)
+    await writer.start()
+    return writer
+
+
+def test_many_concurrent_submits_are_all_stored_each_with_its_own_result(engine):
+    reports = [
+        report(f"job-{n:04d}", kind, T0 + n)
+        for n in range(500)
+        for kind in (["queued"] if n % 5 else ["started"])
+    ]
+
+    async def scenario():
+        writer = await running_writer(engine, batch_size=64)
+        try:
+            return await asyncio.gather(*(writer.submit([r]) for r in reports))
+        finally:
+            await writer.stop()
+
+    answers = asyncio.run(scenario())
+
+    assert len(answers) == len(reports)
+    for sent, answer in zip(reports, answers, strict=True):
+        (result,) = answer
+        assert result.created is True
+        assert result.job.jid == sent.jid
+        assert result.job.arguments == sent.arguments
+        expected = JobStatus.STARTED if sent.kind is EventKind.STARTED else JobStatus.QUEUED
+        assert result.job.status is expected
+    assert count_jobs(engine) == len(reports)
+
+
+def test_reports_for_the_same_job_in_concurrent_submits_fold_together(engine):
+    async def scenario():
+        writer = await running_writer(engine)
+        try:
+            return await asyncio.gather(
+                writer.submit([report("same", "queued", T0)]),
+                writer.submit([report("same", "started", T0 + SECOND)]),
+                writer.submit([report("same", "complete", T0 + 2 * SECOND)]),
+                writer.submit([report("same", "started", T0 + SECOND)]),
+            )
+        finally:
+            await writer.stop()
+
+    answers = asyncio.run(scenario())
+
+    assert sum(result.created for (result,) in answers) == 1
+    job = stored(engine, "same")
+    assert job.status is JobStatus.COMPLETE
+    assert job.timeline.attempts == 1
+
+
+def test_a_submit_answers_only_once_its_reports_are_committed(engine):
+    async def scenario():
+        writer = await running_writer(engine)
+        try:
+            seen = []
+            for n in range(5):
+                jid = f"visible-{n}"
+                (result,) = await writer.submit([report(jid)])
+                # Another connection than the writer's: it sees only what is committed.
+                seen.append((result.job.jid, stored(engine, jid)))
+            return seen
+        finally:
+            await writer.stop()
+
+    for jid, row in asyncio.run(scenario()):
+        assert row is not None
+        assert row.jid == jid
+        assert row.status is JobStatus.QUEUED
+
+
+POISONS = {
+    # PostgreSQL enforces VARCHAR(255); SQLite stores any length.
+    "job_class too long": lambda jid: report(jid, job_class="X" * 300),
+    # Beyond a signed 64-bit integer: neither database can store it.
+    "time out of range": lambda jid: report(jid, at=2**64),
+}
+
+
+@pytest.mark.parametrize("poison", list(POISONS))
+def test_a_poisoned_submit_fails_alone_while_its_neighbours_are_stored(engine, poison):
+    if poison == "job_class too long" and engine.dialect.name == "sqlite":
+        pytest.skip("SQLite does not enforce VARCHAR lengths; the out-of-range time covers it")
+    neighbours = [[report(f"good-{n}"), report(f"good-{n}", "started", T0 + SECOND)] for n in range(20)]
+    bad = [report("bad-companion"), POISONS[poison]("bad")]
+
+    async def scenario():
+        writer = await running_writer(engine)
+        try:
+            submits = [writer.submit(batch) for batch in neighbours[:10]]
+            submits.append(writer.submit(bad))
+            submits += [writer.submit(batch) for batch in neighbours[10:]]
+            return await asyncio.gather(*submits, return_exceptions=True)
+        finally:
+            await writer.stop()
+
+    answers = asyncio.run(scenario())
+
+    failed = answers.pop(10)
+    assert isinstance(failed, IngestUnavailable)
+    for batch, answer in zip(neighbours, answers, strict=True):
+        assert not isinstance(answer, BaseException), answer
+        assert [r.job.jid for r in answer] == [batch[0].jid, batch[0].jid]
+        assert stored(engine, batch[0].jid).status is JobStatus.STARTED
+    # The poisoned ticket is one transaction: its valid companion is not stored either.
+    assert stored(engine, "bad") is None
+    assert stored(engine, "bad-companion") is None
+    assert count_jobs(engine) == len(neighbours)
+
+
+def test_stop_commits_what_is_pending_then_refuses_new_submits(engine):
+    async def scenario():
+        writer = await running_writer(engine, batch_size=10)
+        # gather starts the coroutines in order: every submit is queued before stop() begins.
+        *results, _ = await asyncio.gather(
+            *(writer.submit([report(f"drain-{n:03d}")]) for n in range(100)), writer.stop()
+        )
+        with pytest.raises(IngestUnavailable):
+            await writer.submit([report("too-late")])
+        return results
+
+    results = asyncio.run(scenario())
+
+    assert [result.job.jid for (result,) in results] == [f"drain-{n:03d}" for n in range(100)]
+    assert count_jobs(engine) == 100
+    assert stored(engine, "too-late") is None
+
+
+def test_a_writer_that_was_never_started_refuses_submits(engine):
+    async def scenario():
+        writer = GroupCommitWriter(engine)
+        try:
+            await writer.submit([report("never")])
+        finally:
+            await writer.stop()
+
+    with pytest.raises(IngestUnavailable):
+        asyncio.run(scenario())
+    assert stored(engine, "never") is None
+
+
+def test_a_submit_larger_than_the_queue_limit_is_refused(engine):
+    async def scenario():
+        writer = await running_writer(engine, queue_limit=5)
+        try:
+            with pytest.raises(IngestUnavailable):
+                await writer.submit([report(f"big-{n}") for n in range(6)])
+            return await writer.submit([report(f"fits-{n}") for n in range(5)])
+        finally:
+            await writer.stop()
+
+    results = asyncio.run(scenario())
+
+    assert len(results) == 5
+    assert count_jobs(engine) == 5
+    assert stored(engine, "big-0") is None
+
+
+def test_pending_reports_count_against_the_queue_limit(engine):
+    async def scenario():
+        writer = await running_writer(engine, queue_limit=5)
+        try:
+            # gather starts both submits before the writer takes anything from the queue.
+            return await asyncio.gather(
+                writer.submit([report(f"first-{n}") for n in range(3)]),
+                writer.submit([report(f"second-{n}") for n in range(3)]),
+                return_exceptions=True,
+            )
+        finally:
+            await writer.stop()
+
+    first, second = asyncio.run(scenario())
+
+    assert [r.job.jid for r in first] == ["first-0", "first-1", "first-2"]
+    assert isinstance(second, IngestUnavailable)
+    assert count_jobs(engine) == 3
