@@ -48,8 +48,10 @@ def job_table(jobs: Sequence[Any], *, title: str, total: int | None = None) -> T
     """A table of jobs (with a duration column when the rows have one) and its caption."""
     with_duration = bool(jobs) and hasattr(jobs[0], "duration")
     table = Table(title=title, caption=_caption(len(jobs), total), title_justify="left")
-    for header in ("jid", "class", "queue", "arguments", "status", "queued", "started", "completed"):
-        table.add_column(header, overflow="fold" if header == "arguments" else "ellipsis")
+    # A jid is what people copy from the table: never cut it; the arguments fold instead.
+    table.add_column("jid", no_wrap=True, min_width=24)
+    for header in ("class", "queue", "arguments", "status", "queued", "started", "completed"):
+        table.add_column(header, overflow="fold")
     table.add_column("tries", justify="right")
     if with_duration:
         table.add_column("duration", justify="right")

@@ -43,11 +43,6 @@ LISTS = {
     "completed": ["complete-erin", "complete-dave", "complete-alice"],
     "all": ALL_NEWEST_FIRST,
 }
-# store.queries.duration_summary calls Result.tuples(), deprecated since SQLAlchemy 2.1 (recorded
-# as an xfail in tests/services/test_job_manager.py); the table of durations prints a summary.
-summary_deprecation_ignored = pytest.mark.filterwarnings(
-    "ignore:The Result.tuples:sqlalchemy.exc.SADeprecationWarning"
-)
 
 
 def write(engine, reports) -> None:
@@ -199,7 +194,6 @@ def test_durations_json_takes_the_filter(seeded):
     assert [(d["jid"], d["duration"]) for d in json.loads(result.stdout)] == [("complete-alice", 5.0)]
 
 
-@summary_deprecation_ignored
 def test_durations_prints_a_table_and_its_summary(seeded):
     result = run("durations", "started")
 
@@ -241,9 +235,6 @@ def test_restart_pushes_the_uncompleted_jobs_into_sidekiq(seeded, redis_client):
     assert json.loads(run("jobs", "uncompleted", "--json").stdout) == []
 
 
-@pytest.mark.xfail(
-    reason="RestartFailed escapes the restart command as a traceback", raises=AssertionError, strict=True
-)
 def test_restart_with_sidekiqs_redis_down_fails_with_one_line(seeded, monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
 
@@ -252,20 +243,12 @@ def test_restart_with_sidekiqs_redis_down_fails_with_one_line(seeded, monkeypatc
     assert_one_line_error(result)
 
 
-@pytest.mark.xfail(
-    reason="InvalidFilter escapes the jobs command as a traceback", raises=AssertionError, strict=True
-)
 def test_an_overlong_filter_fails_with_one_line(cli_env):
     result = run("jobs", "all", "x" * 201)
 
     assert_one_line_error(result)
 
 
-@pytest.mark.xfail(
-    reason="the jobs table cuts the jid column with an ellipsis at 80 columns (also when piped)",
-    raises=AssertionError,
-    strict=True,
-)
 def test_the_jobs_table_shows_whole_sidekiq_jids_at_80_columns(cli_env, engine, monkeypatch):
     jid = "0123456789abcdef01234567"  # Sidekiq's jids are 24 hex characters
     write(engine, [Report(jid, EventKind.QUEUED, now_micros(), "HardWorker", "default", "[1]")])

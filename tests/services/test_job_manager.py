@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 import pytest
-from sqlalchemy.exc import SADeprecationWarning
 
 import sidekiq_supervisor
 from sidekiq_supervisor.domain.durations import DurationSummary, summarize
@@ -19,13 +18,6 @@ from tests.conftest import REDIS_TEST_URL
 
 T0 = 1_700_000_000_000_000
 SECOND = 1_000_000
-
-# store.queries.duration_summary calls Result.tuples(), deprecated since SQLAlchemy 2.1, and the
-# suite turns warnings into errors. The xfail below records that; the tests of what a summary
-# says look past the warning.
-summary_deprecation_ignored = pytest.mark.filterwarnings(
-    "ignore:The Result.tuples:sqlalchemy.exc.SADeprecationWarning"
-)
 
 # jid, class, queue, arguments, events as (kind, seconds after T0); written one job per batch, in
 # this order, so the newest job is the last one.
@@ -172,7 +164,6 @@ def test_duration_rows_carry_how_long_each_job_took(seeded):
     assert from_started[0].arguments == [7, "erin_50%"]
 
 
-@summary_deprecation_ignored
 def test_a_duration_summary_matches_the_in_memory_summary_of_the_same_durations(seeded):
     assert seeded.completed_jobs_duration().summary() == summarize([1 * SECOND, 5 * SECOND, 12 * SECOND])
     assert seeded.queued_to_completion_duration().summary() == summarize([5 * SECOND, 7 * SECOND])
@@ -181,7 +172,6 @@ def test_a_duration_summary_matches_the_in_memory_summary_of_the_same_durations(
     assert seeded.queued_to_completion_duration("nobody").summary() == DurationSummary.empty()
 
 
-@summary_deprecation_ignored
 def test_a_summary_over_many_durations_uses_nearest_rank_percentiles(engine, manager):
     durations = [n * n * 1_000 + 7 for n in range(1, 138)]
     reports = []
@@ -199,15 +189,6 @@ def test_a_summary_over_many_durations_uses_nearest_rank_percentiles(engine, man
     assert started.summary() == summarize(sorted(durations))
     assert queued.summary() == summarize(sorted(d + 3 * SECOND for d in durations))
     assert sorted(row.duration for row in started) == [timedelta(microseconds=d) for d in sorted(durations)]
-
-
-@pytest.mark.xfail(
-    reason="store.queries.duration_summary uses Result.tuples(), deprecated in SQLAlchemy 2.1",
-    raises=SADeprecationWarning,
-    strict=True,
-)
-def test_a_duration_summary_raises_no_deprecation_warning(seeded):
-    assert seeded.completed_jobs_duration().summary().count == 3
 
 
 def test_an_empty_filter_means_no_filter_and_an_overlong_one_is_refused(seeded):
@@ -292,7 +273,6 @@ def test_printing_a_long_list_shows_the_newest_twenty_the_total_and_a_truncation
     assert not any(f"bulk-{n:05d}" in text for n in range(5))
 
 
-@summary_deprecation_ignored
 def test_printing_a_duration_list_adds_its_summary(seeded):
     text = repr(seeded.completed_jobs_duration())
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sidekiq_supervisor.clock import now_micros
-from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report, micros_from_datetime
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
@@ -63,6 +63,10 @@ def ledger_snapshot(engine):
         rows = connection.execute(select(jobs).order_by(jobs.c.id)).all()
         events = connection.execute(select(job_events).order_by(job_events.c.id)).all()
     return [tuple(row) for row in rows], [tuple(event) for event in events]
+
+
+def fresh_queued_at(manager, jid):
+    return micros_from_datetime(manager.job(jid).queued_at)
 
 
 def history(engine, jid):
@@ -126,7 +130,12 @@ def test_a_restarted_job_is_recorded_as_queued_and_the_original_is_deleted_with_
 
     new_jid = next(o.new_jid for o in report.restarted if o.original.jid == "s-alice")
     assert manager.job("s-alice") is None
-    assert history(engine, "s-alice") == original_history
+    *kept, (last_kind, last_at) = history(engine, "s-alice")
+    assert kept == original_history
+    assert last_kind == "restarted"
+    assert last_at == fresh_queued_at(manager, new_jid)
+    with engine.connect() as connection:
+        assert orjson.loads(job_history(connection, "s-alice")[-1].detail) == {"new_jid": new_jid}
     fresh = manager.job(new_jid)
     assert fresh.status is JobStatus.QUEUED
     assert fresh.restarted_from == "s-alice"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import typer
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from sidekiq_supervisor.cli.failures import fail
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine
@@ -19,12 +19,6 @@ def shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` as one line on stderr; the caller raises the returned exit."""
-    typer.echo(f"sidekiq-supervisor: {message}", err=True)
-    return typer.Exit(1)
 
 
 def load_settings() -> Settings:

@@ -10,6 +10,7 @@ import typer
 
 from sidekiq_supervisor.cli import output
 from sidekiq_supervisor.cli.database import load_settings, open_database, open_manager
+from sidekiq_supervisor.cli.failures import reported_failures
 
 app = typer.Typer(
     help="Monitoring and recovery for Sidekiq jobs.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -97,7 +98,8 @@ def jobs(
         ListName.COMPLETED: manager.completed_jobs,
         ListName.ALL: manager.all_jobs,
     }[which]
-    output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)
+    with reported_failures():
+        output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)
 
 
 @app.command()
@@ -114,7 +116,8 @@ def durations(
     question = (
         manager.queued_to_completion_duration if origin is Origin.QUEUED else manager.completed_jobs_duration
     )
-    output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)
+    with reported_failures():
+        output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)
 
 
 @app.command()
@@ -129,4 +132,6 @@ def restart(
     """Queue uncompleted jobs again in Sidekiq and delete the originals from the ledger."""
     manager = open_manager()
     age = None if older_than is None else timedelta(seconds=older_than)
-    output.show_restart(manager.restart_uncompleted_jobs(filter, dry_run=dry_run, older_than=age), as_json)
+    with reported_failures():
+        report = manager.restart_uncompleted_jobs(filter, dry_run=dry_run, older_than=age)
+    output.show_restart(report, as_json)

@@ -15,11 +15,13 @@ Micros = int
 
 
 class EventKind(StrEnum):
-    """What a report says happened to a job; the seed's three words."""
+    """What happened to a job: the seed's three reports, and the ledger's own restart."""
 
     QUEUED = "queued"
     STARTED = "started"
     COMPLETE = "complete"
+    # Written by a restart: the job was queued again under a new jid and left the ledger.
+    RESTARTED = "restarted"
 
 
 class JobStatus(StrEnum):

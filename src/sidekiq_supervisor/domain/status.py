@@ -21,8 +21,10 @@ def apply_event(timeline: Timeline, kind: EventKind, at: Micros) -> Timeline:
     if kind is EventKind.STARTED:
         started_at = at if timeline.started_at is None else max(timeline.started_at, at)
         return Timeline(timeline.queued_at, started_at, timeline.completed_at, timeline.attempts + 1)
-    completed_at = at if timeline.completed_at is None else max(timeline.completed_at, at)
-    return Timeline(timeline.queued_at, timeline.started_at, completed_at, timeline.attempts)
+    if kind is EventKind.COMPLETE:
+        completed_at = at if timeline.completed_at is None else max(timeline.completed_at, at)
+        return Timeline(timeline.queued_at, timeline.started_at, completed_at, timeline.attempts)
+    return timeline
 
 
 def fold_events(events: Iterable[tuple[EventKind, Micros]], start: Timeline | None = None) -> Timeline:

@@ -22,6 +22,7 @@ from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.store.records import StoredJob
 
 PREVIEW_ROWS = 20
+NEGATIVE_INDEX = "negative indexes would need the whole answer; count from the newest job (0) instead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +92,11 @@ class JobList:
 
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
+            if any(bound is not None and bound < 0 for bound in (index.start, index.stop, index.step)):
+                raise IndexError(NEGATIVE_INDEX)
             return list(islice(iter(self), index.start, index.stop, index.step))
         if index < 0:
-            raise IndexError("negative indexes would need the whole result; use len() and count from 0")
+            raise IndexError(NEGATIVE_INDEX)
         rows = self.first(index + 1)
         if index >= len(rows):
             raise IndexError("job index out of range")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import orjson
 from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
@@ -89,11 +90,20 @@ def find_job(connection: Connection, jid: str) -> StoredJob | None:
 def job_history(connection: Connection, jid: str) -> list[StoredEvent]:
     """Every report stored for this jid, in event-time order (kept after a restart deletes the job)."""
     query = (
-        select(job_events.c.jid, job_events.c.kind, job_events.c.at, job_events.c.recorded_at)
+        select(
+            job_events.c.jid,
+            job_events.c.kind,
+            job_events.c.at,
+            job_events.c.recorded_at,
+            job_events.c.detail,
+        )
         .where(job_events.c.jid == jid)
         .order_by(job_events.c.at, job_events.c.id)
     )
-    return [StoredEvent(r.jid, EventKind(r.kind), r.at, r.recorded_at) for r in connection.execute(query)]
+    return [
+        StoredEvent(r.jid, EventKind(r.kind), r.at, r.recorded_at, r.detail)
+        for r in connection.execute(query)
+    ]
 
 
 def status_counts(connection: Connection) -> dict[JobStatus, int]:
@@ -119,11 +129,8 @@ def duration_summary(connection: Connection, origin: DurationOrigin, flt: JobFil
     ranked = select(
         matching.c.duration, func.row_number().over(order_by=matching.c.duration).label("rank")
     ).subquery()
-    by_rank = dict(
-        connection.execute(select(ranked.c.rank, ranked.c.duration).where(ranked.c.rank.in_(set(ranks))))
-        .tuples()
-        .all()
-    )
+    rows = connection.execute(select(ranked.c.rank, ranked.c.duration).where(ranked.c.rank.in_(set(ranks))))
+    by_rank = {rank: duration for rank, duration in rows}
     p50, p95, p99 = (by_rank[rank] for rank in ranks)
     return DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest)
 
@@ -135,7 +142,9 @@ def replace_restarted(
 
     Compare-and-set: the delete only matches the row as it was read (still started, same start),
     so a job that completed meanwhile, or that another restart already took, is left alone.
-    Returns whether the replacement happened.
+    The original's history gets a ``restarted`` event naming the new jid; it also keeps late
+    reports of the original from bringing its row back (see ``store.writer``). Returns whether
+    the replacement happened.
     """
     deleted = connection.execute(
         delete(jobs).where(
@@ -159,8 +168,22 @@ def replace_restarted(
         )
     )
     connection.execute(
-        insert(job_events).values(
-            jid=replacement.jid, kind=EventKind.QUEUED.value, at=replacement.at, recorded_at=recorded_at
-        )
+        insert(job_events),
+        [
+            {
+                "jid": replacement.jid,
+                "kind": EventKind.QUEUED.value,
+                "at": replacement.at,
+                "recorded_at": recorded_at,
+                "detail": None,
+            },
+            {
+                "jid": original.jid,
+                "kind": EventKind.RESTARTED.value,
+                "at": replacement.at,
+                "recorded_at": recorded_at,
+                "detail": orjson.dumps({"new_jid": replacement.jid}).decode(),
+            },
+        ],
     )
     return True

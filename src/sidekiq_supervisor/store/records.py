@@ -30,6 +30,7 @@ class StoredEvent:
     kind: EventKind
     at: Micros
     recorded_at: Micros
+    detail: str | None = None
 
 
 def job_from_row(row: Any) -> StoredJob:

@@ -61,6 +61,8 @@ job_events = Table(
     Column("kind", String(16), nullable=False),
     Column("at", BigInteger, nullable=False),
     Column("recorded_at", BigInteger, nullable=False),
+    # JSON details of the event, e.g. the new jid of a restart.
+    Column("detail", Text),
     # One row per distinct report: a resent report collides here and changes nothing. It also
     # serves a job's timeline (WHERE jid = ? ORDER BY at).
     UniqueConstraint("jid", "kind", "at"),

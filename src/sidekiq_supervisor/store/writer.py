@@ -1,9 +1,10 @@
 """The ledger's write path: a batch of reports in one transaction.
 
-Statements per batch, whatever its size: create the jobs not seen before, read (and on PostgreSQL
-lock) the batch's rows, append the events (a resent report collides on the unique key and is
-dropped), then update the rows whose timeline changed. Rows are touched in jid order so that
-concurrent writer processes on PostgreSQL cannot deadlock.
+Statements per batch, whatever its size: find which jids were restarted (their rows are gone and
+must stay gone), create the jobs not seen before, read (and on PostgreSQL lock) the batch's rows,
+append the events (a resent report collides on the unique key and is dropped), then update the
+rows whose timeline changed. Rows are touched in jid order so that concurrent writer processes on
+PostgreSQL cannot deadlock.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from sidekiq_supervisor.domain.model import JobStatus, Micros, Report
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
 from sidekiq_supervisor.domain.status import apply_event, status_of
 from sidekiq_supervisor.store.records import StoredJob, job_from_row, job_row_values
 from sidekiq_supervisor.store.schema import job_events, jobs
@@ -30,9 +31,14 @@ EventKey = tuple[str, str, Micros]
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What one report did: the job as committed at the end of its batch, and whether it is new."""
+    """What one report did: the job as committed at the end of its batch, and whether it is new.
 
-    job: StoredJob
+    ``job`` is ``None`` when the jid was restarted: the report joins its history, but the job
+    itself lives on under the new jid.
+    """
+
+    jid: str
+    job: StoredJob | None
     created: bool
 
 
@@ -43,7 +49,8 @@ def write_reports(
     first_report = {}
     for report in reports:
         first_report.setdefault(report.jid, report)
-    jids = sorted(first_report)
+    restarted = _restarted(connection, sorted(first_report))
+    jids = sorted(jid for jid in first_report if jid not in restarted)
     created = _create_missing_jobs(connection, [first_report[jid] for jid in jids])
     rows = _lock_jobs(connection, jids)
     new_events = _append_events(connection, reports, recorded_at)
@@ -61,6 +68,16 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, CHUNK)):
         yield chunk
+
+
+def _restarted(connection: Connection, jids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(jids):
+        query = select(job_events.c.jid).where(
+            job_events.c.jid.in_(chunk), job_events.c.kind == EventKind.RESTARTED.value
+        )
+        found.update(connection.execute(query).scalars())
+    return found
 
 
 def _create_missing_jobs(connection: Connection, firsts: list[Report]) -> set[str]:
@@ -116,7 +133,9 @@ def _fold_new_events(
         if key not in new_events:
             continue
         new_events.discard(key)  # the same report twice in one batch counts once
-        job = rows[report.jid]
+        job = rows.get(report.jid)
+        if job is None:  # restarted: the history has the report, the row stays gone
+            continue
         timeline = apply_event(job.timeline, report.kind, report.at)
         rows[report.jid] = replace(job, timeline=timeline, status=status_of(timeline))
         changed.add(report.jid)
@@ -142,6 +161,6 @@ def _results(reports: Sequence[Report], rows: dict[str, StoredJob], created: set
     unannounced = set(created)
     results = []
     for report in reports:
-        results.append(WriteResult(rows[report.jid], report.jid in unannounced))
+        results.append(WriteResult(report.jid, rows.get(report.jid), report.jid in unannounced))
         unannounced.discard(report.jid)
     return results

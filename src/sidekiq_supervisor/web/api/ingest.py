@@ -12,7 +12,7 @@ from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, Micros, Report, micros_from_seconds
 from sidekiq_supervisor.services.ingest import WriteResult
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
-from sidekiq_supervisor.web.api.presenters import job_document, json_response
+from sidekiq_supervisor.web.api.presenters import job_document, json_response, restarted_document
 from sidekiq_supervisor.web.api.schemas import (
     JOB_ID,
     EventIn,
@@ -57,6 +57,8 @@ def _valid_path_jid(job_id: str) -> str:
 
 async def _store(writer: WriterDep, report: Report) -> Response:
     (result,) = await writer.submit([report])
+    if result.job is None:
+        return json_response(restarted_document(result.jid))
     return json_response(job_document(result.job), 201 if result.created else 200)
 
 
@@ -118,5 +120,7 @@ def _batch_item(item: dict[str, Any], index: int, received: Micros) -> Report | 
 
 
 def _item_result(result: WriteResult) -> dict[str, Any]:
+    if result.job is None:
+        return {"status": 200, "jid": result.jid, "job_status": "restarted"}
     status = 201 if result.created else 200
-    return {"status": status, "jid": result.job.jid, "job_status": result.job.status.value}
+    return {"status": status, "jid": result.jid, "job_status": result.job.status.value}

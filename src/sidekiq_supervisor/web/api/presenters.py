@@ -46,9 +46,23 @@ def _complete_duration(job: StoredJob, origin: DurationOrigin) -> Micros | None:
     return duration_of(job.timeline, origin) if job.status == "complete" else None
 
 
+def restarted_document(jid: str) -> dict[str, Any]:
+    """The answer to a report about a job that a restart replaced."""
+    return {
+        "jid": jid,
+        "status": "restarted",
+        "detail": "this job was restarted under a new jid; the report is kept in its history",
+    }
+
+
 def event_document(event: StoredEvent) -> dict[str, Any]:
     """One entry of a job's history."""
-    return {"event": event.kind.value, "at": iso(event.at), "recorded_at": iso(event.recorded_at)}
+    return {
+        "event": event.kind.value,
+        "at": iso(event.at),
+        "recorded_at": iso(event.recorded_at),
+        "detail": None if event.detail is None else orjson.Fragment(event.detail),
+    }
 
 
 def summary_document(summary: DurationSummary) -> dict[str, Any]:

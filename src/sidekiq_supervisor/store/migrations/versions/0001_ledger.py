@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("at", sa.BigInteger(), nullable=False),
         sa.Column("recorded_at", sa.BigInteger(), nullable=False),
+        sa.Column("detail", sa.Text()),
         sa.PrimaryKeyConstraint("id", name="pk_job_events"),
         sa.UniqueConstraint("jid", "kind", "at", name="uq_job_events_jid_kind_at"),
     )
