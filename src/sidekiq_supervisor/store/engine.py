@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 
+from sidekiq_supervisor.store.text_search import SQLITE_FUNCTION, casefold_contains
+
 # Execution option that makes a SQLite transaction take the write lock when it begins, so that
 # concurrent writer processes wait on busy_timeout instead of failing on a lock upgrade.
 IMMEDIATE = "sqlite_immediate"
@@ -39,6 +41,7 @@ def _tune_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+        dbapi_connection.create_function(SQLITE_FUNCTION, 2, casefold_contains, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

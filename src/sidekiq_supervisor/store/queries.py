@@ -14,10 +14,10 @@ from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, DurationSummary, nearest_rank
-from sidekiq_supervisor.domain.filters import LIKE_ESCAPE, like_pattern
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import job_events, jobs
+from sidekiq_supervisor.store.text_search import contains_ignoring_case
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ def _conditions(flt: JobFilter) -> list[ColumnElement[bool]]:
     if flt.status is not None:
         conditions.append(jobs.c.status == flt.status.value)
     if flt.needle is not None:
-        conditions.append(jobs.c.arguments.ilike(like_pattern(flt.needle), escape=LIKE_ESCAPE))
+        conditions.append(contains_ignoring_case(jobs.c.arguments, flt.needle))
     if flt.job_class is not None:
         conditions.append(jobs.c.job_class == flt.job_class)
     if flt.queue is not None:

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
 
 from sidekiq_supervisor.domain.filters import InvalidFilter
 from sidekiq_supervisor.services.ingest import IngestUnavailable
@@ -19,6 +20,7 @@ RETRY_AFTER_SECONDS = "2"
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(InvalidFilter, _invalid_filter)
     app.add_exception_handler(IngestUnavailable, _unavailable)
@@ -27,11 +29,24 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_down)
 
 
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
 async def _invalid_request(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    fields = ", ".join(sorted({str(error["loc"][-1]) for error in errors if error.get("loc")}))
-    return json_response({"error": f"invalid {fields}", "detail": errors}, 422)
+    # Only where and what: echoing the input back could repeat secrets from job arguments.
+    errors = [{key: error[key] for key in ("loc", "msg", "type") if key in error} for error in exc.errors()]
+    fields = ", ".join(sorted({_field_name(error["loc"]) for error in errors if error.get("loc")}))
+    return json_response({"error": f"invalid {fields or 'request'}", "detail": errors}, 422)
+
+
+def _field_name(loc: list[str | int]) -> str:
+    names = [str(part) for part in loc if isinstance(part, str) and part not in ("body", "query", "path")]
+    return names[-1] if names else ".".join(map(str, loc))
 
 
 async def _invalid_filter(_request: Request, exc: Exception) -> Response:

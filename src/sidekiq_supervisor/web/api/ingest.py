@@ -109,7 +109,7 @@ async def events(request: Request, services: ServicesDep) -> Response:
     )
 
 
-def _batch_item(item: dict[str, Any], index: int, received: Micros) -> Report | dict[str, Any]:
+def _batch_item(item: Any, index: int, received: Micros) -> Report | dict[str, Any]:
     """The item as a report, or its 422 result."""
     try:
         valid = EventIn.model_validate(item)

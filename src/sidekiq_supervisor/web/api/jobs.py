@@ -43,13 +43,19 @@ SELECTED_STATUS = {
     Selection.ALL: None,
 }
 
+# NUL can match nothing, and PostgreSQL refuses it in any text parameter.
+NO_NUL = r"^[^\x00]*$"
 Needle = Annotated[
     str | None,
-    Query(max_length=MAX_FILTER_LENGTH, description="Case-insensitive substring of the arguments."),
+    Query(
+        max_length=MAX_FILTER_LENGTH,
+        pattern=NO_NUL,
+        description="Case-insensitive substring of the arguments.",
+    ),
 ]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[int | None, Query(ge=0, description="`next_cursor` of the previous page.")]
-Name = Annotated[str | None, Query(max_length=255)]
+Cursor = Annotated[int | None, Query(ge=0, le=2**63 - 1, description="`next_cursor` of the previous page.")]
+Name = Annotated[str | None, Query(max_length=255, pattern=NO_NUL)]
 
 
 @router.get("/jobs")

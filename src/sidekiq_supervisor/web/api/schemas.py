@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 MAX_ARGUMENTS_BYTES = 64 * 1024
 # The highest plausible epoch-seconds value; a larger ``at`` is almost surely milliseconds.
@@ -13,24 +22,66 @@ MAX_EPOCH_SECONDS = 1e11
 
 JobId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 JOB_ID: TypeAdapter[str] = TypeAdapter(JobId)
-Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# Control characters have no place in a class or queue name, and PostgreSQL refuses NUL outright.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS)]
 
 
 def canonical_arguments(value: Any) -> str:
     """JSON text (or, in JSON bodies, an array) to compact UTF-8 JSON text of an array."""
     if isinstance(value, str | bytes):
+        # Characters never outnumber UTF-8 bytes, so this refuses early what is surely too long.
         if len(value) > MAX_ARGUMENTS_BYTES:
             raise ValueError(f"is longer than {MAX_ARGUMENTS_BYTES} bytes")
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise ValueError("is not valid JSON text") from None
+        value = _decode(value)
     if not isinstance(value, list):
         raise ValueError("must be a JSON array (Sidekiq's job args)")
-    text = orjson.dumps(value).decode()
-    if len(text) > MAX_ARGUMENTS_BYTES:
+    encoded = _encode(value)
+    if len(encoded) > MAX_ARGUMENTS_BYTES:
         raise ValueError(f"is longer than {MAX_ARGUMENTS_BYTES} bytes")
-    return text
+    return encoded.decode()
+
+
+def _decode(text: str | bytes) -> Any:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ValueError("is not valid JSON text") from None
+    if _has_float(value):
+        # orjson reads integers beyond 64 bits as floats; Ruby bignums must survive exactly.
+        value = json.loads(text, parse_constant=_refuse_constant)
+    return value
+
+
+def _encode(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _has_float(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"is not valid JSON text ({name})")
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # Lax float parsing would read true as 1.0, i.e. one second after the epoch.
+    if isinstance(value, bool):
+        raise ValueError("must be a number of epoch seconds")
+    return value
 
 
 Arguments = Annotated[
@@ -40,6 +91,7 @@ Arguments = Annotated[
 ]
 EventTime = Annotated[
     float | None,
+    BeforeValidator(_not_a_boolean),
     Field(
         default=None,
         ge=0,
@@ -76,7 +128,11 @@ class EventIn(JobQueuedIn):
 class EventsIn(BaseModel):
     """A batch of reports, stored together; each gets its own result."""
 
-    events: list[dict[str, Any]] = Field(description="Reports shaped as `EventIn`.")
+    # Items are validated one by one, so that one bad item gets its own 422.
+    events: Annotated[
+        list[Any],
+        WithJsonSchema({"type": "array", "items": EventIn.model_json_schema()}),
+    ] = Field(description="Reports shaped as `EventIn`.")
 
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
