@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,8 +51,11 @@ def job_table(jobs: Sequence[Any], *, title: str, total: int | None = None) -> T
     table = Table(title=title, caption=_caption(len(jobs), total), title_justify="left")
     # A jid is what people copy from the table: never cut it; the arguments fold instead.
     table.add_column("jid", no_wrap=True, min_width=24)
-    for header in ("class", "queue", "arguments", "status", "queued", "started", "completed"):
-        table.add_column(header, overflow="fold")
+    table.add_column("class", overflow="fold")
+    table.add_column("queue", overflow="fold")
+    table.add_column("arguments", overflow="fold", ratio=1)
+    for header in ("status", "queued", "started", "completed"):
+        table.add_column(header, no_wrap=True)
     table.add_column("tries", justify="right")
     if with_duration:
         table.add_column("duration", justify="right")
@@ -119,8 +123,9 @@ def stacked(*renderables: Any) -> Group:
     return Group(*renderables)
 
 
-def to_text(renderable: Any, width: int = 160) -> str:
+def to_text(renderable: Any, width: int | None = None) -> str:
     """Render to plain text (no colour codes), for ``repr`` in consoles and logs."""
+    width = width or shutil.get_terminal_size((160, 24)).columns
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     console.print(renderable)
     return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ def interact(manager: JobManager) -> None:
     except ImportError:
         _stdlib_console(banner, names)
         return
+    print(banner)
     start_ipython(argv=["--no-banner"], user_ns=names, display_banner=False)  # type: ignore[no-untyped-call]
 
 
