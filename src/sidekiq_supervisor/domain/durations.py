@@ -68,7 +68,8 @@ def nearest_rank(fraction: float, count: int) -> int:
     """The 1-based rank of the ``fraction`` percentile among ``count`` sorted values."""
     if count <= 0:
         raise ValueError("a percentile of no values is undefined")
-    return min(count, max(1, math.ceil(fraction * count)))
+    # The epsilon keeps float error (0.07 * 100 == 7.000000000000001) from skipping a rank.
+    return min(count, max(1, math.ceil(fraction * count - 1e-9)))
 
 
 def summarize(sorted_micros: Sequence[Micros]) -> DurationSummary:

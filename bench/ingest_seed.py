@@ -1,0 +1,100 @@
+"""Seed-shaped ingest: wrk sends form-encoded queued/started/complete reports over 64 keep-alive
+connections to a real ``sidekiq-supervisor serve``, then every acknowledged report is looked up.
+
+    python bench/ingest_seed.py [--seconds 15] [--connections 64] [--database-url URL]
+
+Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, and
+whether every 2xx-acknowledged report is in the store. Needs Debian's ``wrk``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.schema import job_events
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the service did not become healthy")
+
+
+def run_wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "seed_reports.lua"), url]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"RESULT (.*)", output)
+    if match is None:
+        raise SystemExit(f"wrk printed no result:\n{output}")
+    return {key: float(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
+
+
+def stored_events(database_url: str) -> int:
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(job_events)).scalar_one()
+    engine.dispose()
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="ingest-bench-")
+    database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": database_url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sidekiq_supervisor", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )
+    try:
+        wait_healthy(url)
+        before = stored_events(database_url)
+        result = run_wrk(url, args.seconds, args.connections)
+        stored = stored_events(database_url) - before
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    acknowledged = int(result["requests"] - result["non2xx"])
+    print(f"database            {database_url.split(':')[0]}")
+    print(f"reports/s           {result['requests'] / result['seconds']:,.0f}")
+    print(f"latency p50 / p99   {result['p50_us'] / 1000:.1f} ms / {result['p99_us'] / 1000:.1f} ms")
+    print(f"non-2xx / errors    {int(result['non2xx'])} / {int(result['errors'])}")
+    print(f"acknowledged        {acknowledged:,}")
+    verdict = "every acknowledged report stored" if stored >= acknowledged else "REPORTS MISSING"
+    print(f"stored              {stored:,}  ({verdict})")
+
+
+if __name__ == "__main__":
+    main()
