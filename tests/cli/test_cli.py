@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
@@ -22,6 +20,7 @@ from sidekiq_supervisor.store.engine import make_engine, write_transaction
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.writer import write_reports
 from tests.conftest import REDIS_TEST_URL
+from tests.live_service import running_service
 
 SECOND = 1_000_000
 EXECUTABLE = Path(sys.executable).with_name("sidekiq-supervisor")
@@ -328,55 +327,16 @@ def test_the_installed_command_reports_a_bad_database_url_without_a_traceback():
     assert lines[0].startswith("sidekiq-supervisor: DATABASE_URL 'foo://'")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(base: str, server: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the server exited before it answered"
-        try:
-            if httpx2.get(f"{base}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"GET {base}/healthz did not answer 200 within {timeout} s")
-
-
 def test_serve_runs_the_service_and_stores_a_form_encoded_report(tmp_path):
     database_url = f"sqlite:///{tmp_path / 'served.db'}"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (tmp_path / "server.log").open("w") as log:
-        server = subprocess.Popen(
-            [str(EXECUTABLE), "serve", "--port", str(port), "--log-level", "warning"],
-            env=command_env(database_url),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_healthy(base, server)
-            response = httpx2.post(
-                f"{base}/api/v1/jobs",
-                data={
-                    "job_id": "0123456789abcdef01234567",
-                    "arguments": '[42,"alice@example.com"]',
-                    "job_class": "HardWorker",
-                    "queue": "critical",
-                },
-                timeout=10.0,
-            )
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+    report = {
+        "job_id": "0123456789abcdef01234567",
+        "arguments": '[42,"alice@example.com"]',
+        "job_class": "HardWorker",
+        "queue": "critical",
+    }
+    with running_service(database_url, tmp_path, REDIS_URL=REDIS_TEST_URL) as service:
+        response = httpx2.post(f"{service.url}/api/v1/jobs", data=report, timeout=10.0)
 
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "queued"

@@ -12,26 +12,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import psycopg
 import pytest
+
+from tests.live_service import Service, running_service
 
 HERE = Path(__file__).parent
 DRIVER = HERE / "drive_seed_middlewares.rb"
 JOB_COUNT = 40
-STARTUP_SECONDS = 20
-POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _ruby_with_faraday() -> str:
@@ -47,90 +41,12 @@ def _ruby_with_faraday() -> str:
     return ruby
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve_command(port: int) -> list[str]:
-    """``sidekiq-supervisor serve``, preferably the script installed beside this Python."""
-    args = ["serve", "--port", str(port), "--log-level", "warning"]
-    script = Path(sys.executable).parent / "sidekiq-supervisor"
-    if script.exists():
-        return [str(script), *args]
-    found = shutil.which("sidekiq-supervisor")
-    return [found, *args] if found else [sys.executable, "-m", "sidekiq_supervisor", *args]
-
-
 @pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """The URL of a throwaway PostgreSQL database, dropped (forcibly) at the end."""
-    name = f"sidekiq_supervisor_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@dataclass
-class Service:
-    """A running service: its base URL, and its log for failure messages."""
-
-    url: str
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-@pytest.fixture(
-    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
-    """The real service as a subprocess on an empty ledger: a SQLite file, or a new PostgreSQL db."""
+def service(ledger_url: str, tmp_path: Path) -> Iterator[Service]:
+    """The real service as a subprocess on an empty ledger (SQLite file, or the test PostgreSQL)."""
     _ruby_with_faraday()  # skip before starting anything
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    else:
-        database_url = request.getfixturevalue("postgres_database")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "service.log"
-    env = {**os.environ, "DATABASE_URL": database_url}
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            _serve_command(port), env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp_path
-        )
-    running = Service(url, log)
-    try:
-        _wait_until_healthy(process, running)
+    with running_service(ledger_url, tmp_path) as running:
         yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_until_healthy(process: subprocess.Popen[bytes], service: Service) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    with httpx2.Client(base_url=service.url, timeout=2, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"the service exited with {process.returncode}:\n{service.log_text()}")
-            try:
-                if client.get("/healthz").status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.1)
-    pytest.fail(f"no 200 from /healthz within {STARTUP_SECONDS} s:\n{service.log_text()}")
 
 
 def _drive(service: Service, count: int) -> list[dict[str, Any]]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from sidekiq_supervisor.web.app import create_app
+from tests.web.helpers import iso, job, total
 
 T0 = 1_700_000_000
 
@@ -25,20 +25,6 @@ def post_events(client, events: list[Any]) -> dict[str, Any]:
     response = client.post("/api/v1/events", json={"events": events})
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def job(client, jid: str) -> dict[str, Any]:
-    response = client.get(f"/api/v1/jobs/{jid}")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def total(client) -> int:
-    return client.get("/api/v1/stats").json()["jobs"]["total"]
-
-
-def iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def test_it_stores_the_valid_items_and_rejects_the_invalid_ones_one_by_one(client):

@@ -8,11 +8,13 @@ every time and duration is known exactly.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+
+from tests.web.helpers import iso, job, total
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 ARGS = [42, "alice@example.com"]
@@ -35,20 +37,6 @@ def started(client, jid: str, **extra: Any):
 
 def complete(client, jid: str, **extra: Any):
     return client.post(f"/api/v1/jobs/{jid}/complete", data=fields(**extra))
-
-
-def job(client, jid: str) -> dict[str, Any]:
-    response = client.get(f"/api/v1/jobs/{jid}")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def total(client) -> int:
-    return client.get("/api/v1/stats").json()["jobs"]["total"]
-
-
-def iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def events_of(document: dict[str, Any]) -> list[tuple[str, str]]:

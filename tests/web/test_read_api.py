@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import random
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from sidekiq_supervisor.web.app import create_app
+from tests.web.helpers import iso
 
 T0 = 1_700_000_000
 
@@ -66,10 +67,6 @@ def walk(client, path: str, limit: int = 1000, **params: Any) -> list[dict[str, 
 
 def jids(client, **params: Any) -> list[str]:
     return [job["jid"] for job in walk(client, "/api/v1/jobs", **params)]
-
-
-def iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def nearest_rank(values: list[float], fraction: float) -> float:

@@ -11,6 +11,7 @@ import typer
 from sidekiq_supervisor.cli import output
 from sidekiq_supervisor.cli.database import load_settings, open_database, open_manager
 from sidekiq_supervisor.cli.failures import reported_failures
+from sidekiq_supervisor.domain.durations import DurationOrigin
 
 app = typer.Typer(
     help="Monitoring and recovery for Sidekiq jobs.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -26,13 +27,6 @@ class ListName(StrEnum):
     UNCOMPLETED = "uncompleted"
     COMPLETED = "completed"
     ALL = "all"
-
-
-class Origin(StrEnum):
-    """Where a duration starts: the seed's two duration questions."""
-
-    QUEUED = "queued"
-    STARTED = "started"
 
 
 Filter = Annotated[str | None, typer.Argument(help="Only jobs whose arguments contain this (any case).")]
@@ -104,7 +98,7 @@ def jobs(
 
 @app.command()
 def durations(
-    origin: Annotated[Origin, typer.Argument(help="From queued or from started, to completion.")],
+    origin: Annotated[DurationOrigin, typer.Argument(help="From queued or from started, to completion.")],
     filter: Filter = None,
     limit: Limit = 50,
     as_json: AsJson = False,
@@ -114,7 +108,9 @@ def durations(
     """Completed jobs with how long they took, and a summary (count, mean, p50, p95, p99, max)."""
     manager = open_manager()
     question = (
-        manager.queued_to_completion_duration if origin is Origin.QUEUED else manager.completed_jobs_duration
+        manager.queued_to_completion_duration
+        if origin is DurationOrigin.QUEUED
+        else manager.completed_jobs_duration
     )
     with reported_failures():
         output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)

@@ -35,9 +35,14 @@ def _to_report(fields: dict[str, Any], kind: EventKind, jid: str | None, receive
         valid = model.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
-    at = received if valid.at is None else micros_from_seconds(valid.at)
+    at = _event_time(valid.at, received)
     jid = valid.job_id if isinstance(valid, JobQueuedIn) else jid
     return Report(jid, kind, at, valid.job_class, valid.queue, valid.arguments)
+
+
+def _event_time(at: float | None, received: Micros) -> Micros:
+    """The client's own time of the event, else the time the service received it."""
+    return received if at is None else micros_from_seconds(at)
 
 
 def _errors(exc: ValidationError, *where: str | int) -> list[dict[str, Any]]:
@@ -62,6 +67,12 @@ async def _store(writer: WriterDep, report: Report) -> Response:
     return json_response(job_document(result.job), 201 if result.created else 200)
 
 
+async def _store_path_report(job_id: str, request: Request, writer: WriterDep, kind: EventKind) -> Response:
+    received = now_micros()
+    fields = await read_fields(request)
+    return await _store(writer, _to_report(fields, kind, _valid_path_jid(job_id), received))
+
+
 @router.post("/jobs", responses={**CREATED, **STORED}, openapi_extra=request_body(JobQueuedIn))
 async def job_queued(request: Request, writer: WriterDep) -> Response:
     """Record that a job was queued (the seed's client middleware)."""
@@ -74,9 +85,7 @@ async def job_queued(request: Request, writer: WriterDep) -> Response:
 )
 async def job_started(job_id: str, request: Request, writer: WriterDep) -> Response:
     """Record that a worker started the job (creates the job if its queued report was lost)."""
-    received = now_micros()
-    fields = await read_fields(request)
-    return await _store(writer, _to_report(fields, EventKind.STARTED, _valid_path_jid(job_id), received))
+    return await _store_path_report(job_id, request, writer, EventKind.STARTED)
 
 
 @router.post(
@@ -84,9 +93,7 @@ async def job_started(job_id: str, request: Request, writer: WriterDep) -> Respo
 )
 async def job_complete(job_id: str, request: Request, writer: WriterDep) -> Response:
     """Record that the job completed."""
-    received = now_micros()
-    fields = await read_fields(request)
-    return await _store(writer, _to_report(fields, EventKind.COMPLETE, _valid_path_jid(job_id), received))
+    return await _store_path_report(job_id, request, writer, EventKind.COMPLETE)
 
 
 @router.post("/events", openapi_extra=request_body(EventsIn))
@@ -115,7 +122,7 @@ def _batch_item(item: Any, index: int, received: Micros) -> Report | dict[str, A
         valid = EventIn.model_validate(item)
     except ValidationError as exc:
         return {"status": 422, "detail": _errors(exc, "body", "events", index)}
-    at = received if valid.at is None else micros_from_seconds(valid.at)
+    at = _event_time(valid.at, received)
     return Report(valid.job_id, EventKind(valid.event), at, valid.job_class, valid.queue, valid.arguments)
 
 

@@ -1,0 +1,83 @@
+"""The real service as a subprocess (``sidekiq-supervisor serve``), for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+STARTUP_SECONDS = 20
+
+
+@dataclass
+class Service:
+    """A running service: its base URL, and its log for failure messages."""
+
+    url: str
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_command(port: int) -> list[str]:
+    """``sidekiq-supervisor serve``, preferably the script installed beside this Python."""
+    args = ["serve", "--port", str(port), "--log-level", "warning"]
+    script = Path(sys.executable).parent / "sidekiq-supervisor"
+    if script.exists():
+        return [str(script), *args]
+    found = shutil.which("sidekiq-supervisor")
+    return [found, *args] if found else [sys.executable, "-m", "sidekiq_supervisor", *args]
+
+
+@contextmanager
+def running_service(database_url: str, workdir: Path, **env: str) -> Iterator[Service]:
+    """The service on ``database_url``, healthy, stopped (SIGTERM, then SIGKILL) at the end."""
+    port = free_port()
+    service = Service(f"http://127.0.0.1:{port}", workdir / "service.log")
+    environment = {**os.environ, "DATABASE_URL": database_url, **env}
+    with service.log.open("wb") as log:
+        process = subprocess.Popen(
+            serve_command(port), env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+        )
+    try:
+        _wait_until_healthy(process, service)
+        yield service
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], service: Service) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    with httpx2.Client(base_url=service.url, timeout=2, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"the service exited with {process.returncode}:\n{service.log_text()}")
+            try:
+                if client.get("/healthz").status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.1)
+    pytest.fail(f"no 200 from /healthz within {STARTUP_SECONDS} s:\n{service.log_text()}")
