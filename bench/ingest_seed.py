@@ -1,7 +1,7 @@
 """Seed-shaped ingest: wrk sends form-encoded queued/started/complete reports over 64 keep-alive
 connections to a real ``sidekiq-supervisor serve``, then every acknowledged report is looked up.
 
-    python bench/ingest_seed.py [--seconds 15] [--connections 64] [--database-url URL]
+    python bench/ingest_seed.py [--seconds 15] [--connections 64] [--database-url URL] [--workers N]
 
 Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, and
 whether every 2xx-acknowledged report is in the store. Needs Debian's ``wrk``.
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--database-url")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="ingest-bench-")
     database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
@@ -75,7 +76,16 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": database_url}
     server = subprocess.Popen(
-        [sys.executable, "-m", "sidekiq_supervisor", "serve", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "sidekiq_supervisor",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
         env=env,
     )
     try:
@@ -87,7 +97,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     acknowledged = int(result["requests"] - result["non2xx"])
-    print(f"database            {database_url.split(':')[0]}")
+    print(f"database / workers  {database_url.split(':')[0]} / {args.workers}")
     print(f"reports/s           {result['requests'] / result['seconds']:,.0f}")
     print(f"latency p50 / p99   {result['p50_us'] / 1000:.1f} ms / {result['p99_us'] / 1000:.1f} ms")
     print(f"non-2xx / errors    {int(result['non2xx'])} / {int(result['errors'])}")
