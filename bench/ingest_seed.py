@@ -75,19 +75,8 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": database_url}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sidekiq_supervisor",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-        ],
-        env=env,
-    )
+    serve = ["serve", "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"]
+    server = subprocess.Popen([sys.executable, "-m", "sidekiq_supervisor", *serve], env=env)
     try:
         wait_healthy(url)
         before = stored_events(database_url)
