@@ -45,17 +45,3 @@ def job_from_row(row: Any) -> StoredJob:
         timeline=Timeline(row.queued_at, row.started_at, row.completed_at, row.attempts),
         restarted_from=row.restarted_from,
     )
-
-
-def job_row_values(job: StoredJob) -> dict[str, Any]:
-    """The mutable column values of a job record, for INSERT and UPDATE."""
-    return {
-        "job_class": job.job_class,
-        "queue": job.queue,
-        "arguments": job.arguments,
-        "status": job.status.value,
-        "queued_at": job.timeline.queued_at,
-        "started_at": job.timeline.started_at,
-        "completed_at": job.timeline.completed_at,
-        "attempts": job.timeline.attempts,
-    }

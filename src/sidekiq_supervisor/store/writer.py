@@ -9,6 +9,7 @@ PostgreSQL cannot deadlock.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -19,8 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
-from sidekiq_supervisor.domain.status import apply_event, status_of
-from sidekiq_supervisor.store.records import StoredJob, job_from_row, job_row_values
+from sidekiq_supervisor.domain.status import fold_events, status_of
+from sidekiq_supervisor.store.records import StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import job_events, jobs
 
 # Keeps every IN list and multi-row VALUES well inside both databases' bind-parameter limits.
@@ -127,31 +128,43 @@ def _append_events(connection: Connection, reports: Sequence[Report], recorded_a
 def _fold_new_events(
     rows: dict[str, StoredJob], reports: Sequence[Report], new_events: set[EventKey]
 ) -> set[str]:
-    changed: set[str] = set()
+    fresh: dict[str, list[tuple[EventKind, Micros]]] = defaultdict(list)
     for report in reports:
         key = (report.jid, report.kind.value, report.at)
-        if key not in new_events:
-            continue
-        new_events.discard(key)  # the same report twice in one batch counts once
-        job = rows.get(report.jid)
-        if job is None:  # restarted: the history has the report, the row stays gone
-            continue
-        timeline = apply_event(job.timeline, report.kind, report.at)
-        rows[report.jid] = replace(job, timeline=timeline, status=status_of(timeline))
-        changed.add(report.jid)
-    return changed
+        # A jid missing from rows was restarted: the history has the report, the row stays gone.
+        if key in new_events and report.jid in rows:
+            new_events.discard(key)  # the same report twice in one batch counts once
+            fresh[report.jid].append((report.kind, report.at))
+    for jid, events in fresh.items():
+        timeline = fold_events(events, start=rows[jid].timeline)
+        rows[jid] = replace(rows[jid], timeline=timeline, status=status_of(timeline))
+    return set(fresh)
 
 
 def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
     if not changed:
         return
+    # Class, queue and arguments come from a job's first report and never change afterwards.
     statement = (
         update(jobs)
         .where(jobs.c.id == bindparam("row_id"))
-        .values({name: bindparam(f"new_{name}") for name in job_row_values(changed[0])})
+        .values(
+            status=bindparam("new_status"),
+            queued_at=bindparam("new_queued_at"),
+            started_at=bindparam("new_started_at"),
+            completed_at=bindparam("new_completed_at"),
+            attempts=bindparam("new_attempts"),
+        )
     )
     params = [
-        {"row_id": job.id, **{f"new_{name}": value for name, value in job_row_values(job).items()}}
+        {
+            "row_id": job.id,
+            "new_status": job.status.value,
+            "new_queued_at": job.timeline.queued_at,
+            "new_started_at": job.timeline.started_at,
+            "new_completed_at": job.timeline.completed_at,
+            "new_attempts": job.timeline.attempts,
+        }
         for job in changed
     ]
     connection.execute(statement, params)
