@@ -208,3 +208,22 @@ def test_an_item_that_is_not_an_object_gets_its_own_422(client):
     assert first["status"] == 422
     assert first["detail"][0]["loc"] == ["body", "events", 0]
     assert second["status"] == 201
+
+
+def test_a_batch_carries_workers_on_starts_and_errors_on_failures(client):
+    worker = {"identity": "vm:1:abc", "hostname": "vm", "pid": 1, "thread": "t1"}
+    body = post_events(
+        client,
+        [
+            event("started", "bf", at=1_700_000_000, worker=worker),
+            event("failed", "bf", at=1_700_000_001, error={"class": "KeyError", "message": "plan"}),
+        ],
+    )
+
+    assert [result["job_status"] for result in body["results"]] == ["started", "started"]
+    document = job(client, "bf")
+    assert document["worker"] == worker
+    assert [entry["detail"] for entry in document["history"]] == [
+        {"worker": worker},
+        {"error": {"class": "KeyError", "message": "plan"}},
+    ]

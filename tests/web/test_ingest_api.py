@@ -510,3 +510,67 @@ def test_every_client_error_names_what_is_wrong_in_the_same_shape(client):
     assert invalid.status_code == 422
     assert invalid.json()["error"] == "invalid arguments"
     assert "input" not in invalid.json()["detail"][0]
+
+
+WORKER = {"identity": "vm:4242:0123456789ab", "hostname": "vm", "pid": 4242, "thread": "owx1k"}
+
+
+def test_a_started_report_records_its_worker_from_form_fields_or_json(client):
+    flat = {f"worker_{key}": str(value) for key, value in WORKER.items()}
+    from_form = client.post("/api/v1/jobs/f1/started", data={**fields(), **flat})
+    from_json = client.post(
+        "/api/v1/jobs/j1/started", json={"arguments": ARGS, "job_class": "HardWorker", "worker": WORKER}
+    )
+
+    assert from_form.json()["worker"] == WORKER
+    assert from_json.json()["worker"] == WORKER
+    assert job(client, "f1")["history"][0]["detail"] == {"worker": WORKER}
+
+
+def test_the_worker_is_that_of_the_latest_start_whatever_the_arrival_order(client):
+    later = {**WORKER, "pid": 5555, "identity": "vm:5555:ba9876543210"}
+    client.post(
+        "/api/v1/jobs/w/started", json={"arguments": ARGS, "job_class": "K", "at": T0 + 20, "worker": later}
+    )
+    client.post(
+        "/api/v1/jobs/w/started", json={"arguments": ARGS, "job_class": "K", "at": T0 + 10, "worker": WORKER}
+    )
+
+    assert job(client, "w")["worker"] == later
+    assert job(client, "w")["attempts"] == 2
+
+
+def test_a_failed_report_keeps_the_job_uncompleted_and_puts_the_error_in_its_history(client):
+    started(client, "boom", at=T0)
+    response = client.post(
+        "/api/v1/jobs/boom/failed",
+        data={**fields(), "at": str(T0 + 1), "error_class": "RuntimeError", "error_message": "no such order"},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "started"
+    history = job(client, "boom")["history"]
+    assert [entry["event"] for entry in history] == ["started", "failed"]
+    assert history[1]["detail"] == {"error": {"class": "RuntimeError", "message": "no such order"}}
+    listed = client.get("/api/v1/jobs", params={"status": "uncompleted"}).json()["data"]
+    assert [entry["jid"] for entry in listed] == ["boom"]
+
+
+def test_an_error_message_is_cut_to_10000_characters_rather_than_refused(client):
+    response = client.post(
+        "/api/v1/jobs/long/failed",
+        json={"arguments": ARGS, "job_class": "K", "error": {"class": "E", "message": "x" * 20_000}},
+    )
+
+    assert response.status_code == 201
+    (failed,) = job(client, "long")["history"]
+    assert len(failed["detail"]["error"]["message"]) == 10_000
+
+
+def test_a_worker_sent_with_another_report_than_started_is_ignored(client):
+    response = client.post(
+        "/api/v1/jobs/c/complete", json={"arguments": ARGS, "job_class": "K", "worker": WORKER}
+    )
+
+    assert response.json()["worker"] is None
+    assert job(client, "c")["history"][0]["detail"] is None

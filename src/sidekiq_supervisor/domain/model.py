@@ -15,11 +15,13 @@ Micros = int
 
 
 class EventKind(StrEnum):
-    """What happened to a job: the seed's three reports, and the ledger's own restart."""
+    """What happened to a job: the seed's three reports, a failure, and the ledger's own restart."""
 
     QUEUED = "queued"
     STARTED = "started"
     COMPLETE = "complete"
+    # The run raised; Sidekiq retries it or not, and the job stays uncompleted, as the seed has it.
+    FAILED = "failed"
     # Written by a restart: the job was queued again under a new jid and left the ledger.
     RESTARTED = "restarted"
 
@@ -36,7 +38,9 @@ class JobStatus(StrEnum):
 class Report:
     """One validated report from a client: an event for a job, with the job's description.
 
-    ``arguments`` is canonical JSON text (compact, raw UTF-8) of a JSON array.
+    ``arguments`` is canonical JSON text (compact, raw UTF-8) of a JSON array. ``worker`` is
+    JSON text of the Sidekiq process and thread that started the job (``started`` reports);
+    ``error`` is JSON text of the class and message a run raised (``failed`` reports).
     """
 
     jid: str
@@ -45,6 +49,8 @@ class Report:
     job_class: str
     queue: str
     arguments: str
+    worker: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ def apply_event(timeline: Timeline, kind: EventKind, at: Micros) -> Timeline:
     if kind is EventKind.COMPLETE:
         completed_at = at if timeline.completed_at is None else max(timeline.completed_at, at)
         return Timeline(timeline.queued_at, timeline.started_at, completed_at, timeline.attempts)
+    # A failure leaves the run uncompleted and a restart is history only: neither moves a time.
     return timeline
 
 

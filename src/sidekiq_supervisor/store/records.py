@@ -20,6 +20,7 @@ class StoredJob:
     status: JobStatus
     timeline: Timeline
     restarted_from: str | None = None
+    worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,4 +45,5 @@ def job_from_row(row: Any) -> StoredJob:
         status=JobStatus(row.status),
         timeline=Timeline(row.queued_at, row.started_at, row.completed_at, row.attempts),
         restarted_from=row.restarted_from,
+        worker=row.worker,
     )

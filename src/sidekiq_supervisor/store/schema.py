@@ -47,6 +47,8 @@ jobs = Table(
     Column("completed_at", BigInteger),
     Column("attempts", Integer, nullable=False, default=0),
     Column("restarted_from", String(128)),
+    # JSON of the worker (Sidekiq process identity, hostname, pid, thread) of the latest start.
+    Column("worker", Text),
     # Lists by status, newest first: queued_jobs, uncompleted_jobs, completed_jobs.
     Index(None, "status", "id"),
     # The job_class filter of the lists and the per-class duration views.

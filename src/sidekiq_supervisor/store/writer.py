@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report, Timeline
 from sidekiq_supervisor.domain.status import fold_events, status_of
 from sidekiq_supervisor.store.records import StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import job_events, jobs
@@ -120,25 +120,48 @@ def _append_events(connection: Connection, reports: Sequence[Report], recorded_a
     )
     inserted: set[EventKey] = set()
     for chunk in _chunks(sorted(distinct)):
-        params = [{"jid": j, "kind": k, "at": at, "recorded_at": recorded_at} for j, k, at in chunk]
+        params = [
+            {"jid": j, "kind": k, "at": at, "recorded_at": recorded_at, "detail": _detail(distinct[j, k, at])}
+            for j, k, at in chunk
+        ]
         inserted.update((row.jid, row.kind, row.at) for row in connection.execute(statement, params))
     return inserted
+
+
+def _detail(report: Report) -> str | None:
+    """The history's JSON detail of a report (texts already validated JSON, so joined as is)."""
+    if report.worker is not None:
+        return f'{{"worker":{report.worker}}}'
+    if report.error is not None:
+        return f'{{"error":{report.error}}}'
+    return None
 
 
 def _fold_new_events(
     rows: dict[str, StoredJob], reports: Sequence[Report], new_events: set[EventKey]
 ) -> set[str]:
-    fresh: dict[str, list[tuple[EventKind, Micros]]] = defaultdict(list)
+    fresh: dict[str, list[Report]] = defaultdict(list)
     for report in reports:
         key = (report.jid, report.kind.value, report.at)
         # A jid missing from rows was restarted: the history has the report, the row stays gone.
         if key in new_events and report.jid in rows:
             new_events.discard(key)  # the same report twice in one batch counts once
-            fresh[report.jid].append((report.kind, report.at))
-    for jid, events in fresh.items():
-        timeline = fold_events(events, start=rows[jid].timeline)
-        rows[jid] = replace(rows[jid], timeline=timeline, status=status_of(timeline))
+            fresh[report.jid].append(report)
+    for jid, new in fresh.items():
+        job = rows[jid]
+        timeline = fold_events(((report.kind, report.at) for report in new), start=job.timeline)
+        rows[jid] = replace(
+            job, timeline=timeline, status=status_of(timeline), worker=_latest_worker(job, new, timeline)
+        )
     return set(fresh)
+
+
+def _latest_worker(job: StoredJob, new: list[Report], timeline: Timeline) -> str | None:
+    """The worker of the latest start: a new start's, if one of them is the latest."""
+    for report in new:
+        if report.kind is EventKind.STARTED and report.at == timeline.started_at:
+            return report.worker
+    return job.worker
 
 
 def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
@@ -154,6 +177,7 @@ def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
             started_at=bindparam("new_started_at"),
             completed_at=bindparam("new_completed_at"),
             attempts=bindparam("new_attempts"),
+            worker=bindparam("new_worker"),
         )
     )
     params = [
@@ -164,6 +188,7 @@ def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
             "new_started_at": job.timeline.started_at,
             "new_completed_at": job.timeline.completed_at,
             "new_attempts": job.timeline.attempts,
+            "new_worker": job.worker,
         }
         for job in changed
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -35,9 +36,23 @@ def _to_report(fields: dict[str, Any], kind: EventKind, jid: str | None, receive
         valid = model.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
-    at = _event_time(valid.at, received)
-    jid = valid.job_id if isinstance(valid, JobQueuedIn) else jid
-    return Report(jid, kind, at, valid.job_class, valid.queue, valid.arguments)
+    return _report(valid, kind, valid.job_id if isinstance(valid, JobQueuedIn) else jid, received)
+
+
+def _report(valid: JobReportIn, kind: EventKind, jid: str, received: Micros) -> Report:
+    """The domain report; the worker counts on starts only and the error on failures only."""
+    worker = valid.worker if kind is EventKind.STARTED else None
+    error = valid.error if kind is EventKind.FAILED else None
+    return Report(
+        jid,
+        kind,
+        _event_time(valid.at, received),
+        valid.job_class,
+        valid.queue,
+        valid.arguments,
+        worker=None if worker is None else orjson.dumps(worker.model_dump(exclude_none=True)).decode(),
+        error=None if error is None else orjson.dumps(error.model_dump(by_alias=True)).decode(),
+    )
 
 
 def _event_time(at: float | None, received: Micros) -> Micros:
@@ -96,6 +111,14 @@ async def job_complete(job_id: str, request: Request, writer: WriterDep) -> Resp
     return await _store_path_report(job_id, request, writer, EventKind.COMPLETE)
 
 
+@router.post(
+    "/jobs/{job_id}/failed", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
+)
+async def job_failed(job_id: str, request: Request, writer: WriterDep) -> Response:
+    """Record that a run raised (the job stays uncompleted; the error joins its history)."""
+    return await _store_path_report(job_id, request, writer, EventKind.FAILED)
+
+
 @router.post("/events", openapi_extra=request_body(EventsIn))
 async def events(request: Request, services: ServicesDep) -> Response:
     """Store a batch of reports; each item gets its own status (201, 200 or 422 with errors)."""
@@ -122,8 +145,7 @@ def _batch_item(item: Any, index: int, received: Micros) -> Report | dict[str, A
         valid = EventIn.model_validate(item)
     except ValidationError as exc:
         return {"status": 422, "detail": _errors(exc, "body", "events", index)}
-    at = _event_time(valid.at, received)
-    return Report(valid.job_id, EventKind(valid.event), at, valid.job_class, valid.queue, valid.arguments)
+    return _report(valid, EventKind(valid.event), valid.job_id, received)
 
 
 def _item_result(result: WriteResult) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def job_document(job: StoredJob) -> dict[str, Any]:
         "completed_at": iso(timeline.completed_at),
         "attempts": timeline.attempts,
         "restarted_from": job.restarted_from,
+        "worker": None if job.worker is None else orjson.Fragment(job.worker),
         "queued_to_completion_seconds": seconds(_complete_duration(job, DurationOrigin.QUEUED)),
         "started_to_completion_seconds": seconds(_complete_duration(job, DurationOrigin.STARTED)),
     }

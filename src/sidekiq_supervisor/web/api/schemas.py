@@ -14,6 +14,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     WithJsonSchema,
+    model_validator,
 )
 
 MAX_ARGUMENTS_BYTES = 64 * 1024
@@ -102,8 +103,42 @@ EventTime = Annotated[
 ]
 
 
+MAX_ERROR_MESSAGE = 10_000
+WORKER_KEYS = ("identity", "hostname", "pid", "thread")
+OptionalName = Annotated[str | None, StringConstraints(max_length=255, pattern=NO_CONTROL_CHARACTERS)]
+
+
+def _first_characters(text: Any) -> Any:
+    # Sidekiq keeps 10,000 characters of a message; so do we, rather than refuse the report.
+    return text[:MAX_ERROR_MESSAGE] if isinstance(text, str) else text
+
+
+class WorkerIn(BaseModel):
+    """The Sidekiq process and thread that started the job (how restarts tell running jobs)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    identity: OptionalName = Field(None, description="Sidekiq's process identity, `hostname:pid:nonce`.")
+    hostname: OptionalName = None
+    pid: int | None = Field(None, ge=0, le=2**31 - 1)
+    thread: OptionalName = Field(None, description="Sidekiq's thread id (the work hash field).")
+
+
+class ErrorIn(BaseModel):
+    """What a failed run raised."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    error_class: Name = Field(alias="class", description="The exception class.")
+    message: Annotated[str, BeforeValidator(_first_characters)] = Field("", max_length=MAX_ERROR_MESSAGE)
+
+
 class JobReportIn(BaseModel):
-    """A ``started`` or ``complete`` report (the jid is in the path)."""
+    """A ``started``, ``complete`` or ``failed`` report (the jid is in the path).
+
+    Form bodies give the worker and the error as flat fields (``worker_identity``,
+    ``worker_hostname``, ``worker_pid``, ``worker_thread``, ``error_class``, ``error_message``).
+    """
 
     model_config = ConfigDict(extra="ignore", strict=False)
 
@@ -111,6 +146,23 @@ class JobReportIn(BaseModel):
     job_class: Name = Field(description="The Sidekiq job class, e.g. `HardWorker`.")
     queue: Name = Field("default", description="The Sidekiq queue.")
     at: EventTime = None
+    worker: WorkerIn | None = Field(None, description="On `started`: who runs the job.")
+    error: ErrorIn | None = Field(None, description="On `failed`: what the run raised.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_form_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        nested = dict(data)
+        for prefix, name, keys in (
+            ("worker_", "worker", WORKER_KEYS),
+            ("error_", "error", ("class", "message")),
+        ):
+            flat = {key: data[prefix + key] for key in keys if prefix + key in data}
+            if flat and name not in data:
+                nested[name] = flat
+        return nested
 
 
 class JobQueuedIn(JobReportIn):
@@ -122,7 +174,7 @@ class JobQueuedIn(JobReportIn):
 class EventIn(JobQueuedIn):
     """One report inside a batch."""
 
-    event: Literal["queued", "started", "complete"]
+    event: Literal["queued", "started", "complete", "failed"]
 
 
 class EventsIn(BaseModel):

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("completed_at", sa.BigInteger()),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("restarted_from", sa.String(128)),
+        sa.Column("worker", sa.Text()),
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
         sa.UniqueConstraint("jid", name="uq_jobs_jid"),
     )
