@@ -77,6 +77,7 @@ def test_it_records_a_queued_report_sent_exactly_as_faraday_encodes_it(client):
         "completed_at": None,
         "attempts": 0,
         "restarted_from": None,
+        "worker": None,
         "queued_to_completion_seconds": None,
         "started_to_completion_seconds": None,
     }
@@ -101,6 +102,7 @@ def test_it_answers_201_for_a_new_job_then_200_for_the_known_one(client):
         "completed_at": "2023-11-14T22:13:30.500000+00:00",
         "attempts": 1,
         "restarted_from": None,
+        "worker": None,
         "queued_to_completion_seconds": 10.5,
         "started_to_completion_seconds": 8.5,
     }

@@ -284,6 +284,7 @@ def test_it_shows_a_job_with_its_history_in_event_time_order(client):
         "completed_at": iso(T0 + 9),
         "attempts": 2,
         "restarted_from": None,
+        "worker": None,
         "queued_to_completion_seconds": 9.0,
         "started_to_completion_seconds": 4.0,
     }
@@ -440,6 +441,7 @@ ROUTES = {
     "/api/v1/durations": {"get"},
     "/api/v1/stats": {"get"},
     "/api/v1/jobs/restart": {"post"},
+    "/api/v1/jobs/{job_id}/failed": {"post"},
     "/healthz": {"get"},
 }
 
@@ -447,6 +449,7 @@ BODIES = [
     ("/api/v1/jobs", "JobQueuedIn"),
     ("/api/v1/jobs/{job_id}/started", "JobReportIn"),
     ("/api/v1/jobs/{job_id}/complete", "JobReportIn"),
+    ("/api/v1/jobs/{job_id}/failed", "JobReportIn"),
     ("/api/v1/events", "EventsIn"),
 ]
 
@@ -463,10 +466,26 @@ def test_it_publishes_every_route_and_the_request_bodies_in_openapi(client):
             assert media["schema"] == {"$ref": f"#/components/schemas/{model}"}
         assert model in components
     assert set(components["JobQueuedIn"]["required"]) == {"job_id", "arguments", "job_class"}
-    assert set(components["JobReportIn"]["properties"]) == {"arguments", "job_class", "queue", "at"}
+    assert set(components["JobReportIn"]["properties"]) == {
+        "arguments",
+        "job_class",
+        "queue",
+        "at",
+        "worker",
+        "error",
+    }
     assert "job_id" not in components["JobReportIn"]["properties"]
     assert components["EventsIn"]["required"] == ["events"]
-    assert set(components["EventIn"]["properties"]) >= {"event", "job_id", "arguments", "at"}
+    assert set(components["EventIn"]["properties"]) >= {
+        "event",
+        "job_id",
+        "arguments",
+        "at",
+        "worker",
+        "error",
+    }
+    assert components["EventsIn"]["properties"]["events"]["items"] == {"$ref": "#/components/schemas/EventIn"}
+    assert {"WorkerIn", "ErrorIn"} <= set(components)
     assert {"201", "200"} <= set(schema["paths"]["/api/v1/jobs"]["post"]["responses"])
 
 

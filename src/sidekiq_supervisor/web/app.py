@@ -84,6 +84,8 @@ def _document_bodies(app: FastAPI) -> None:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema
+            events = components["EventsIn"]["properties"]["events"]
+            events["items"] = {"$ref": "#/components/schemas/EventIn"}
             app.openapi_schema = schema
         return app.openapi_schema
 
