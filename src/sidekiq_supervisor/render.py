@@ -118,6 +118,30 @@ def restart_table(report: Any, verb: str) -> Table:
     return table
 
 
+LIVENESS_STYLES = {"running": "green", "retrying": "cyan", "orphaned": "red", "unknown": "yellow"}
+
+
+def liveness_table(rows: Sequence[Any]) -> Table:
+    """Uncompleted jobs with their liveness and the reason."""
+    table = Table(title=f"{len(rows):,} uncompleted jobs", title_justify="left")
+    table.add_column("jid", no_wrap=True, min_width=24)
+    for header in ("class", "queue", "arguments", "started", "liveness", "why"):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        job, verdict = row.job, row.verdict
+        style = LIVENESS_STYLES.get(verdict.liveness, "")
+        table.add_row(
+            job.jid,
+            job.job_class,
+            job.queue,
+            format_arguments(job.arguments),
+            format_time(job.started_at),
+            f"[{style}]{verdict.liveness}[/]",
+            verdict.reason,
+        )
+    return table
+
+
 def stacked(*renderables: Any) -> Group:
     """Renderables one under the other."""
     return Group(*renderables)

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = Field("FULL", pattern="^(FULL|NORMAL|full|normal)$")
     # Sidekiq's major version decides the unit of timestamps in pushed jobs (seconds up to 7, ms from 8).
     sidekiq_version: int = Field(7, ge=6, le=8)
+    # A Sidekiq process whose last heartbeat is older than this is taken for gone.
+    process_stale_seconds: float = Field(60.0, gt=0)
     max_batch_reports: int = Field(5000, ge=1)
     page_size_limit: int = Field(1000, ge=1)
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import orjson
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from sidekiq_supervisor.clock import now_micros
@@ -14,6 +15,7 @@ from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report, micros
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
+from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.queries import find_job, job_history
 from sidekiq_supervisor.store.schema import job_events, jobs
@@ -51,7 +53,8 @@ def write_mixed_jobs(engine) -> None:
 
 
 def manager_on(engine, redis_client, sidekiq_version=7) -> JobManager:
-    return JobManager(engine, SidekiqEnqueuer(redis_client, sidekiq_version=sidekiq_version))
+    enqueuer = SidekiqEnqueuer(redis_client, sidekiq_version=sidekiq_version)
+    return JobManager(engine, enqueuer, SidekiqReader(redis_client))
 
 
 def payloads(redis_client, queue: str) -> list[dict]:
@@ -210,7 +213,8 @@ def test_restart_walks_past_a_page_of_candidates(engine, redis_client):
 def test_an_unreachable_redis_fails_the_restart_and_leaves_the_job_as_it_was(engine):
     started(engine, "s-stuck", arguments='["stuck"]')
     before = ledger_snapshot(engine)
-    manager = JobManager(engine, SidekiqEnqueuer.from_url("redis://127.0.0.1:1/0"))
+    nowhere = redis.Redis.from_url("redis://127.0.0.1:1/0")
+    manager = JobManager(engine, SidekiqEnqueuer(nowhere), SidekiqReader(nowhere))
 
     with pytest.raises(RestartFailed) as failure:
         manager.restart_uncompleted_jobs()
@@ -223,3 +227,30 @@ def test_an_unreachable_redis_fails_the_restart_and_leaves_the_job_as_it_was(eng
     with engine.connect() as connection:
         assert find_job(connection, "s-stuck") is not None
         assert connection.execute(select(func.count()).select_from(jobs)).scalar_one() == 1
+
+
+def test_a_push_that_fails_after_sidekiq_was_read_leaves_the_job_as_it_was(engine, redis_client):
+    started(engine, "s-stuck", arguments='["stuck"]')
+    before = ledger_snapshot(engine)
+    nowhere = redis.Redis.from_url("redis://127.0.0.1:1/0")
+    manager = JobManager(engine, SidekiqEnqueuer(nowhere), SidekiqReader(redis_client))
+
+    with pytest.raises(RestartFailed, match="refused the push"):
+        manager.restart_uncompleted_jobs()
+
+    assert ledger_snapshot(engine) == before
+
+
+def test_a_restart_run_again_after_a_crash_never_pushes_the_same_original_twice(engine, redis_client):
+    started(engine, "s-crash", arguments='["crash"]')
+    enqueuer = SidekiqEnqueuer(redis_client)
+    # The first run pushed, then died before the ledger committed: Redis has the push and its marker.
+    first = enqueuer.push_restart(
+        original_jid="s-crash", jid="a" * 24, job_class="K", arguments=["crash"], queue="default", now=1.0
+    )
+
+    report = manager_on(engine, redis_client).restart_uncompleted_jobs()
+
+    assert [o.new_jid for o in report.restarted] == [first]
+    assert redis_client.llen("queue:default") == 1
+    assert manager_on(engine, redis_client).job(first).restarted_from == "s-crash"

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report, Timeline
 from sidekiq_supervisor.store.engine import write_transaction
-from sidekiq_supervisor.store.queries import find_job, job_history, replace_restarted
+from sidekiq_supervisor.store.queries import find_job, job_history
+from sidekiq_supervisor.store.restarts import claim_original, record_replacement
 from sidekiq_supervisor.store.schema import job_events, jobs
 from sidekiq_supervisor.store.writer import CHUNK, WriteResult, write_reports
 
@@ -275,10 +276,13 @@ def started_job(engine, jid="orig", started=T0 + SECOND):
 def replace(engine, original, new_jid="fresh", at=T0 + 60 * SECOND):
     replacement = report(new_jid, "queued", at, job_class=original.job_class, arguments=original.arguments)
     with write_transaction(engine) as connection:
-        return replace_restarted(connection, original, replacement, RECORDED)
+        if not claim_original(connection, original):
+            return False
+        record_replacement(connection, original, replacement, RECORDED)
+        return True
 
 
-def test_replace_restarted_swaps_a_still_started_job_for_its_queued_replacement(engine):
+def test_a_restart_swaps_a_still_started_job_for_its_queued_replacement(engine):
     original = started_job(engine)
 
     assert replace(engine, original, "fresh", T0 + 60 * SECOND) is True
@@ -301,7 +305,7 @@ def test_replace_restarted_swaps_a_still_started_job_for_its_queued_replacement(
     assert history(engine, "fresh") == [("queued", T0 + 60 * SECOND)]
 
 
-def test_replace_restarted_leaves_a_job_that_completed_meanwhile(engine):
+def test_a_restart_leaves_a_job_that_completed_meanwhile(engine):
     original = started_job(engine)
     write(engine, [report("orig", "complete", T0 + 2 * SECOND)])
     now = stored(engine, "orig")
@@ -313,7 +317,7 @@ def test_replace_restarted_leaves_a_job_that_completed_meanwhile(engine):
     assert history(engine, "fresh") == []
 
 
-def test_replace_restarted_leaves_a_job_that_started_again_meanwhile(engine):
+def test_a_restart_leaves_a_job_that_started_again_meanwhile(engine):
     original = started_job(engine)
     write(engine, [report("orig", "started", T0 + 2 * SECOND)])
     now = stored(engine, "orig")

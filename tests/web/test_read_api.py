@@ -442,6 +442,7 @@ ROUTES = {
     "/api/v1/stats": {"get"},
     "/api/v1/jobs/restart": {"post"},
     "/api/v1/jobs/{job_id}/failed": {"post"},
+    "/api/v1/liveness": {"get"},
     "/healthz": {"get"},
 }
 
@@ -649,3 +650,13 @@ def test_a_scripted_stream_of_reports_in_shuffled_order_gives_exactly_the_expect
     }
     assert get(client, "/api/v1/stats") == {"jobs": {**counts, "total": 30}}
     assert counts == {"queued": 5, "started": 10, "complete": 15}
+
+
+def test_it_answers_the_liveness_of_uncompleted_jobs(client, redis_client):
+    send(client, "started", "anon", at=1_700_000_000)
+
+    body = get(client, "/api/v1/liveness")
+
+    assert body["data"] == [
+        {"jid": "anon", "liveness": "unknown", "reason": "no worker identity was reported"}
+    ]

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from sidekiq_supervisor.domain.filters import InvalidFilter
+from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.services.restart import RestartFailed
 
 
@@ -25,6 +26,8 @@ def reported_failures() -> Iterator[None]:
         yield
     except InvalidFilter as exc:
         raise fail(str(exc), code=2) from None
+    except SidekiqUnavailable as exc:
+        raise fail(str(exc)) from None
     except RestartFailed as exc:
         if exc.report.restarted:
             Console(stderr=True).print(exc.report)

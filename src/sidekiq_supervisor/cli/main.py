@@ -117,6 +117,15 @@ def durations(
 
 
 @app.command()
+def liveness(filter: Filter = None, as_json: AsJson = False) -> None:
+    """Where each uncompleted job stands in Sidekiq: running, retrying, orphaned or unknown."""
+    manager = open_manager()
+    with reported_failures():
+        report = manager.uncompleted_jobs_liveness(filter)
+    output.show_liveness(report, as_json)
+
+
+@app.command()
 def restart(
     filter: Filter = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be restarted.")] = False,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sidekiq_supervisor import render
+from sidekiq_supervisor.services.liveness import LivenessReport
 from sidekiq_supervisor.services.restart import RestartReport
 from sidekiq_supervisor.services.results import DurationList, JobList
 
@@ -59,6 +60,14 @@ def _stream_json(answer: JobList, limit: int) -> None:
             bar.advance(task)
         out.write(b"\n]\n")
     out.flush()
+
+
+def show_liveness(report: LivenessReport, as_json: bool) -> None:
+    """Print uncompleted jobs with their liveness."""
+    if as_json:
+        sys.stdout.buffer.write(dumps(report) + b"\n")
+        return
+    Console().print(report)
 
 
 def show_restart(report: RestartReport, as_json: bool) -> None:

@@ -8,23 +8,34 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import normalize_filter
 from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
+from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
 from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartReport
 from sidekiq_supervisor.services.results import DurationList, Job, JobList
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
 
 
 class JobManager:
     """Questions and the restart action over one ledger (and one Sidekiq Redis for restarts)."""
 
-    def __init__(self, engine: Engine, enqueuer: Enqueuer | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        enqueuer: Enqueuer | None = None,
+        reader: SidekiqReader | None = None,
+        *,
+        stale_after: float = 60.0,
+    ) -> None:
         self.ledger = Ledger(engine)
-        self._restarter = Restarter(self.ledger, enqueuer)
+        self._liveness = LivenessChecker(reader, stale_after=stale_after)
+        self._restarter = Restarter(self.ledger, enqueuer, self._liveness)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> JobManager:
@@ -37,8 +48,9 @@ class JobManager:
         if engine is None:
             engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
             upgrade(engine)
-        enqueuer = SidekiqEnqueuer.from_url(settings.redis_url, sidekiq_version=settings.sidekiq_version)
-        return cls(engine, enqueuer)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        enqueuer = SidekiqEnqueuer(client, sidekiq_version=settings.sidekiq_version)
+        return cls(engine, enqueuer, SidekiqReader(client), stale_after=settings.process_stale_seconds)
 
     @classmethod
     def from_environment(cls) -> JobManager:
@@ -111,6 +123,12 @@ class JobManager:
         """
         flt = JobFilter(needle=normalize_filter(filter))
         return self._restarter.restart(flt, dry_run=dry_run, older_than=older_than)
+
+    def uncompleted_jobs_liveness(self, filter: str | None = None) -> LivenessReport:
+        """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or
+        unknown, and why. Restarts take the orphaned and unknown ones."""
+        flt = JobFilter(status=JobStatus.STARTED, needle=normalize_filter(filter))
+        return LivenessReport(self._liveness.classify_all(self.ledger.iterate(flt)))
 
     def job(self, jid: str) -> Job | None:
         """One job by its Sidekiq jid, or ``None``."""

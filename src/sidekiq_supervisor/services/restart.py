@@ -1,14 +1,14 @@
 """Restart uncompleted jobs: push a copy into Sidekiq, record it as queued, delete the original.
 
-Each job is restarted in its own database transaction that holds the ledger's write lock while
-the job is pushed to Redis: the original row is claimed with a compare-and-set delete first (so a
-job that completed meanwhile is left alone), and if the push fails the transaction rolls back and
-the original stays exactly as it was.
+Only jobs that no live Sidekiq process runs, and that Sidekiq will not retry by itself, are
+restarted (see ``domain.liveness``); the others are skipped with the reason. Each restart runs in
+one database transaction around the push: claim the original (compare-and-set), push (at most
+once per original, whatever happens: see ``sidekiq_redis.enqueue``), record the replacement,
+commit. If the push fails the transaction rolls back and the original stays exactly as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -18,24 +18,28 @@ import redis
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.liveness import SidekiqSnapshot
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
+from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavailable
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.sidekiq_redis.enqueue import new_jid
 from sidekiq_supervisor.store.engine import write_transaction
-from sidekiq_supervisor.store.queries import replace_restarted
 from sidekiq_supervisor.store.records import StoredJob
+from sidekiq_supervisor.store.restarts import claim_original, record_replacement
 
 
 class Enqueuer(Protocol):
-    """Something that pushes a job into Sidekiq (the Redis adapter, in production)."""
+    """Something that pushes a restart into Sidekiq (the Redis adapter, in production)."""
 
-    def enqueue(self, *, jid: str, job_class: str, arguments: list[Any], queue: str, now: float) -> None:
-        """Push the job so that a Sidekiq server runs it; raise if it could not."""
+    def push_restart(
+        self, *, original_jid: str, jid: str, job_class: str, arguments: list[Any], queue: str, now: float
+    ) -> str:
+        """Push once per original; return the jid that runs the restart. Raise if it could not."""
 
 
 class RestartFailed(RuntimeError):
-    """Sidekiq's Redis refused a push; the job being restarted was left as it was."""
+    """Sidekiq's Redis failed; the job being restarted, and those after it, were left as they were."""
 
     def __init__(self, message: str, report: RestartReport) -> None:
         super().__init__(message)
@@ -70,48 +74,57 @@ class RestartReport:
 class Restarter:
     """Runs restarts against one ledger and one Sidekiq."""
 
-    def __init__(self, ledger: Ledger, enqueuer: Enqueuer | None) -> None:
+    def __init__(self, ledger: Ledger, enqueuer: Enqueuer | None, liveness: LivenessChecker) -> None:
         self._ledger = ledger
         self._enqueuer = enqueuer
+        self._liveness = liveness
 
     def restart(
         self, flt: JobFilter, *, dry_run: bool = False, older_than: timedelta | None = None
     ) -> RestartReport:
-        """Restart every uncompleted job that matches ``flt`` (and started before ``older_than`` ago)."""
+        """Restart every orphaned or unknown uncompleted job matching ``flt``; skip the others."""
         flt = replace(flt, status=JobStatus.STARTED)
         if older_than is not None:
             flt = replace(flt, started_before=now_micros() - older_than // timedelta(microseconds=1))
         report = RestartReport(dry_run=dry_run)
-        self._restart_all(self._ledger.iterate(flt), report)
+        try:
+            snapshot = self._liveness.snapshot()
+        except SidekiqUnavailable as exc:
+            raise RestartFailed(str(exc), report) from exc
+        for stored in self._ledger.iterate(flt):
+            self._consider(stored, snapshot, report)
         return report
 
-    def _restart_all(self, candidates: Iterable[StoredJob], report: RestartReport) -> None:
-        for stored in candidates:
-            if report.dry_run:
-                report.restarted.append(RestartOutcome(Job.from_stored(stored), None))
-                continue
+    def _consider(self, stored: StoredJob, snapshot: SidekiqSnapshot, report: RestartReport) -> None:
+        verdict = self._liveness.verdict(stored, snapshot)
+        job = Job.from_stored(stored)
+        if not verdict.liveness.restartable:
+            report.skipped.append(RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}"))
+        elif report.dry_run:
+            report.restarted.append(RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}"))
+        else:
             try:
-                outcome, done = self._restart_one(stored)
+                outcome, done = self._restart_one(stored, job)
             except redis.RedisError as exc:
                 raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", report) from exc
             (report.restarted if done else report.skipped).append(outcome)
 
-    def _restart_one(self, stored: StoredJob) -> tuple[RestartOutcome, bool]:
+    def _restart_one(self, stored: StoredJob, job: Job) -> tuple[RestartOutcome, bool]:
         if self._enqueuer is None:
-            raise RuntimeError("no Sidekiq Redis is configured for restarts")
+            raise SidekiqUnavailable("no Sidekiq Redis is configured for restarts")
         now = now_micros()
-        replacement = Report(
-            new_jid(), EventKind.QUEUED, now, stored.job_class, stored.queue, stored.arguments
-        )
         with write_transaction(self._ledger.engine) as connection:
-            if not replace_restarted(connection, stored, replacement, now):
+            if not claim_original(connection, stored):
                 reason = "it changed while restarting (completed, or restarted elsewhere)"
-                return RestartOutcome(Job.from_stored(stored), None, reason), False
-            self._enqueuer.enqueue(
-                jid=replacement.jid,
+                return RestartOutcome(job, None, reason), False
+            jid = self._enqueuer.push_restart(
+                original_jid=stored.jid,
+                jid=new_jid(),
                 job_class=stored.job_class,
                 arguments=orjson.loads(stored.arguments),
                 queue=stored.queue,
                 now=now / 1_000_000,
             )
-        return RestartOutcome(Job.from_stored(stored), replacement.jid), True
+            replacement = Report(jid, EventKind.QUEUED, now, stored.job_class, stored.queue, stored.arguments)
+            record_replacement(connection, stored, replacement, now)
+        return RestartOutcome(job, jid), True

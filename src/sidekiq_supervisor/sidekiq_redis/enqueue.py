@@ -15,6 +15,19 @@ import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
 
+# One original is pushed at most once: the marker, the queue registration and the push happen
+# together or not at all, and a re-run (after a crash between push and ledger commit) gets the
+# jid of the first push back instead of pushing again.
+RESTART_PUSH = """
+local pushed = redis.call('GET', KEYS[1])
+if pushed then return pushed end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+return ARGV[1]
+"""
+MARKER_TTL_SECONDS = 30 * 24 * 3600
+
 
 def new_jid() -> str:
     """A fresh Sidekiq job id: 24 lowercase hex characters, as ``SecureRandom.hex(12)``."""
@@ -39,22 +52,25 @@ def job_payload(
 
 
 class SidekiqEnqueuer:
-    """Pushes jobs into one Sidekiq Redis database."""
+    """Pushes restarted jobs into one Sidekiq Redis database."""
 
     def __init__(self, client: redis.Redis, *, sidekiq_version: int = 7) -> None:
-        self._client = client
         self._sidekiq_version = sidekiq_version
+        self._restart_push = client.register_script(RESTART_PUSH)
 
     @classmethod
     def from_url(cls, url: str, *, sidekiq_version: int = 7) -> SidekiqEnqueuer:
         """An enqueuer for the Redis at ``url`` (as ``REDIS_URL`` in Sidekiq)."""
-        return cls(
-            redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5),
-            sidekiq_version=sidekiq_version,
-        )
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, sidekiq_version=sidekiq_version)
 
-    def enqueue(self, *, jid: str, job_class: str, arguments: list[Any], queue: str, now: float) -> None:
-        """Register the queue and push the job in one MULTI, so both happen or neither does."""
+    def push_restart(
+        self, *, original_jid: str, jid: str, job_class: str, arguments: list[Any], queue: str, now: float
+    ) -> str:
+        """Push the restart of ``original_jid`` as job ``jid``, unless it was pushed before.
+
+        Returns the jid that runs the restart: ``jid``, or the one of the earlier push.
+        """
         payload = job_payload(
             jid=jid,
             job_class=job_class,
@@ -63,7 +79,8 @@ class SidekiqEnqueuer:
             now=now,
             sidekiq_version=self._sidekiq_version,
         )
-        with self._client.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.QUEUES, queue)
-            pipe.lpush(keys.queue(queue), payload)
-            pipe.execute()
+        pushed = self._restart_push(
+            keys=[keys.restart_marker(original_jid), keys.QUEUES, keys.queue(queue)],
+            args=[jid, queue, payload, MARKER_TTL_SECONDS],
+        )
+        return pushed.decode() if isinstance(pushed, bytes) else str(pushed)

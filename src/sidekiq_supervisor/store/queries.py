@@ -1,4 +1,4 @@
-"""Every read of the ledger, and the restart's compare-and-set replacement of a job.
+"""Every read of the ledger.
 
 Lists walk ``jobs.id`` newest first with keyset pagination (``id < cursor``), so the cost of a
 page does not grow with its depth.
@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-import orjson
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, DurationSummary, nearest_rank
-from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import job_events, jobs
 from sidekiq_supervisor.store.text_search import contains_ignoring_case
@@ -133,57 +132,3 @@ def duration_summary(connection: Connection, origin: DurationOrigin, flt: JobFil
     by_rank = {rank: duration for rank, duration in rows}
     p50, p95, p99 = (by_rank[rank] for rank in ranks)
     return DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest)
-
-
-def replace_restarted(
-    connection: Connection, original: StoredJob, replacement: Report, recorded_at: Micros
-) -> bool:
-    """Delete ``original`` and record ``replacement`` as its restart, if the original is unchanged.
-
-    Compare-and-set: the delete only matches the row as it was read (still started, same start),
-    so a job that completed meanwhile, or that another restart already took, is left alone.
-    The original's history gets a ``restarted`` event naming the new jid; it also keeps late
-    reports of the original from bringing its row back (see ``store.writer``). Returns whether
-    the replacement happened.
-    """
-    deleted = connection.execute(
-        delete(jobs).where(
-            jobs.c.id == original.id,
-            jobs.c.status == JobStatus.STARTED.value,
-            jobs.c.started_at == original.timeline.started_at,
-        )
-    ).rowcount
-    if deleted != 1:
-        return False
-    connection.execute(
-        insert(jobs).values(
-            jid=replacement.jid,
-            job_class=replacement.job_class,
-            queue=replacement.queue,
-            arguments=replacement.arguments,
-            status=JobStatus.QUEUED.value,
-            queued_at=replacement.at,
-            attempts=0,
-            restarted_from=original.jid,
-        )
-    )
-    connection.execute(
-        insert(job_events),
-        [
-            {
-                "jid": replacement.jid,
-                "kind": EventKind.QUEUED.value,
-                "at": replacement.at,
-                "recorded_at": recorded_at,
-                "detail": None,
-            },
-            {
-                "jid": original.jid,
-                "kind": EventKind.RESTARTED.value,
-                "at": replacement.at,
-                "recorded_at": recorded_at,
-                "detail": orjson.dumps({"new_jid": replacement.jid}).decode(),
-            },
-        ],
-    )
-    return True

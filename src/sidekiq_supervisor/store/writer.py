@@ -60,7 +60,8 @@ def write_reports(
     return _results(reports, rows, created)
 
 
-def _insert(connection: Connection, table: Any) -> Any:
+def dialect_insert(connection: Connection, table: Any) -> Any:
+    """An INSERT with the ON CONFLICT clauses of the connection's database."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
@@ -82,7 +83,9 @@ def _restarted(connection: Connection, jids: list[str]) -> set[str]:
 
 
 def _create_missing_jobs(connection: Connection, firsts: list[Report]) -> set[str]:
-    statement = _insert(connection, jobs).on_conflict_do_nothing(index_elements=["jid"]).returning(jobs.c.jid)
+    statement = (
+        dialect_insert(connection, jobs).on_conflict_do_nothing(index_elements=["jid"]).returning(jobs.c.jid)
+    )
     created: set[str] = set()
     for chunk in _chunks(firsts):
         params = [
@@ -114,7 +117,7 @@ def _lock_jobs(connection: Connection, jids: list[str]) -> dict[str, StoredJob]:
 def _append_events(connection: Connection, reports: Sequence[Report], recorded_at: Micros) -> set[EventKey]:
     distinct = {(r.jid, r.kind.value, r.at): r for r in reports}
     statement = (
-        _insert(connection, job_events)
+        dialect_insert(connection, job_events)
         .on_conflict_do_nothing(index_elements=["jid", "kind", "at"])
         .returning(job_events.c.jid, job_events.c.kind, job_events.c.at)
     )

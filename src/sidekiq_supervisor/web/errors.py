@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from sidekiq_supervisor.domain.filters import InvalidFilter
 from sidekiq_supervisor.services.ingest import IngestUnavailable
+from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.web.api.presenters import json_response
 
@@ -25,6 +26,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidFilter, _invalid_filter)
     app.add_exception_handler(IngestUnavailable, _unavailable)
     app.add_exception_handler(RestartFailed, _restart_failed)
+    app.add_exception_handler(SidekiqUnavailable, _restart_failed)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(DBAPIError, _database_down)
 

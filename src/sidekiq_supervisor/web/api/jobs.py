@@ -125,6 +125,20 @@ async def stats(ledger: LedgerDep) -> Response:
     return json_response({"jobs": {**by_status, "total": sum(counts.values())}})
 
 
+@router.get("/liveness")
+async def liveness(manager: ManagerDep, q: Needle = None) -> Response:
+    """Each uncompleted job with where it stands in Sidekiq (running, retrying, orphaned, unknown)."""
+    rows = await run_in_threadpool(manager.uncompleted_jobs_liveness, q)
+    return json_response(
+        {
+            "data": [
+                {"jid": row.job.jid, "liveness": row.verdict.liveness.value, "reason": row.verdict.reason}
+                for row in rows
+            ]
+        }
+    )
+
+
 @router.post("/jobs/restart")
 async def restart(manager: ManagerDep, q: Needle = None, dry_run: bool = False) -> Response:
     """Queue uncompleted jobs again in Sidekiq; the originals leave the ledger."""
@@ -132,7 +146,9 @@ async def restart(manager: ManagerDep, q: Needle = None, dry_run: bool = False) 
     return json_response(
         {
             "dry_run": report.dry_run,
-            "restarted": [{"jid": o.original.jid, "new_jid": o.new_jid} for o in report.restarted],
+            "restarted": [
+                {"jid": o.original.jid, "new_jid": o.new_jid, "reason": o.reason} for o in report.restarted
+            ],
             "skipped": [{"jid": o.original.jid, "reason": o.reason} for o in report.skipped],
         }
     )

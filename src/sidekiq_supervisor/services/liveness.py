@@ -1,0 +1,81 @@
+"""Which uncompleted jobs are still alive in Sidekiq: running, retrying, orphaned or unknown."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+
+from sidekiq_supervisor import render
+from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict, classify, worker_identity
+from sidekiq_supervisor.services.results import Job
+from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.store.records import StoredJob
+
+
+class SidekiqUnavailable(RuntimeError):
+    """Sidekiq's Redis could not be read, so no job's liveness can be known."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobLiveness:
+    """An uncompleted job and where it stands in Sidekiq."""
+
+    job: Job
+    verdict: Verdict
+
+
+class LivenessReport(list[JobLiveness]):
+    """Uncompleted jobs with their liveness; prints as a table."""
+
+    def __rich__(self) -> Any:
+        return render.liveness_table(self)
+
+    def __repr__(self) -> str:
+        return render.to_text(self)
+
+
+class LivenessChecker:
+    """Classifies uncompleted jobs against one snapshot of Sidekiq's Redis."""
+
+    def __init__(
+        self,
+        reader: SidekiqReader | None,
+        *,
+        stale_after: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._reader = reader
+        self._stale_after = stale_after
+        self._clock = clock
+
+    def snapshot(self) -> SidekiqSnapshot:
+        """Sidekiq's processes, running jobs and retry sets, now."""
+        if self._reader is None:
+            raise SidekiqUnavailable("no Sidekiq Redis is configured")
+        try:
+            return self._reader.snapshot(now=self._clock())
+        except redis.RedisError as exc:
+            raise SidekiqUnavailable(f"Sidekiq's Redis cannot be read: {exc}") from exc
+
+    def verdict(self, stored: StoredJob, snapshot: SidekiqSnapshot) -> Verdict:
+        """Where one uncompleted job stands, as of ``snapshot``."""
+        worker = orjson.loads(stored.worker) if stored.worker else None
+        started = stored.timeline.started_at
+        return classify(
+            stored.jid,
+            worker_identity(worker, snapshot),
+            None if started is None else started / 1_000_000,
+            snapshot,
+            self._stale_after,
+        )
+
+    def classify_all(self, jobs: Iterable[StoredJob]) -> Iterator[JobLiveness]:
+        """Each job with its verdict, against one snapshot taken first."""
+        snapshot = self.snapshot()
+        for stored in jobs:
+            yield JobLiveness(Job.from_stored(stored), self.verdict(stored, snapshot))

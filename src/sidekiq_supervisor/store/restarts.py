@@ -1,0 +1,76 @@
+"""The ledger side of a restart: claim the original (compare-and-set), then record its replacement.
+
+A restart runs both in one transaction around the push to Sidekiq: claim, push, record, commit.
+If the push fails, the transaction rolls back and the original stays as it was.
+"""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import delete
+from sqlalchemy.engine import Connection
+
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
+from sidekiq_supervisor.store.records import StoredJob
+from sidekiq_supervisor.store.schema import job_events, jobs
+from sidekiq_supervisor.store.writer import dialect_insert
+
+
+def claim_original(connection: Connection, original: StoredJob) -> bool:
+    """Delete ``original`` if it is still the uncompleted job that was read; whether it was.
+
+    The delete only matches the row as it was read (still started, same start), so a job that
+    completed meanwhile, started again, or that another restart already took, is left alone.
+    """
+    deleted = connection.execute(
+        delete(jobs).where(
+            jobs.c.id == original.id,
+            jobs.c.status == JobStatus.STARTED.value,
+            jobs.c.started_at == original.timeline.started_at,
+        )
+    ).rowcount
+    return deleted == 1
+
+
+def record_replacement(
+    connection: Connection, original: StoredJob, replacement: Report, recorded_at: Micros
+) -> None:
+    """Record ``replacement`` as queued and linked to ``original``, whose history gets a ``restarted``
+    event naming the new jid (the event also keeps late reports of the original from bringing its
+    row back; see ``store.writer``).
+
+    The replacement may already be known: a restart re-run after a crash reuses the jid it pushed
+    the first time, which may have reported since. It is then only linked to the original.
+    """
+    row = {
+        "jid": replacement.jid,
+        "job_class": replacement.job_class,
+        "queue": replacement.queue,
+        "arguments": replacement.arguments,
+        "status": JobStatus.QUEUED.value,
+        "queued_at": replacement.at,
+        "attempts": 0,
+        "restarted_from": original.jid,
+    }
+    insert_job = dialect_insert(connection, jobs).values(row)
+    connection.execute(
+        insert_job.on_conflict_do_update(index_elements=["jid"], set_={"restarted_from": original.jid})
+    )
+    detail = orjson.dumps({"new_jid": replacement.jid}).decode()
+    events = [
+        (replacement.jid, EventKind.QUEUED, None),
+        (original.jid, EventKind.RESTARTED, detail),
+    ]
+    connection.execute(
+        dialect_insert(connection, job_events).on_conflict_do_nothing(index_elements=["jid", "kind", "at"]),
+        [
+            {
+                "jid": jid,
+                "kind": kind.value,
+                "at": replacement.at,
+                "recorded_at": recorded_at,
+                "detail": detail,
+            }
+            for jid, kind, detail in events
+        ],
+    )

@@ -1,0 +1,102 @@
+"""Liveness and restarts against Redis data written by real Sidekiq 6, 7 and 8 processes."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from sidekiq_supervisor.domain.liveness import Liveness
+from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_seconds
+from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.ledger import JobFilter, Ledger
+from sidekiq_supervisor.services.liveness import LivenessChecker
+from sidekiq_supervisor.services.restart import Restarter
+from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
+from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.store.engine import write_transaction
+from sidekiq_supervisor.store.writer import write_reports
+from tests.sidekiq_fixtures import VERSIONS, identity, jids_of, load, running_jids
+
+
+def start(engine, jid: str, at: float, worker: dict | None) -> None:
+    report = Report(
+        jid,
+        EventKind.STARTED,
+        micros_from_seconds(at),
+        "LongJob",
+        "default",
+        "[1]",
+        worker=None if worker is None else orjson.dumps(worker).decode(),
+    )
+    with write_transaction(engine) as connection:
+        write_reports(connection, [report], report.at)
+
+
+@pytest.fixture(params=VERSIONS)
+def sidekiq(request, redis_client):
+    """A Redis holding a real Sidekiq's data, and the capture time to use as now."""
+    return load(redis_client, request.param)
+
+
+def scenario(engine, dump) -> dict[str, Liveness]:
+    """Uncompleted jobs in every situation, and the liveness each must get."""
+    now, process = dump["captured_at"], identity(dump)
+    running = sorted(running_jids(dump))[0]
+    retrying = sorted(jids_of(dump, "retry"))[0]
+    start(engine, running, now - 9, {"identity": process})
+    start(engine, retrying, now - 20, {"identity": process})
+    start(engine, "a" * 24, now - 600, {"identity": "vm:1:000000000000"})  # its process is gone
+    start(engine, "b" * 24, now - 600, {"identity": process})  # alive, but no longer runs it
+    start(
+        engine, "c" * 24, now - 0.5, {"hostname": "vm", "pid": int(process.split(":")[1])}
+    )  # after the beat
+    start(engine, "d" * 24, now - 600, None)  # the seed's middleware reports no worker
+    return {
+        running: Liveness.RUNNING,
+        retrying: Liveness.RETRYING,
+        "a" * 24: Liveness.ORPHANED,
+        "b" * 24: Liveness.ORPHANED,
+        "c" * 24: Liveness.RUNNING,
+        "d" * 24: Liveness.UNKNOWN,
+    }
+
+
+def checker(redis_client, dump) -> LivenessChecker:
+    return LivenessChecker(SidekiqReader(redis_client), stale_after=60, clock=lambda: dump["captured_at"])
+
+
+def test_every_uncompleted_job_is_classified_by_what_sidekiq_shows(engine, redis_client, sidekiq):
+    expected = scenario(engine, sidekiq)
+    ledger = Ledger(engine)
+
+    rows = list(checker(redis_client, sidekiq).classify_all(ledger.iterate(JobFilter())))
+
+    assert {row.job.jid: row.verdict.liveness for row in rows} == expected
+
+
+def test_a_restart_takes_orphaned_and_unknown_jobs_and_skips_the_others_with_the_reason(
+    engine, redis_client, sidekiq
+):
+    expected = scenario(engine, sidekiq)
+    ledger = Ledger(engine)
+    restarter = Restarter(ledger, SidekiqEnqueuer(redis_client), checker(redis_client, sidekiq))
+    queued_before = redis_client.llen("queue:default")
+
+    report = restarter.restart(JobFilter())
+
+    restartable = {jid for jid, liveness in expected.items() if liveness.restartable}
+    assert {outcome.original.jid for outcome in report.restarted} == restartable
+    skipped = {outcome.original.jid: outcome.reason for outcome in report.skipped}
+    assert set(skipped) == set(expected) - restartable
+    assert all(reason.split(":")[0] in ("running", "retrying") for reason in skipped.values())
+    assert redis_client.llen("queue:default") == queued_before + len(restartable)
+
+
+def test_the_job_manager_answers_the_liveness_question(engine, redis_client):
+    manager = JobManager(engine, SidekiqEnqueuer(redis_client), SidekiqReader(redis_client))
+    start(engine, "e" * 24, 1.0, None)
+
+    (row,) = manager.uncompleted_jobs_liveness()
+
+    assert row.verdict.liveness is Liveness.UNKNOWN
+    assert "uncompleted" in repr(manager.uncompleted_jobs_liveness())
