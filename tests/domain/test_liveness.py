@@ -12,7 +12,7 @@ STALE = "web-2:200:bbbbbbbbbbbb"
 SNAPSHOT = SidekiqSnapshot(
     taken_at=NOW,
     beats={ALIVE: NOW - 4, STALE: NOW - 120},
-    running={"busy": ALIVE},
+    running={"busy": ALIVE, "ghost": STALE},
     retrying=frozenset({"retry-me"}),
     dead=frozenset({"dead-one", "dead-anon"}),
 )
@@ -30,6 +30,9 @@ SNAPSHOT = SidekiqSnapshot(
         pytest.param("gone", STALE, NOW - 200, Liveness.ORPHANED, id="process-heartbeat-stale"),
         pytest.param("gone", "web-9:9:cccccccccccc", NOW - 200, Liveness.ORPHANED, id="process-hash-expired"),
         pytest.param("anon", None, NOW - 200, Liveness.UNKNOWN, id="no-identity-reported"),
+        pytest.param("anon", None, NOW - 1, Liveness.RUNNING, id="no-identity-started-after-a-live-beat"),
+        pytest.param("ghost", STALE, NOW - 300, Liveness.ORPHANED, id="in-the-work-hash-of-a-dead-process"),
+        pytest.param("ghost", None, NOW - 300, Liveness.UNKNOWN, id="no-identity-work-hash-of-dead-process"),
         pytest.param("dead-anon", None, NOW - 200, Liveness.UNKNOWN, id="no-identity-dead"),
     ],
 )

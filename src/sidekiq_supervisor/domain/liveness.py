@@ -55,21 +55,33 @@ def classify(
     jid: str, identity: str | None, started_at: float | None, snapshot: SidekiqSnapshot, stale_after: float
 ) -> Verdict:
     """The liveness of an uncompleted job started at ``started_at`` by process ``identity``."""
-    if jid in snapshot.running:
-        return Verdict(Liveness.RUNNING, f"process {snapshot.running[jid]} is running it")
+    live = {name: beat for name, beat in snapshot.beats.items() if snapshot.taken_at - beat <= stale_after}
+    runner = snapshot.running.get(jid)
+    # A killed process's work hash outlives it by up to a minute: only a live runner counts.
+    if runner in live:
+        return Verdict(Liveness.RUNNING, f"process {runner} is running it")
     if jid in snapshot.retrying:
         return Verdict(Liveness.RETRYING, "it is in Sidekiq's retry or scheduled set")
     if identity is None:
-        reason = "in Sidekiq's Dead set" if jid in snapshot.dead else "no worker identity was reported"
-        return Verdict(Liveness.UNKNOWN, reason)
-    beat = snapshot.beats.get(identity)
-    if beat is None or snapshot.taken_at - beat > stale_after:
+        return _without_identity(jid, started_at, live, snapshot)
+    beat = live.get(identity)
+    if beat is None:
         return Verdict(Liveness.ORPHANED, f"its process {identity} is gone (no heartbeat)")
     if started_at is not None and started_at >= beat:
         return Verdict(Liveness.RUNNING, f"process {identity} started it after its last heartbeat")
     if jid in snapshot.dead:
         return Verdict(Liveness.ORPHANED, "Sidekiq gave up on it: it is in the Dead set")
     return Verdict(Liveness.ORPHANED, f"process {identity} is alive but no longer runs it")
+
+
+def _without_identity(
+    jid: str, started_at: float | None, live: Mapping[str, float], snapshot: SidekiqSnapshot
+) -> Verdict:
+    # Any live process that has not beaten since the start may run the job without showing it yet.
+    if started_at is not None and any(started_at >= beat for beat in live.values()):
+        return Verdict(Liveness.RUNNING, "it started after a live process's last heartbeat")
+    reason = "in Sidekiq's Dead set" if jid in snapshot.dead else "no worker identity was reported"
+    return Verdict(Liveness.UNKNOWN, reason)
 
 
 def worker_identity(worker: Mapping[str, object] | None, snapshot: SidekiqSnapshot) -> str | None:
