@@ -1,0 +1,47 @@
+# Jobs for the end-to-end tests: a real Sidekiq process loads this file (sidekiq -r), and so does
+# the enqueuing script. Which middlewares report to the supervisor is chosen by the environment:
+# SUPERVISOR_CLIENT=seed loads the seed's Faraday middlewares, SUPERVISOR_CLIENT=gem the gem.
+require "sidekiq"
+
+case ENV.fetch("SUPERVISOR_CLIENT", "seed")
+when "seed"
+  require "faraday"
+  require "json"
+  require_relative "../seed_middlewares"
+when "gem"
+  $LOAD_PATH.unshift(File.expand_path("../../../clients/ruby/lib", __dir__))
+  require "sidekiq_supervisor"
+end
+
+# Succeeds at once.
+class QuickJob
+  include Sidekiq::Worker
+
+  def perform(number, email)
+    sleep 0.02
+  end
+end
+
+# Raises until the test allows it (a Redis key), so a restart can make it complete.
+class FlakyOnceJob
+  include Sidekiq::Worker
+  sidekiq_options retry: false
+
+  def perform(order)
+    allowed = Sidekiq.redis { |redis| redis.get("e2e:allow:#{order}") }
+    raise ArgumentError, "order #{order} is not ready" unless allowed
+  end
+end
+
+# Sleeps while the test holds a Redis key, so it can be seen running, or killed mid-job.
+class SleepyJob
+  include Sidekiq::Worker
+  sidekiq_options retry: false
+
+  def perform(name)
+    60.times do
+      break unless Sidekiq.redis { |redis| redis.get("e2e:sleep:#{name}") }
+      sleep 0.25
+    end
+  end
+end

@@ -1,0 +1,105 @@
+"""End to end with a real Sidekiq: jobs pushed and run by Sidekiq 6.4.1 report through the seed's
+middlewares; the supervisor answers, tells running jobs from dead ones, and restarts the dead."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from tests.conftest import REDIS_TEST_URL
+from tests.e2e.real_sidekiq import enqueue, require_sidekiq, sidekiq, wait_until
+from tests.live_service import running_service
+
+STALE_SECONDS = 8
+
+
+@pytest.fixture
+def api(tmp_path, redis_client):
+    """The service on a new SQLite ledger, reading the tests' Redis as Sidekiq's."""
+    require_sidekiq("faraday")
+    settings = {
+        "REDIS_URL": REDIS_TEST_URL,
+        "SUPERVISOR_SIDEKIQ_VERSION": "6",
+        "SUPERVISOR_PROCESS_STALE_SECONDS": str(STALE_SECONDS),
+    }
+    with (
+        running_service(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, **settings) as service,
+        httpx2.Client(base_url=service.url, timeout=10, trust_env=False) as client,
+    ):
+        yield client
+
+
+def sidekiq_env(api) -> dict[str, str]:
+    host = str(api.base_url).rstrip("/")
+    return {
+        "REDIS_URL": REDIS_TEST_URL,
+        "SUPERVISOR_CLIENT": "seed",
+        "SIDEKIQ_SUPERVISOR_HOST": host,
+        "SIDEDIQ_SUPERVISOR_HOST": host,  # the seed's client middleware has this typo
+        "http_proxy": "",
+        "HTTP_PROXY": "",
+    }
+
+
+def status(api, jid: str) -> str | None:
+    response = api.get(f"/api/v1/jobs/{jid}")
+    return response.json()["status"] if response.status_code == 200 else None
+
+
+def liveness(api) -> dict[str, str]:
+    return {row["jid"]: row["liveness"] for row in api.get("/api/v1/liveness").json()["data"]}
+
+
+def test_seed_middlewares_with_a_real_sidekiq_record_run_classify_and_restart(api, redis_client, tmp_path):
+    env = sidekiq_env(api)
+    redis_client.set("e2e:sleep:nap", 1)
+    with sidekiq(env, tmp_path, redis_client, "first") as first:
+        quick = enqueue(env, [("QuickJob", [n, f"user{n}@example.com"]) for n in range(5)])
+        (flaky,) = enqueue(env, [("FlakyOnceJob", ["ORD-7"])])
+        (sleepy,) = enqueue(env, [("SleepyJob", ["nap"])])
+
+        wait_until("the quick jobs complete", lambda: all(status(api, jid) == "complete" for jid in quick))
+        wait_until(
+            "the flaky and sleepy jobs start",
+            lambda: {status(api, flaky), status(api, sleepy)} == {"started"},
+        )
+        durations = api.get("/api/v1/durations", params={"from": "queued"}).json()
+        assert {row["jid"] for row in durations["data"]} == set(quick)
+        for row in durations["data"]:
+            assert 0 < row["started_to_completion_seconds"] <= row["queued_to_completion_seconds"] < 30
+        found = api.get("/api/v1/jobs", params={"q": "USER3@example", "status": "completed"}).json()["data"]
+        assert [row["jid"] for row in found] == [quick[3]]
+
+        # The seed's middlewares report no worker identity: Sidekiq's work hash, rewritten at each
+        # heartbeat, shows who runs what; until the next beat a fresh start may be running.
+        wait_until("the sleepy job shows as running", lambda: liveness(api).get(sleepy) == "running")
+        wait_until("the failed job shows as not running", lambda: liveness(api).get(flaky) == "unknown")
+
+        redis_client.set("e2e:allow:ORD-7", 1)
+        restart = api.post("/api/v1/jobs/restart").json()
+        assert [row["jid"] for row in restart["restarted"]] == [flaky]
+        assert [row["jid"] for row in restart["skipped"]] == [sleepy]
+        assert restart["skipped"][0]["reason"].startswith("running")
+        new_flaky = restart["restarted"][0]["new_jid"]
+
+        wait_until("the restarted job completes in Sidekiq", lambda: status(api, new_flaky) == "complete")
+        assert api.get(f"/api/v1/jobs/{new_flaky}").json()["restarted_from"] == flaky
+        assert api.get(f"/api/v1/jobs/{flaky}").status_code == 404
+        history = api.get(f"/api/v1/jobs/{flaky}/history").json()["history"]
+        assert [entry["event"] for entry in history][-1] == "restarted"
+
+        first.kill()  # mid-job: Sidekiq's open-source fetch loses the sleeping job
+
+    wait_until(
+        "the killed process's job is no longer taken for running",
+        lambda: liveness(api).get(sleepy) == "unknown",
+        timeout=STALE_SECONDS + 15,
+    )
+    redis_client.delete("e2e:sleep:nap")
+    restart = api.post("/api/v1/jobs/restart").json()
+    assert [row["jid"] for row in restart["restarted"]] == [sleepy]
+    new_sleepy = restart["restarted"][0]["new_jid"]
+
+    with sidekiq(env, tmp_path, redis_client, "second"):
+        wait_until("the recovered job completes", lambda: status(api, new_sleepy) == "complete")
+    assert api.get("/api/v1/liveness").json()["data"] == []
