@@ -90,6 +90,10 @@ def test_a_restart_takes_orphaned_and_unknown_jobs_and_skips_the_others_with_the
     assert set(skipped) == set(expected) - restartable
     assert all(reason.split(":")[0] in ("running", "retrying") for reason in skipped.values())
     assert redis_client.llen("queue:default") == queued_before + len(restartable)
+    # The unit of the pushed times follows the version the live process runs (the default is 7).
+    pushed = [orjson.loads(raw) for raw in redis_client.lrange("queue:default", 0, len(restartable) - 1)]
+    in_milliseconds = sidekiq["sidekiq_version"].startswith("8")
+    assert all(isinstance(job["enqueued_at"], int) is in_milliseconds for job in pushed)
 
 
 def test_the_job_manager_answers_the_liveness_question(engine, redis_client):

@@ -51,3 +51,14 @@ def test_an_empty_redis_gives_an_empty_snapshot(redis_client):
         frozenset(),
         frozenset(),
     )
+
+
+@pytest.mark.parametrize(("version", "major"), [("6.4.1", 6), ("7.3.10", 7), ("8.1.7", 8)])
+def test_a_snapshot_tells_the_major_version_the_live_processes_run(redis_client, version, major):
+    dump = load(redis_client, version)
+
+    assert SidekiqReader(redis_client).snapshot(now=dump["captured_at"]).sidekiq_major == major
+
+
+def test_without_a_live_process_the_version_is_not_known(redis_client):
+    assert SidekiqReader(redis_client).snapshot(now=0.0).sidekiq_major is None

@@ -33,7 +33,8 @@ class SidekiqSnapshot:
 
     ``beats`` maps each process identity with a heartbeat hash to its last beat; ``running``
     maps each jid in a work hash to the identity whose thread runs it; ``retrying`` and
-    ``dead`` are the jids in the retry/scheduled sets and in the Dead set.
+    ``dead`` are the jids in the retry/scheduled sets and in the Dead set. ``sidekiq_major`` is the
+    major version the live processes run (from their info; 6 when it is not said), if any runs.
     """
 
     taken_at: float
@@ -41,6 +42,7 @@ class SidekiqSnapshot:
     running: Mapping[str, str]
     retrying: frozenset[str]
     dead: frozenset[str]
+    sidekiq_major: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

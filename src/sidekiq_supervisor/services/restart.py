@@ -33,7 +33,15 @@ class Enqueuer(Protocol):
     """Something that pushes a restart into Sidekiq (the Redis adapter, in production)."""
 
     def push_restart(
-        self, *, original_jid: str, jid: str, job_class: str, arguments: list[Any], queue: str, now: float
+        self,
+        *,
+        original_jid: str,
+        jid: str,
+        job_class: str,
+        arguments: list[Any],
+        queue: str,
+        now: float,
+        sidekiq_version: int | None = None,
     ) -> str:
         """Push once per original; return the jid that runs the restart. Raise if it could not."""
 
@@ -104,12 +112,14 @@ class Restarter:
             report.restarted.append(RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}"))
         else:
             try:
-                outcome, done = self._restart_one(stored, job)
+                outcome, done = self._restart_one(stored, job, snapshot.sidekiq_major)
             except redis.RedisError as exc:
                 raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", report) from exc
             (report.restarted if done else report.skipped).append(outcome)
 
-    def _restart_one(self, stored: StoredJob, job: Job) -> tuple[RestartOutcome, bool]:
+    def _restart_one(
+        self, stored: StoredJob, job: Job, sidekiq_major: int | None
+    ) -> tuple[RestartOutcome, bool]:
         if self._enqueuer is None:
             raise SidekiqUnavailable("no Sidekiq Redis is configured for restarts")
         now = now_micros()
@@ -124,6 +134,7 @@ class Restarter:
                 arguments=orjson.loads(stored.arguments),
                 queue=stored.queue,
                 now=now / 1_000_000,
+                sidekiq_version=sidekiq_major,
             )
             replacement = Report(jid, EventKind.QUEUED, now, stored.job_class, stored.queue, stored.arguments)
             record_replacement(connection, stored, replacement, now)

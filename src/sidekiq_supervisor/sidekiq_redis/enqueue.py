@@ -65,11 +65,20 @@ class SidekiqEnqueuer:
         return cls(client, sidekiq_version=sidekiq_version)
 
     def push_restart(
-        self, *, original_jid: str, jid: str, job_class: str, arguments: list[Any], queue: str, now: float
+        self,
+        *,
+        original_jid: str,
+        jid: str,
+        job_class: str,
+        arguments: list[Any],
+        queue: str,
+        now: float,
+        sidekiq_version: int | None = None,
     ) -> str:
         """Push the restart of ``original_jid`` as job ``jid``, unless it was pushed before.
 
-        Returns the jid that runs the restart: ``jid``, or the one of the earlier push.
+        ``sidekiq_version`` (the major version the live processes run, when known) overrides the
+        configured one. Returns the jid that runs the restart: ``jid``, or the one of the earlier push.
         """
         payload = job_payload(
             jid=jid,
@@ -77,7 +86,7 @@ class SidekiqEnqueuer:
             arguments=arguments,
             queue=queue,
             now=now,
-            sidekiq_version=self._sidekiq_version,
+            sidekiq_version=sidekiq_version or self._sidekiq_version,
         )
         pushed = self._restart_push(
             keys=[keys.restart_marker(original_jid), keys.QUEUES, keys.queue(queue)],
