@@ -29,11 +29,11 @@ def api(tmp_path, redis_client):
         yield client
 
 
-def sidekiq_env(api) -> dict[str, str]:
+def sidekiq_env(api, client: str = "seed") -> dict[str, str]:
     host = str(api.base_url).rstrip("/")
     return {
         "REDIS_URL": REDIS_TEST_URL,
-        "SUPERVISOR_CLIENT": "seed",
+        "SUPERVISOR_CLIENT": client,
         "SIDEKIQ_SUPERVISOR_HOST": host,
         "SIDEDIQ_SUPERVISOR_HOST": host,  # the seed's client middleware has this typo
         "http_proxy": "",
@@ -48,6 +48,11 @@ def status(api, jid: str) -> str | None:
 
 def liveness(api) -> dict[str, str]:
     return {row["jid"]: row["liveness"] for row in api.get("/api/v1/liveness").json()["data"]}
+
+
+def events(api, jid: str) -> list[dict]:
+    response = api.get(f"/api/v1/jobs/{jid}/history")
+    return response.json()["history"] if response.status_code == 200 else []
 
 
 def test_seed_middlewares_with_a_real_sidekiq_record_run_classify_and_restart(api, redis_client, tmp_path):
@@ -102,4 +107,52 @@ def test_seed_middlewares_with_a_real_sidekiq_record_run_classify_and_restart(ap
 
     with sidekiq(env, tmp_path, redis_client, "second"):
         wait_until("the recovered job completes", lambda: status(api, new_sleepy) == "complete")
+    assert api.get("/api/v1/liveness").json()["data"] == []
+
+
+def test_the_gem_with_a_real_sidekiq_reports_workers_and_failures_and_a_killed_job_is_recovered(
+    api, redis_client, tmp_path
+):
+    env = sidekiq_env(api, client="gem")
+    redis_client.set("e2e:sleep:nap", 1)
+    with sidekiq(env, tmp_path, redis_client, "first") as first:
+        (process,) = redis_client.smembers("processes")
+        quick = enqueue(env, [("QuickJob", [n, f"user{n}@example.com"]) for n in range(5)])
+        (flaky,) = enqueue(env, [("FlakyOnceJob", ["ORD-9"])])
+        (sleepy,) = enqueue(env, [("SleepyJob", ["nap"])])
+
+        wait_until("the quick jobs complete", lambda: all(status(api, jid) == "complete" for jid in quick))
+        failed = wait_until(
+            "the flaky job fails", lambda: [e for e in events(api, flaky) if e["event"] == "failed"]
+        )
+        assert failed[0]["detail"]["error"] == {
+            "class": "ArgumentError",
+            "message": "order ORD-9 is not ready",
+        }
+        assert status(api, flaky) == "started"
+        wait_until("the sleepy job starts", lambda: status(api, sleepy) == "started")
+        worker = api.get(f"/api/v1/jobs/{sleepy}").json()["worker"]
+        assert worker["identity"] == process.decode()
+        assert worker["pid"] == first.process.pid
+        wait_until("the failed job shows as orphaned", lambda: liveness(api).get(flaky) == "orphaned")
+        assert liveness(api)[sleepy] == "running"
+
+        first.kill()
+
+    wait_until(
+        "the killed job shows as orphaned",
+        lambda: liveness(api).get(sleepy) == "orphaned",
+        timeout=STALE_SECONDS + 15,
+    )
+    redis_client.set("e2e:allow:ORD-9", 1)
+    redis_client.delete("e2e:sleep:nap")
+    restart = api.post("/api/v1/jobs/restart").json()
+    assert sorted(row["jid"] for row in restart["restarted"]) == sorted([flaky, sleepy])
+    assert restart["skipped"] == []
+    new_jids = [row["new_jid"] for row in restart["restarted"]]
+
+    with sidekiq(env, tmp_path, redis_client, "second"):
+        wait_until(
+            "both restarted jobs complete", lambda: all(status(api, jid) == "complete" for jid in new_jids)
+        )
     assert api.get("/api/v1/liveness").json()["data"] == []
