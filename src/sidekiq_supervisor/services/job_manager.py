@@ -19,7 +19,10 @@ from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
 from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartReport
 from sidekiq_supervisor.services.results import DurationList, Job, JobList
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.migrate import upgrade
 
 
 class JobManager:
@@ -39,12 +42,10 @@ class JobManager:
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> JobManager:
-        """A manager on the settings' Sidekiq Redis and ``engine`` (default: the settings' database,
-        its schema brought to head)."""
-        from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
-        from sidekiq_supervisor.store.engine import make_engine
-        from sidekiq_supervisor.store.migrate import upgrade
+        """A manager on the settings' Sidekiq Redis and ``engine``.
 
+        Without ``engine``, it opens the settings' database and brings its schema to head.
+        """
         if engine is None:
             engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
             upgrade(engine)

@@ -58,12 +58,6 @@ class SidekiqEnqueuer:
         self._sidekiq_version = sidekiq_version
         self._restart_push = client.register_script(RESTART_PUSH)
 
-    @classmethod
-    def from_url(cls, url: str, *, sidekiq_version: int = 7) -> SidekiqEnqueuer:
-        """An enqueuer for the Redis at ``url`` (as ``REDIS_URL`` in Sidekiq)."""
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        return cls(client, sidekiq_version=sidekiq_version)
-
     def push_restart(
         self,
         *,
