@@ -2,11 +2,14 @@
 
 Every store-backed test runs twice, once per database (``ledger_url`` is parametrised). The
 PostgreSQL database is created for the session and dropped at its end; each test starts from
-empty tables. Redis tests get their own database index, flushed before and after.
+empty tables. Redis tests get a database index of their own: the session claims an empty one
+with a lock key in database 0 (so concurrent test runs never share one), and each test flushes
+it before and after.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import uuid
 from collections.abc import Iterator
@@ -23,7 +26,29 @@ from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.web.app import create_app
 
 POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+REDIS_SERVER = "redis://127.0.0.1:6379"
+
+
+def _claim_redis_database() -> str:
+    """The URL of an empty Redis database index, locked for this test run until it exits.
+
+    The locks live in database 0 (one small key per index), so the claimed index stays empty.
+    """
+    if "TEST_REDIS_URL" in os.environ:
+        return os.environ["TEST_REDIS_URL"]
+    locks = redis.Redis.from_url(f"{REDIS_SERVER}/0")
+    for index in range(15, 0, -1):
+        lock = f"sidekiq-supervisor:tests:db:{index}"
+        # Only an empty index is taken: another run's, a benchmark's or an app's data stays alone.
+        if redis.Redis.from_url(f"{REDIS_SERVER}/{index}").dbsize() == 0 and locks.set(
+            lock, os.getpid(), nx=True, ex=6 * 3600
+        ):
+            atexit.register(locks.delete, lock)
+            return f"{REDIS_SERVER}/{index}"
+    raise RuntimeError("no empty Redis database index is free for the tests")
+
+
+REDIS_TEST_URL = _claim_redis_database()
 
 
 @pytest.fixture(scope="session")
