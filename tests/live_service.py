@@ -60,12 +60,19 @@ def running_service(database_url: str, workdir: Path, **env: str) -> Iterator[Se
         _wait_until_healthy(process, service)
         yield service
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; nothing if it already ended."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def _wait_until_healthy(process: subprocess.Popen[bytes], service: Service) -> None:

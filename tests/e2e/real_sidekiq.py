@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import redis
 
+from tests.live_service import stop
+
 APP = Path(__file__).parent / "sidekiq_app"
 
 
@@ -86,10 +88,4 @@ def sidekiq(env: dict[str, str], workdir: Path, client: redis.Redis, name: str) 
         wait_until(f"sidekiq {name} beats", lambda: client.smembers("processes") - before, timeout=30)
         yield running
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop(process)
