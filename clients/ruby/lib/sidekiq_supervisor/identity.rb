@@ -21,17 +21,19 @@ module SidekiqSupervisor
   # the fiber-local Thread.current["sidekiq_tid"]. Both are read on the job's own thread.
   module Identity
     TID_KEY = "sidekiq_tid"
+    CACHE_KEY = :sidekiq_supervisor_worker
 
     class << self
-      # The `worker` object of a `started` report, for the current thread.
+      # The `worker` object of a `started` report, for the current thread. It never changes for
+      # a thread of a process, so it is built once per thread (again after a fork), as soon as
+      # Sidekiq knows its identity.
       def worker
-        helper = sidekiq_helper
-        {
-          "identity" => call(helper, :identity),
-          "hostname" => call(helper, :hostname) || fallback_hostname,
-          "pid" => ::Process.pid,
-          "thread" => call(helper, :tid) || fallback_tid
-        }
+        cached = Thread.current[CACHE_KEY]
+        return cached if cached && cached["pid"] == ::Process.pid
+
+        fresh = describe_worker.freeze
+        Thread.current[CACHE_KEY] = fresh if fresh["identity"]
+        fresh
       end
 
       # Which of Sidekiq's modules answers, for tests and for the curious.
@@ -40,6 +42,16 @@ module SidekiqSupervisor
       end
 
       private
+
+      def describe_worker
+        helper = sidekiq_helper
+        {
+          "identity" => call(helper, :identity),
+          "hostname" => call(helper, :hostname) || fallback_hostname,
+          "pid" => ::Process.pid,
+          "thread" => call(helper, :tid) || fallback_tid
+        }
+      end
 
       def sidekiq_module
         if defined?(::Sidekiq::Component) && ::Sidekiq::Component.method_defined?(:identity)
