@@ -26,7 +26,6 @@ class Settings(BaseSettings):
     # A Sidekiq process whose last heartbeat is older than this is taken for gone.
     process_stale_seconds: float = Field(60.0, gt=0)
     max_batch_reports: int = Field(5000, ge=1)
-    page_size_limit: int = Field(1000, ge=1)
 
     @field_validator("database_url")
     @classmethod

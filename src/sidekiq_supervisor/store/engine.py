@@ -26,11 +26,6 @@ def make_engine(database_url: str, *, sqlite_synchronous: str = "FULL") -> Engin
     return engine
 
 
-def is_sqlite(engine: Engine | Connection) -> bool:
-    """Whether the engine or connection talks to SQLite."""
-    return engine.dialect.name == "sqlite"
-
-
 def _tune_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -6,7 +6,6 @@ page does not grow with its depth.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from sqlalchemy import ColumnElement, func, select
@@ -65,14 +64,6 @@ def page_jobs(
     if before_id is not None:
         query = query.where(jobs.c.id < before_id)
     return [job_from_row(row) for row in connection.execute(query)]
-
-
-def iterate_jobs(connection: Connection, flt: JobFilter, *, page_size: int = 1000) -> Iterator[StoredJob]:
-    """Every matching job, newest first, one page in memory at a time."""
-    before_id = None
-    while page := page_jobs(connection, flt, limit=page_size, before_id=before_id):
-        yield from page
-        before_id = page[-1].id
 
 
 def count_jobs(connection: Connection, flt: JobFilter) -> int:
