@@ -4,7 +4,9 @@ connections to a real ``sidekiq-supervisor serve``, then every acknowledged repo
     python bench/ingest_seed.py [--seconds 15] [--connections 64] [--database-url URL] [--workers N]
 
 Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, and
-whether every 2xx-acknowledged report is in the store. Needs Debian's ``wrk``.
+whether every 2xx-acknowledged report is in the store; then the same traffic against a bare
+Starlette app with the same routes (``bench/bare_app.py``) on the same uvicorn settings, and the
+ratio. Needs Debian's ``wrk``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ def stored_events(database_url: str) -> int:
     return count
 
 
+def run_bare(args: argparse.Namespace) -> dict[str, float]:
+    """The same wrk run against the bare app, with the service's uvicorn settings."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port)]
+    command += ["--workers", str(args.workers), "--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(command, cwd=HERE)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+        return run_wrk(f"http://127.0.0.1:{port}", args.seconds, args.connections)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
@@ -85,6 +101,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    bare = run_bare(args)
     acknowledged = int(result["requests"] - result["non2xx"])
     print(f"database / workers  {database_url.split(':')[0]} / {args.workers}")
     print(f"reports/s           {result['requests'] / result['seconds']:,.0f}")
@@ -93,6 +110,9 @@ def main() -> None:
     print(f"acknowledged        {acknowledged:,}")
     verdict = "every acknowledged report stored" if stored >= acknowledged else "REPORTS MISSING"
     print(f"stored              {stored:,}  ({verdict})")
+    rate, bare_rate = (r["requests"] / r["seconds"] for r in (result, bare))
+    print(f"bare Starlette      {bare_rate:,.0f} requests/s, p99 {bare['p99_us'] / 1000:.1f} ms")
+    print(f"ratio to bare       {rate / bare_rate:.0%}")
 
 
 if __name__ == "__main__":
