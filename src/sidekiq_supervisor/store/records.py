@@ -35,15 +35,18 @@ class StoredEvent:
 
 
 def job_from_row(row: Any) -> StoredJob:
-    """Map a ``jobs`` row (any row with its columns) to a record."""
+    """Map a ``jobs`` row (``select(jobs)``: every column, in table order) to a record."""
+    # Positional unpacking: the writer maps every row of every batch, and named access costs more.
+    (id_, jid, job_class, queue, arguments, status, queued_at, started_at, completed_at, attempts,
+     restarted_from, worker) = row  # fmt: skip
     return StoredJob(
-        id=row.id,
-        jid=row.jid,
-        job_class=row.job_class,
-        queue=row.queue,
-        arguments=row.arguments,
-        status=JobStatus(row.status),
-        timeline=Timeline(row.queued_at, row.started_at, row.completed_at, row.attempts),
-        restarted_from=row.restarted_from,
-        worker=row.worker,
+        id_,
+        jid,
+        job_class,
+        queue,
+        arguments,
+        JobStatus(status),
+        Timeline(queued_at, started_at, completed_at, attempts),
+        restarted_from,
+        worker,
     )
