@@ -153,14 +153,14 @@ class JobReportIn(BaseModel):
     def _nest_flat_form_fields(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        nested = dict(data)
+        nested = data  # copied only when a form nests something: most reports carry neither group
         for prefix, name, keys in (
             ("worker_", "worker", WORKER_KEYS),
             ("error_", "error", ("class", "message")),
         ):
             flat = {key: data[prefix + key] for key in keys if prefix + key in data}
             if flat and name not in data:
-                nested[name] = flat
+                nested = {**nested, name: flat}
         return nested
 
 
