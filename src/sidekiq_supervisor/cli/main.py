@@ -46,6 +46,9 @@ def serve(
     """Serve the HTTP service (the schema is created or migrated first)."""
     import uvicorn
 
+    # Migrate once here, before uvicorn starts its workers: a bad database fails with one line,
+    # and the workers (whose lifespans also migrate, for apps run without this command) find the
+    # schema at head instead of racing to create it.
     open_database(load_settings()).dispose()
     uvicorn.run(
         "sidekiq_supervisor.web.app:create_app",
