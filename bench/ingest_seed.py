@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -48,13 +50,37 @@ def wait_healthy(url: str, seconds: float = 30) -> None:
     raise SystemExit("the service did not become healthy")
 
 
-def run_wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "seed_reports.lua"), url]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+def run_wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    script: str = "seed_reports.lua",
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Runs wrk with one of the bench's Lua scripts; the figures its ``done`` hook printed."""
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / script), url]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     match = re.search(r"RESULT (.*)", output)
     if match is None:
         raise SystemExit(f"wrk printed no result:\n{output}")
     return {key: float(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak resident memory of a process and its children (uvicorn's workers), in MiB."""
+    pids = [pid, *_children(pid)]
+    peak_kib = 0
+    for each in pids:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak_kib += int(line.split()[1])
+    return peak_kib / 1024
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
 def stored_events(database_url: str) -> int:
@@ -63,6 +89,22 @@ def stored_events(database_url: str) -> int:
         count = connection.execute(select(func.count()).select_from(job_events)).scalar_one()
     engine.dispose()
     return count
+
+
+@contextmanager
+def running_service(database_url: str, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real ``sidekiq-supervisor serve`` on a free port: its URL and process, until the block ends."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url}
+    serve = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    server = subprocess.Popen([sys.executable, "-m", "sidekiq_supervisor", *serve], env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def run_bare(args: argparse.Namespace) -> dict[str, float]:
@@ -86,21 +128,12 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="ingest-bench-")
-    database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": database_url}
-    serve = ["serve", "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"]
-    server = subprocess.Popen([sys.executable, "-m", "sidekiq_supervisor", *serve], env=env)
-    try:
-        wait_healthy(url)
+    database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='ingest-bench-')}/bench.db"
+    with running_service(database_url, args.workers) as (url, server):
         before = stored_events(database_url)
         result = run_wrk(url, args.seconds, args.connections)
         stored = stored_events(database_url) - before
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        rss = peak_rss_mib(server.pid)
     bare = run_bare(args)
     acknowledged = int(result["requests"] - result["non2xx"])
     print(f"database / workers  {database_url.split(':')[0]} / {args.workers}")
@@ -110,6 +143,7 @@ def main() -> None:
     print(f"acknowledged        {acknowledged:,}")
     verdict = "every acknowledged report stored" if stored >= acknowledged else "REPORTS MISSING"
     print(f"stored              {stored:,}  ({verdict})")
+    print(f"service peak RSS    {rss:,.0f} MiB")
     rate, bare_rate = (r["requests"] / r["seconds"] for r in (result, bare))
     print(f"bare Starlette      {bare_rate:,.0f} requests/s, p99 {bare['p99_us'] / 1000:.1f} ms")
     print(f"ratio to bare       {rate / bare_rate:.0%}")

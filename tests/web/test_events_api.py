@@ -62,6 +62,24 @@ def test_it_stores_the_valid_items_and_rejects_the_invalid_ones_one_by_one(clien
         assert client.get(f"/api/v1/jobs/{jid}/history").status_code == 404
 
 
+
+def test_prefer_return_minimal_lists_only_the_refused_items_by_index(client):
+    items = [event("queued", "a", T0), event("queued", "bad id", T0), event("complete", "a", T0 + 2)]
+
+    response = client.post(
+        "/api/v1/events", json={"events": items}, headers={"Prefer": "respond-async, return=minimal"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["preference-applied"] == "return=minimal"
+    body = response.json()
+    assert (body["stored"], body["rejected"]) == (2, 1)
+    assert "results" not in body
+    (refused,) = body["refused"]
+    assert (refused["index"], refused["status"]) == (1, 422)
+    assert [error["loc"] for error in refused["detail"]] == [["body", "events", 1, "job_id"]]
+    assert job(client, "a")["status"] == "complete"
+
 def test_it_counts_a_duplicate_inside_one_batch_once(client):
     items = [
         event("started", "dup", T0 + 1),

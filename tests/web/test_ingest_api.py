@@ -415,6 +415,15 @@ def test_it_keeps_big_integer_arguments_exactly(client, engine):
     assert "12345678901234567890123" in stored
 
 
+def test_it_keeps_big_integers_exactly_in_an_arguments_array_of_a_json_body(client):
+    body = '{"job_id": "big-array", "job_class": "W", "arguments": [12345678901234567890123, 1.5, "x"]}'
+
+    response = client.post("/api/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 201, response.text
+    assert response.json()["arguments"] == [12345678901234567890123, 1.5, "x"]
+
+
 @pytest.mark.parametrize("field", ["job_class", "queue"])
 def test_it_refuses_a_nul_character_in_job_class_or_queue(client, field):
     response = client.post(

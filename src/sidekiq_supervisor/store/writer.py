@@ -15,17 +15,22 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report, Timeline
 from sidekiq_supervisor.domain.status import fold_events, status_of
+from sidekiq_supervisor.store.bulk import insert_ignoring_conflicts, select_where_in, update_by_key
 from sidekiq_supervisor.store.records import StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import job_events, jobs
 
 # Keeps every IN list and multi-row VALUES well inside both databases' bind-parameter limits.
 CHUNK = 500
+JOB_COLUMNS = [column.name for column in jobs.columns]  # in table order, as job_from_row expects
+NEW_JOB_COLUMNS = ["jid", "job_class", "queue", "arguments", "status", "attempts"]
+TIMELINE_COLUMNS = ["status", "queued_at", "started_at", "completed_at", "attempts", "worker"]
+EVENT_COLUMNS = ["jid", "kind", "at", "recorded_at", "detail"]
+EVENT_KEY = ["jid", "kind", "at"]
 
 EventKey = tuple[str, str, Micros]
 
@@ -75,59 +80,44 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 def _restarted(connection: Connection, jids: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(jids):
-        query = select(job_events.c.jid).where(
-            job_events.c.jid.in_(chunk), job_events.c.kind == EventKind.RESTARTED.value
+        rows = select_where_in(
+            connection, job_events, ["jid"], "jid", chunk, equal=("kind", EventKind.RESTARTED.value)
         )
-        found.update(connection.execute(query).scalars())
+        found.update(jid for (jid,) in rows)
     return found
 
 
 def _create_missing_jobs(connection: Connection, firsts: list[Report]) -> set[str]:
-    statement = (
-        dialect_insert(connection, jobs).on_conflict_do_nothing(index_elements=["jid"]).returning(jobs.c.jid)
-    )
     created: set[str] = set()
+    queued = JobStatus.QUEUED.value
     for chunk in _chunks(firsts):
-        params = [
-            {
-                "jid": report.jid,
-                "job_class": report.job_class,
-                "queue": report.queue,
-                "arguments": report.arguments,
-                "status": JobStatus.QUEUED.value,
-                "attempts": 0,
-            }
-            for report in chunk
-        ]
-        created.update(connection.execute(statement, params).scalars())
+        rows = [(r.jid, r.job_class, r.queue, r.arguments, queued, 0) for r in chunk]
+        inserted = insert_ignoring_conflicts(
+            connection, jobs, NEW_JOB_COLUMNS, rows, conflict=["jid"], returning=["jid"]
+        )
+        created.update(jid for (jid,) in inserted)
     return created
 
 
 def _lock_jobs(connection: Connection, jids: list[str]) -> dict[str, StoredJob]:
     rows: dict[str, StoredJob] = {}
     for chunk in _chunks(jids):
-        query = select(jobs).where(jobs.c.jid.in_(chunk)).order_by(jobs.c.jid)
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update()
-        for row in connection.execute(query):
-            rows[row.jid] = job_from_row(row)
+        for row in select_where_in(connection, jobs, JOB_COLUMNS, "jid", chunk, order_by="jid", lock=True):
+            job = job_from_row(row)
+            rows[job.jid] = job
     return rows
 
 
 def _append_events(connection: Connection, reports: Sequence[Report], recorded_at: Micros) -> set[EventKey]:
     distinct = {(r.jid, r.kind.value, r.at): r for r in reports}
-    statement = (
-        dialect_insert(connection, job_events)
-        .on_conflict_do_nothing(index_elements=["jid", "kind", "at"])
-        .returning(job_events.c.jid, job_events.c.kind, job_events.c.at)
-    )
     inserted: set[EventKey] = set()
     for chunk in _chunks(sorted(distinct)):
-        params = [
-            {"jid": j, "kind": k, "at": at, "recorded_at": recorded_at, "detail": _detail(distinct[j, k, at])}
-            for j, k, at in chunk
-        ]
-        inserted.update((row.jid, row.kind, row.at) for row in connection.execute(statement, params))
+        rows = [(jid, kind, at, recorded_at, _detail(distinct[jid, kind, at])) for jid, kind, at in chunk]
+        inserted.update(
+            insert_ignoring_conflicts(
+                connection, job_events, EVENT_COLUMNS, rows, conflict=EVENT_KEY, returning=EVENT_KEY
+            )
+        )
     return inserted
 
 
@@ -168,34 +158,21 @@ def _latest_worker(job: StoredJob, new: list[Report], timeline: Timeline) -> str
 
 
 def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
-    if not changed:
-        return
     # Class, queue and arguments come from a job's first report and never change afterwards.
-    statement = (
-        update(jobs)
-        .where(jobs.c.id == bindparam("row_id"))
-        .values(
-            status=bindparam("new_status"),
-            queued_at=bindparam("new_queued_at"),
-            started_at=bindparam("new_started_at"),
-            completed_at=bindparam("new_completed_at"),
-            attempts=bindparam("new_attempts"),
-            worker=bindparam("new_worker"),
+    rows = [
+        (
+            job.status.value,
+            job.timeline.queued_at,
+            job.timeline.started_at,
+            job.timeline.completed_at,
+            job.timeline.attempts,
+            job.worker,
+            job.id,
         )
-    )
-    params = [
-        {
-            "row_id": job.id,
-            "new_status": job.status.value,
-            "new_queued_at": job.timeline.queued_at,
-            "new_started_at": job.timeline.started_at,
-            "new_completed_at": job.timeline.completed_at,
-            "new_attempts": job.timeline.attempts,
-            "new_worker": job.worker,
-        }
         for job in changed
     ]
-    connection.execute(statement, params)
+    if rows:
+        update_by_key(connection, jobs, TIMELINE_COLUMNS, "id", rows)
 
 
 def _results(reports: Sequence[Report], rows: dict[str, StoredJob], created: set[str]) -> list[WriteResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,8 @@ from sidekiq_supervisor.web.deps import Services, ServicesDep
 from sidekiq_supervisor.web.errors import install_error_handlers
 
 DOCUMENTED_BODIES = (JobQueuedIn, JobReportIn, EventIn, EventsIn)
+# Allocations (net of frees) between two young-generation collections; Python's default is 700.
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await run_in_threadpool(_open_services, settings)
         await services.writer.start()
         app.state.services = services
+        _settle_garbage_collector()
         try:
             yield
         finally:
@@ -61,6 +65,16 @@ def _open_services(settings: Settings) -> Services:
         engine, batch_size=settings.ingest_batch_size, queue_limit=settings.ingest_queue_limit
     )
     return Services(settings, engine, writer, JobManager.from_settings(settings, engine))
+
+
+def _settle_garbage_collector() -> None:
+    # Ingest allocates many short-lived objects; with Python's default thresholds the cyclic
+    # collector ran often and re-scanned every long-lived object (modules, routes, SQLAlchemy
+    # metadata) each time: about a third of the writer's time. Freezing what start-up built and
+    # collecting less often keeps memory flat (ingest creates no cycles to speak of).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def healthz(services: ServicesDep) -> Response:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from fastapi import HTTPException, Request
+
+from sidekiq_supervisor.web.api import json_text
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -39,8 +40,8 @@ async def read_fields(request: Request) -> dict[str, Any]:
 def json_object(body: bytes) -> dict[str, Any]:
     """A JSON object body, or a 400/422 saying what is wrong with it."""
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        data = json_text.loads(body)
+    except json_text.InvalidJSON:
         raise HTTPException(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise HTTPException(422, "the body must be a JSON object")

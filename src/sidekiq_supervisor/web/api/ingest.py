@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -20,6 +19,7 @@ from sidekiq_supervisor.web.api.schemas import (
     EventsIn,
     JobQueuedIn,
     JobReportIn,
+    ReportBody,
     request_body,
 )
 from sidekiq_supervisor.web.deps import ServicesDep, WriterDep
@@ -39,7 +39,7 @@ def _to_report(fields: dict[str, Any], kind: EventKind, jid: str | None, receive
     return _report(valid, kind, valid.job_id if isinstance(valid, JobQueuedIn) else jid, received)
 
 
-def _report(valid: JobReportIn, kind: EventKind, jid: str, received: Micros) -> Report:
+def _report(valid: ReportBody, kind: EventKind, jid: str, received: Micros) -> Report:
     """The domain report; the worker counts on starts only and the error on failures only."""
     worker = valid.worker if kind is EventKind.STARTED else None
     error = valid.error if kind is EventKind.FAILED else None
@@ -50,8 +50,8 @@ def _report(valid: JobReportIn, kind: EventKind, jid: str, received: Micros) -> 
         valid.job_class,
         valid.queue,
         valid.arguments,
-        worker=None if worker is None else orjson.dumps(worker.model_dump(exclude_none=True)).decode(),
-        error=None if error is None else orjson.dumps(error.model_dump(by_alias=True)).decode(),
+        worker=None if worker is None else worker.model_dump_json(exclude_none=True),
+        error=None if error is None else error.model_dump_json(by_alias=True),
     )
 
 
@@ -121,7 +121,11 @@ async def job_failed(job_id: str, request: Request, writer: WriterDep) -> Respon
 
 @router.post("/events", openapi_extra=request_body(EventsIn))
 async def events(request: Request, services: ServicesDep) -> Response:
-    """Store a batch of reports; each item gets its own status (201, 200 or 422 with errors)."""
+    """Store a batch of reports; each item gets its own status (201, 200 or 422 with errors).
+
+    With ``Prefer: return=minimal`` (RFC 7240), the answer lists only the refused items, by
+    index, in ``refused``: what the gem asks for, since it acts on nothing else.
+    """
     received = now_micros()
     try:
         batch = EventsIn.model_validate(json_object(await read_body(request)))
@@ -130,13 +134,23 @@ async def events(request: Request, services: ServicesDep) -> Response:
     limit = services.settings.max_batch_reports
     if len(batch.events) > limit:
         return json_response({"error": f"a batch holds at most {limit} events"}, 413)
-    results = [_batch_item(item, index, received) for index, item in enumerate(batch.events)]
-    reports = [item for item in results if isinstance(item, Report)]
-    stored = iter(await services.writer.submit(reports) if reports else [])
-    documents = [_item_result(next(stored)) if isinstance(item, Report) else item for item in results]
-    return json_response(
-        {"stored": len(reports), "rejected": len(results) - len(reports), "results": documents}
-    )
+    items = [_batch_item(item, index, received) for index, item in enumerate(batch.events)]
+    reports = [item for item in items if isinstance(item, Report)]
+    stored = await services.writer.submit(reports) if reports else []
+    summary = {"stored": len(reports), "rejected": len(items) - len(reports)}
+    if _prefers_minimal(request):
+        refused = [{"index": i, **item} for i, item in enumerate(items) if not isinstance(item, Report)]
+        response = json_response({**summary, "refused": refused})
+        response.headers["Preference-Applied"] = "return=minimal"
+        return response
+    results = iter(stored)
+    documents = [_item_result(next(results)) if isinstance(item, Report) else item for item in items]
+    return json_response({**summary, "results": documents})
+
+
+def _prefers_minimal(request: Request) -> bool:
+    preferences = request.headers.get("prefer", "").lower().replace(" ", "").split(",")
+    return "return=minimal" in preferences
 
 
 def _batch_item(item: Any, index: int, received: Micros) -> Report | dict[str, Any]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -15,6 +13,8 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+
+from sidekiq_supervisor.web.api import json_text
 
 MAX_ARGUMENTS_BYTES = 64 * 1024
 # The highest plausible epoch-seconds value; a larger ``at`` is almost surely milliseconds.
@@ -33,48 +33,13 @@ def canonical_arguments(value: Any) -> str:
         # Characters never outnumber UTF-8 bytes, so this refuses early what is surely too long.
         if len(value) > MAX_ARGUMENTS_BYTES:
             raise ValueError(f"is longer than {MAX_ARGUMENTS_BYTES} bytes")
-        value = _decode(value)
+        value = json_text.loads(value)
     if not isinstance(value, list):
         raise ValueError("must be a JSON array (Sidekiq's job args)")
-    encoded = _encode(value)
+    encoded = json_text.dumps(value)
     if len(encoded) > MAX_ARGUMENTS_BYTES:
         raise ValueError(f"is longer than {MAX_ARGUMENTS_BYTES} bytes")
     return encoded.decode()
-
-
-def _decode(text: str | bytes) -> Any:
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise ValueError("is not valid JSON text") from None
-    if _has_float(value):
-        # orjson reads integers beyond 64 bits as floats; Ruby bignums must survive exactly.
-        value = json.loads(text, parse_constant=_refuse_constant)
-    return value
-
-
-def _encode(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _has_float(value: Any) -> bool:
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, float):
-            return True
-        if isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, dict):
-            pending.extend(item.values())
-    return False
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"is not valid JSON text ({name})")
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -132,12 +97,8 @@ class ErrorIn(BaseModel):
     message: Annotated[str, BeforeValidator(_first_characters)] = Field("", max_length=MAX_ERROR_MESSAGE)
 
 
-class JobReportIn(BaseModel):
-    """A ``started``, ``complete`` or ``failed`` report (the jid is in the path).
-
-    Form bodies give the worker and the error as flat fields (``worker_identity``,
-    ``worker_hostname``, ``worker_pid``, ``worker_thread``, ``error_class``, ``error_message``).
-    """
+class ReportBody(BaseModel):
+    """The fields every report carries, whichever route it comes by."""
 
     model_config = ConfigDict(extra="ignore", strict=False)
 
@@ -147,6 +108,14 @@ class JobReportIn(BaseModel):
     at: EventTime = None
     worker: WorkerIn | None = Field(None, description="On `started`: who runs the job.")
     error: ErrorIn | None = Field(None, description="On `failed`: what the run raised.")
+
+
+class JobReportIn(ReportBody):
+    """A ``started``, ``complete`` or ``failed`` report (the jid is in the path).
+
+    Form bodies give the worker and the error as flat fields (``worker_identity``,
+    ``worker_hostname``, ``worker_pid``, ``worker_thread``, ``error_class``, ``error_message``).
+    """
 
     @model_validator(mode="before")
     @classmethod
@@ -170,9 +139,10 @@ class JobQueuedIn(JobReportIn):
     job_id: JobId = Field(description="The Sidekiq jid.")
 
 
-class EventIn(JobQueuedIn):
-    """One report inside a batch."""
+class EventIn(ReportBody):
+    """One report inside a batch (JSON only, so the worker and the error come nested)."""
 
+    job_id: JobId = Field(description="The Sidekiq jid.")
     event: Literal["queued", "started", "complete", "failed"]
 
 

@@ -1,0 +1,49 @@
+"""Reading and writing JSON text fast (orjson) without losing integers beyond 64 bits.
+
+orjson reads an integer that does not fit in 64 bits as a float, silently; Ruby apps pass
+bignums in job arguments, and those must survive exactly. Such a literal has 19 digits or more,
+so a text holding none is read by orjson, and the rare other one by the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+# A number literal of 19 digits or more: 2**63 has 19. Digits inside a word (a hex jid, say) are
+# not a number; one that is part of a string just takes the slower path, harmlessly.
+_LONG_INTEGER = re.compile(r"(?<![0-9A-Za-z_.])-?[0-9]{19,}(?![0-9A-Za-z_.])")
+_LONG_INTEGER_BYTES = re.compile(_LONG_INTEGER.pattern.encode())
+
+
+class InvalidJSON(ValueError):
+    """The text is not valid JSON."""
+
+
+def loads(text: str | bytes) -> Any:
+    """The value of JSON ``text``; integers exact whatever their size. NaN and Infinity are refused."""
+    pattern = _LONG_INTEGER_BYTES if isinstance(text, bytes) else _LONG_INTEGER
+    if pattern.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise InvalidJSON("is not valid JSON text") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise InvalidJSON("is not valid JSON text") from None
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``, integers beyond 64 bits included."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidJSON(f"is not valid JSON text ({name})")
