@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -67,11 +68,13 @@ def _open_services(settings: Settings) -> Services:
     return Services(settings, engine, writer, JobManager.from_settings(settings, engine))
 
 
+@cache
 def _settle_garbage_collector() -> None:
     # Ingest allocates many short-lived objects; with Python's default thresholds the cyclic
     # collector ran often and re-scanned every long-lived object (modules, routes, SQLAlchemy
     # metadata) each time: about a third of the writer's time. Freezing what start-up built and
-    # collecting less often keeps memory flat (ingest creates no cycles to speak of).
+    # collecting less often keeps memory flat (ingest creates no cycles to speak of). Once per
+    # process (@cache): a later app, a test's say, must not freeze the garbage of earlier ones.
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
