@@ -5,6 +5,7 @@ require_relative "sidekiq_supervisor/version"
 require_relative "sidekiq_supervisor/config"
 require_relative "sidekiq_supervisor/identity"
 require_relative "sidekiq_supervisor/report"
+require_relative "sidekiq_supervisor/job_reports"
 require_relative "sidekiq_supervisor/reporter"
 require_relative "sidekiq_supervisor/client_middleware"
 require_relative "sidekiq_supervisor/server_middleware"
@@ -39,12 +40,13 @@ module SidekiqSupervisor
       false
     end
 
-    # Records one event of +job+ (Sidekiq's job hash). Never raises.
+    # Records one event of +job+ (Sidekiq's job hash) that happened +at+ (default: now).
+    # Never raises.
     def report(event, job, queue, at: nil)
       target = reporter or return
-      payload = event == Report::STARTED ? Report.started(job, queue) : Report.build(event, job, queue)
-      payload["at"] = at.to_f if at
-      target.record(payload)
+      fields = Report.fields(job, queue)
+      extra = Report.worker_member if event == Report::STARTED
+      target.record(Report.line(event, fields, at || Report.now, extra))
     rescue StandardError => e
       log_report_error("could not report #{event}: #{e.class}: #{e.message}")
     end
@@ -54,6 +56,16 @@ module SidekiqSupervisor
       target.record(Report.failed(job, queue, error))
     rescue StandardError => e
       log_report_error("could not report failed: #{e.class}: #{e.message}")
+    end
+
+    # The reports of one run of +job+, sharing its encoded fields; nil when nothing is
+    # reported (no host configured) or the job cannot be encoded. Never raises.
+    def job_reports(job, queue)
+      target = reporter or return
+      JobReports.new(target, job, queue)
+    rescue StandardError => e
+      log_report_error("could not report #{job.is_a?(Hash) ? job["jid"] : "a job"}: #{e.class}: #{e.message}")
+      nil
     end
 
     # The reporter of this process, built on first use; nil when no host is configured.
@@ -119,6 +131,14 @@ module SidekiqSupervisor
         forget_reporter
       end
       retired&.shutdown(timeout)
+    end
+
+    # Logs a report that could not be made (throttled: a broken job shape repeats per job).
+    def log_report_error(message)
+      @throttle ||= LogThrottle.new
+      config.effective_logger.error("sidekiq-supervisor: #{message}") if @throttle.allow?(:report)
+    rescue StandardError
+      nil
     end
 
     private
@@ -208,12 +228,6 @@ module SidekiqSupervisor
       nil
     end
 
-    def log_report_error(message)
-      @throttle ||= LogThrottle.new
-      config.effective_logger.error("sidekiq-supervisor: #{message}") if @throttle.allow?(:report)
-    rescue StandardError
-      nil
-    end
   end
 end
 

@@ -60,7 +60,7 @@ class BufferTest < SupervisorTest
   end
 
   def test_a_batch_body_is_the_events_envelope_around_the_encoded_reports
-    batch = Buffer::Batch.new(0, ['{"event":"queued"}', '{"event":"started"}'])
+    batch = Buffer::Batch.of(0, ['{"event":"queued"}', '{"event":"started"}'])
 
     assert_equal({ "events" => [{ "event" => "queued" }, { "event" => "started" }] }, JSON.parse(batch.body))
   end

@@ -31,7 +31,7 @@ class MiddlewareTest < SupervisorTest
     queued, started, complete, _, failed = delivered(5)
 
     common = { "job_id" => payload["jid"], "job_class" => "HardWorker", "queue" => "default",
-               "arguments" => '[42,"alice@example.com",{"nested":[1.5,null]}]' }
+               "arguments" => [42, "alice@example.com", { "nested" => [1.5, nil] }] }
     assert_equal common.merge("event" => "queued"), queued.reject { |k, _| k == "at" }
     assert_equal %w[event job_id job_class queue arguments at worker].sort, started.keys.sort
     assert_equal common.merge("event" => "complete"), complete.reject { |k, _| k == "at" }

@@ -15,7 +15,7 @@ class ReporterTest < SupervisorTest
     requests = server.requests
     assert_operator requests.size, :<=, 4
     assert requests.all? { |r| r.events.size <= 500 }, requests.map { |r| r.events.size }.inspect
-    assert_equal (0...1_200).map { |i| [i] }, server.delivered_events.map { |e| JSON.parse(e["arguments"]) }
+    assert_equal (0...1_200).map { |i| [i] }, server.delivered_events.map { |e| e["arguments"] }
     assert_equal 1, requests.map(&:peer_port).uniq.size, "expected one keep-alive connection"
     assert_equal({ delivered: 1_200, rejected: 0, dropped: 0, failed: 0, failed_requests: 0, buffered: 0 },
                  reporter.stats)
@@ -33,6 +33,19 @@ class ReporterTest < SupervisorTest
     assert_operator monotonic - started, :<, 1.0
   end
 
+  def test_after_a_full_batch_the_rest_waits_flush_interval_to_fill_the_next_one
+    server = start_server
+    reporter = build_reporter(server.url, batch_size: 5, flush_interval: 0.6)
+
+    7.times { |i| reporter.record(report(i)) }
+    server.wait_for_requests(1)
+    sleep 0.2
+
+    assert_equal [5], server.requests.map { |r| r.events.size }, "the 2 left over must wait for more"
+    server.wait_for_events(7)
+    assert_equal [5, 2], server.requests.map { |r| r.events.size }
+  end
+
   def test_requests_are_json_posts_to_the_batch_route_with_a_bearer_token
     server = start_server
     reporter = build_reporter(server.url, token: "s3cret")
@@ -45,6 +58,7 @@ class ReporterTest < SupervisorTest
     assert_equal "application/json", request.headers["content-type"]
     assert_equal "Bearer s3cret", request.headers["authorization"]
     assert_match %r{\Asidekiq-supervisor-ruby/}, request.headers["user-agent"]
+    assert_equal "return=minimal", request.headers["prefer"]
   end
 
   def test_the_token_may_come_from_the_url_credentials_and_without_one_there_is_no_header
@@ -69,7 +83,7 @@ class ReporterTest < SupervisorTest
     3.times { |i| reporter.record(report(i)) }
 
     events = server.wait_for_events(3)
-    assert_equal [[0], [1], [2]], events.map { |e| JSON.parse(e["arguments"]) }
+    assert_equal [[0], [1], [2]], events.map { |e| e["arguments"] }
     times = server.requests.map(&:received_at)
     gaps = times.each_cons(2).map { |a, b| b - a }
     assert_equal 4, times.size
@@ -102,7 +116,7 @@ class ReporterTest < SupervisorTest
     5.upto(7) { |i| reporter.record(report(i)) }
 
     events = server.wait_for_events(8)
-    assert_equal (0..7).map { |i| [i] }, events.map { |e| JSON.parse(e["arguments"]) }
+    assert_equal (0..7).map { |i| [i] }, events.map { |e| e["arguments"] }
     assert_match(/cannot reach the supervisor/, log_text)
     assert wait_until { log_text.match?(/answers again after \d+ failed attempts/) }, log_text
   end
@@ -116,7 +130,7 @@ class ReporterTest < SupervisorTest
     server = start_server(port: port)
 
     events = server.wait_for_events(5)
-    assert_equal (7..11).map { |i| [i] }, events.map { |e| JSON.parse(e["arguments"]) }
+    assert_equal (7..11).map { |i| [i] }, events.map { |e| e["arguments"] }
     assert_equal 1, log_text.scan(/dropped the oldest reports/).size, log_text
     assert_match(/dropped the oldest reports, 1 so far/, log_text)
   end
@@ -129,7 +143,7 @@ class ReporterTest < SupervisorTest
     100.times { |i| reporter.record(report(i)) }
 
     assert reporter.flush(5)
-    assert_equal (0...100).map { |i| [i] }, server.delivered_events.map { |e| JSON.parse(e["arguments"]) }
+    assert_equal (0...100).map { |i| [i] }, server.delivered_events.map { |e| e["arguments"] }
     assert server.requests.any? { |r| r.status == 413 }
     assert server.requests.select { |r| r.status == 200 }.all? { |r| r.events.size <= 40 }
   end
@@ -143,7 +157,7 @@ class ReporterTest < SupervisorTest
     reporter.record(report(2))
     reporter.flush(3)
 
-    assert_equal [[2]], server.delivered_events.map { |e| JSON.parse(e["arguments"]) }
+    assert_equal [[2]], server.delivered_events.map { |e| e["arguments"] }
     assert_equal 1, reporter.stats[:rejected]
     assert_match(/too large \(413\)/, log_text)
   end
@@ -207,7 +221,7 @@ class ReporterTest < SupervisorTest
 
     assert_operator elapsed, :<, 0.2
     events = server.wait_for_events(2, timeout: 3)
-    assert_equal [[1], [2]], events.map { |e| JSON.parse(e["arguments"]) }
+    assert_equal [[1], [2]], events.map { |e| e["arguments"] }
     assert_equal :hung, server.requests.first.status
     assert_match(/ReadTimeout/, log_text)
   end

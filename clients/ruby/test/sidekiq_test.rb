@@ -126,7 +126,7 @@ class SidekiqTest < SupervisorTest
     assert_match(/\A[^:]+:#{expected["pid"]}:\h{12}\z/, expected["identity"])
     events.select { |e| e["event"] == "started" }.each { |e| assert_equal expected, e["worker"] }
     assert_equal({ "class" => "ArgumentError", "message" => "bad input" }, events[3]["error"])
-    assert_equal '["ok","alice@example.com"]', events[0]["arguments"]
+    assert_equal ["ok", "alice@example.com"], events[0]["arguments"]
   end
 
   def test_a_real_sidekiq_client_push_is_reported_queued
@@ -152,7 +152,7 @@ class SidekiqTest < SupervisorTest
     assert_equal 1, result["jobs"]
     event = server.delivered_events.fetch(0)
     assert_equal({ "event" => "queued", "job_id" => result["jid"], "job_class" => "MailerWorker",
-                   "queue" => "mailers", "arguments" => '[7,"bob@example.com"]' }, event.reject { |k, _| k == "at" })
+                   "queue" => "mailers", "arguments" => [7, "bob@example.com"] }, event.reject { |k, _| k == "at" })
   end
 end
 

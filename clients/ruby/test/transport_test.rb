@@ -32,6 +32,17 @@ class TransportTest < SupervisorTest
     assert_empty Response.new(200, "[]", nil).refused_items
   end
 
+  def test_a_minimal_answer_lists_the_refused_items_by_index
+    body = JSON.generate(stored: 2, rejected: 1, refused: [{ index: 1, status: 422, detail: [{ msg: "too long" }] }])
+
+    refused = Response.new(200, body, nil).refused_items
+
+    assert_equal [1], refused.map(&:first)
+    assert_equal 422, refused.first.last["status"]
+    assert_empty Response.new(200, '{"stored": 3, "rejected": 0, "refused": []}', nil).refused_items
+    assert_empty Response.new(200, '{"refused": [{"index": "1"}]}', nil).refused_items
+  end
+
   def test_retry_after_reads_seconds_and_http_dates
     retry_after = SidekiqSupervisor::Transport.method(:retry_after)
 

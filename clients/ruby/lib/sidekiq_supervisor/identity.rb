@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "json"
 require "socket"
 
 module SidekiqSupervisor
@@ -24,16 +25,14 @@ module SidekiqSupervisor
     CACHE_KEY = :sidekiq_supervisor_worker
 
     class << self
-      # The `worker` object of a `started` report, for the current thread. It never changes for
-      # a thread of a process, so it is built once per thread (again after a fork), as soon as
-      # Sidekiq knows its identity.
+      # The `worker` object of a `started` report, for the current thread.
       def worker
-        cached = Thread.current[CACHE_KEY]
-        return cached if cached && cached["pid"] == ::Process.pid
+        current[1]
+      end
 
-        fresh = describe_worker.freeze
-        Thread.current[CACHE_KEY] = fresh if fresh["identity"]
-        fresh
+      # The same, as JSON text.
+      def worker_json
+        current[2]
       end
 
       # Which of Sidekiq's modules answers, for tests and for the curious.
@@ -42,6 +41,18 @@ module SidekiqSupervisor
       end
 
       private
+
+      # [pid, worker, its JSON]. A thread's worker never changes within a process, so it is
+      # built once per thread (again after a fork), as soon as Sidekiq knows its identity.
+      def current
+        cached = Thread.current[CACHE_KEY]
+        return cached if cached && cached[0] == ::Process.pid
+
+        worker = describe_worker.freeze
+        fresh = [::Process.pid, worker, JSON.generate(worker)].freeze
+        Thread.current[CACHE_KEY] = fresh if worker["identity"]
+        fresh
+      end
 
       def describe_worker
         helper = sidekiq_helper

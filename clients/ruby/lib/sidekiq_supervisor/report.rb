@@ -4,14 +4,25 @@ require "json"
 require_relative "identity"
 
 module SidekiqSupervisor
-  # Builds the reports of the wire contract from Sidekiq's job hash:
-  #   {"event", "job_id", "job_class", "queue", "arguments", "at", "worker" (started), "error" (failed)}
+  # Encodes the reports of the wire contract from Sidekiq's job hash, as JSON text:
+  #   {"event", "job_id", "job_class", "queue", "arguments" (the args array), "at",
+  #    "worker" (started), "error" (failed)}
+  #
+  # A job's own fields are encoded once, as a fragment that each of its reports repeats: the
+  # server middleware makes two or three reports per job on the job's thread, so this is the
+  # gem's hottest code.
   module Report
     QUEUED = "queued"
     STARTED = "started"
     COMPLETE = "complete"
     FAILED = "failed"
     MAX_ERROR_MESSAGE = 1_000
+    # Jids are 24 hex digits when Sidekiq makes them; those need no JSON escaping.
+    PLAIN = /\A[0-9A-Za-z]*\z/
+    # Class and queue names repeat from job to job: their JSON is kept, up to this many names.
+    NAMES_KEPT = 10_000
+    JSON_STATE = :sidekiq_supervisor_json_state
+    NAMES = {} # rubocop:disable Style/MutableConstant -- a cache; CRuby's GVL makes Hash#[]= safe here
 
     class << self
       # Epoch seconds as a Float with sub-second precision: the wall clock, since the
@@ -20,29 +31,64 @@ module SidekiqSupervisor
         ::Process.clock_gettime(::Process::CLOCK_REALTIME)
       end
 
+      # The job's fields as JSON object members: job_id, job_class, queue and arguments.
+      def fields(job, queue)
+        # ActiveJob wraps every job in one class; the real one is in "wrapped" (a String in
+        # Redis, possibly the Class itself inside the pushing process).
+        job_class = (job["wrapped"] || job["class"]).to_s
+        # The args as Sidekiq itself writes them to Redis (Sidekiq.dump_json is JSON.generate).
+        # The batch route takes them as a JSON array; the seed's routes take the same text.
+        arguments = json_state.generate(job["args"] || [])
+        "\"job_id\":#{quote_jid(job["jid"].to_s)},\"job_class\":#{quote_name(job_class)}," \
+          "\"queue\":#{quote_name((queue || job["queue"]).to_s)},\"arguments\":#{arguments}"
+      end
+
+      # One report: +event+, the job's +fields+, the time +at+ (epoch seconds), and +extra+
+      # members (with their leading comma).
+      def line(event, fields, at = now, extra = nil)
+        "{\"event\":\"#{event}\",#{fields},\"at\":#{at.to_f}#{extra}}"
+      end
+
       def build(event, job, queue, at: now)
-        {
-          "event" => event,
-          "job_id" => job["jid"].to_s,
-          # ActiveJob wraps every job in one class; the real one is in "wrapped" (a String in
-          # Redis, possibly the Class itself inside the pushing process).
-          "job_class" => (job["wrapped"] || job["class"]).to_s,
-          "queue" => (queue || job["queue"]).to_s,
-          # JSON text, as Sidekiq itself writes args to Redis (Sidekiq.dump_json is JSON.generate).
-          "arguments" => JSON.generate(job["args"] || []),
-          "at" => at.to_f
-        }
+        line(event, fields(job, queue), at)
       end
 
       def started(job, queue)
-        build(STARTED, job, queue).merge("worker" => Identity.worker)
+        line(STARTED, fields(job, queue), now, worker_member)
       end
 
       def failed(job, queue, error)
-        build(FAILED, job, queue).merge("error" => { "class" => error_class(error), "message" => error_message(error) })
+        line(FAILED, fields(job, queue), now, error_member(error))
+      end
+
+      # The `worker` member of a started report (encoded once per thread by Identity).
+      def worker_member
+        ",\"worker\":#{Identity.worker_json}"
+      end
+
+      def error_member(error)
+        ",\"error\":#{JSON.generate({ "class" => error_class(error), "message" => error_message(error) })}"
       end
 
       private
+
+      # A generator of this thread's own (JSON.generate makes one per call, and the generator
+      # is not safe to share: to_json methods of the args may switch threads midway).
+      def json_state
+        Thread.current[JSON_STATE] ||= JSON::State.new
+      end
+
+      def quote_jid(jid)
+        jid.match?(PLAIN) ? "\"#{jid}\"" : JSON.generate(jid)
+      end
+
+      def quote_name(name)
+        NAMES[name] || begin
+          quoted = JSON.generate(name)
+          NAMES[name.dup.freeze] = quoted if NAMES.size < NAMES_KEPT
+          quoted
+        end
+      end
 
       def error_class(error)
         error.class.name || error.class.inspect

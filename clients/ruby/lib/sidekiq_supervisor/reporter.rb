@@ -48,9 +48,10 @@ module SidekiqSupervisor
       @pid = Process.pid
     end
 
-    # Queues (or, in sync mode, sends) one report, a Hash shaped as the wire contract says.
+    # Queues (or, in sync mode, sends) one report: JSON text (see Report), or a Hash shaped as
+    # the wire contract says.
     def record(report)
-      line = JSON.generate(report)
+      line = report.is_a?(String) ? report : JSON.generate(report)
       @sync ? send_now(line) : enqueue(line)
       nil
     rescue StandardError => e
@@ -136,9 +137,9 @@ module SidekiqSupervisor
         was_empty = @buffer.empty?
         lost = @buffer.push(line)
         start_sender
-        # Wake the sender when a batch begins (to start its flush_interval) or is full;
-        # signalling on every report would only cost the job threads time.
-        @wakeup.signal if was_empty || @buffer.size >= @batch_limit
+        # Wake the sender when a batch begins (to start its flush_interval) or fills up: it
+        # checks the size itself once awake, and each needless signal costs a job thread time.
+        @wakeup.signal if was_empty || @buffer.size == @batch_limit
         if lost.positive?
           @progress.broadcast # a waiting flush may be satisfied by the drop
           dropped_total = @buffer.dropped if @throttle.allow?(:dropped)
@@ -151,7 +152,7 @@ module SidekiqSupervisor
     end
 
     def send_now(line)
-      batch = Buffer::Batch.new(0, [line])
+      batch = Buffer::Batch.of(0, [line])
       outcome, = @send_lock.synchronize { attempt(batch) }
       @mutex.synchronize { @counts[:failed] += 1 } unless %i[delivered rejected].include?(outcome)
     end
@@ -194,17 +195,22 @@ module SidekiqSupervisor
       end
     end
 
-    # Sends batches until the buffer is empty (true) or a send fails; then waits out the
-    # backoff and returns true to try again, or false when stopping.
+    # Sends batches while a full one is ready (or a flush or stop wants everything out); true
+    # when the rest may wait for flush_interval to gather more. When a send fails, it waits out
+    # the backoff and returns true to try again, or false when stopping. Full batches mean
+    # fewer requests: each costs the supervisor a transaction and this process a round trip.
     def drain
+      due = true # wait_for_work returns when the buffer's oldest report has waited long enough
       loop do
-        batch = @mutex.synchronize { @buffer.empty? ? nil : @buffer.peek(@batch_limit, @max_request_bytes) }
+        batch = @mutex.synchronize { next_batch(due) }
         return true unless batch
+
+        due = false
 
         outcome, retry_after = attempt(batch)
         case outcome
         when :delivered, :rejected then acknowledge(batch)
-        when :too_large then shrink(batch)
+        when :too_large then due = shrink(batch)
         else return pause(retry_after)
         end
       end
@@ -224,14 +230,16 @@ module SidekiqSupervisor
 
     # 413: the supervisor takes fewer reports per request. A single report it refuses is
     # given up; otherwise the same reports go again, half as many at a time.
+    # True: what is left was due already, so it goes at once.
     def shrink(batch)
       if batch.size > 1
         @mutex.synchronize { @batch_limit = [batch.size / 2, 1].max }
-        return
+        return true
       end
       @mutex.synchronize { @counts[:rejected] += 1 }
       log_throttled(:too_large, :error, "the supervisor refused a report as too large (413); dropped it")
       acknowledge(batch)
+      true
     end
 
     # Waits before the next try: the backoff delay, or longer when the supervisor asked for
@@ -254,6 +262,14 @@ module SidekiqSupervisor
 
     def flush_wanted?
       @flush_target >= @buffer.head_seq
+    end
+
+    # The batch to send now, or nil when the buffer is empty or the batch may still grow.
+    def next_batch(due)
+      return nil if @buffer.empty?
+      return nil unless due || @stopping || flush_wanted? || @buffer.size >= @batch_limit
+
+      @buffer.peek(@batch_limit, @max_request_bytes)
     end
 
     # --- one request, in either mode ------------------------------------------------------
@@ -295,7 +311,7 @@ module SidekiqSupervisor
       unless refused.empty?
         index, result = refused.first
         log_throttled(:refused_items, :warn, "the supervisor rejected #{refused.size} of #{batch.size} reports " \
-                                             "(not retried): #{describe_refusal(batch.items[index], result)}")
+                                             "(not retried): #{describe_refusal(index < batch.size ? batch.item(index) : nil, result)}")
       end
       [:delivered, nil]
     end

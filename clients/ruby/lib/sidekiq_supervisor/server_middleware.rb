@@ -4,20 +4,20 @@ module SidekiqSupervisor
   # Sidekiq server middleware: reports `started` (with the worker's identity) before the job
   # runs, `complete` after it returns, and `failed` when it raises - then re-raises the very
   # same exception, untouched, because Sidekiq's retry handler (which runs outside the server
-  # middleware chain) must see it. Its own errors never reach the job: SidekiqSupervisor.report
-  # swallows them.
+  # middleware chain) must see it. Its own errors never reach the job: JobReports swallows them.
   class ServerMiddleware
     include ::Sidekiq::ServerMiddleware if defined?(::Sidekiq::ServerMiddleware)
 
     def call(_job_instance, job, queue)
-      SidekiqSupervisor.report(Report::STARTED, job, queue)
+      reports = SidekiqSupervisor.job_reports(job, queue)
+      reports&.started
       begin
         result = yield
       rescue Exception => e # rubocop:disable Lint/RescueException -- Sidekiq retries any Exception
-        SidekiqSupervisor.report_failure(job, queue, e) unless self.class.shutdown?(e)
+        reports&.failed(e) unless self.class.shutdown?(e)
         raise
       end
-      SidekiqSupervisor.report(Report::COMPLETE, job, queue)
+      reports&.complete
       result
     end
 

@@ -27,9 +27,13 @@ module SidekiqSupervisor
       end
 
       # The items of a 2xx answer that were not stored: [index in the batch, result], where
-      # a result is {"status" => 422, "detail" => [...]}.
+      # a result is {"status" => 422, "detail" => [...]}. The supervisor lists them in
+      # "refused" when asked for a minimal answer, else among every item's "results".
       def refused_items
-        results = JSON.parse(body.to_s)["results"]
+        answer = JSON.parse(body.to_s)
+        return listed_refusals(answer["refused"]) if answer.key?("refused")
+
+        results = answer["results"]
         return [] unless results.is_a?(Array)
 
         results.each_with_index.filter_map do |result, index|
@@ -38,6 +42,14 @@ module SidekiqSupervisor
       rescue JSON::ParserError, TypeError, NoMethodError
         [] # a 2xx means stored; a body we cannot read does not change that
       end
+
+      private
+
+      def listed_refusals(refused)
+        Array(refused).filter_map { |item| [item["index"], item] if item.is_a?(Hash) && item["index"].is_a?(Integer) }
+      end
+
+      public
 
       def excerpt(limit = 200)
         text = body.to_s.dup.force_encoding(Encoding::UTF_8).scrub
@@ -90,6 +102,8 @@ module SidekiqSupervisor
       request["Content-Type"] = "application/json"
       request["Accept"] = "application/json"
       request["User-Agent"] = USER_AGENT
+      # Only the refused items, not one result per report: less to send, less to parse here.
+      request["Prefer"] = "return=minimal"
       request["Authorization"] = "Bearer #{@token}" if @token
       request.body = body
       request

@@ -95,10 +95,10 @@ class SupervisorServer
     if answer[:hang]
       record.status = :hung # the client gave up on it (or will): not delivered
       hang(answer[:hang])
-      return respond(res, 200, answer, events)
+      return respond(req, res, 200, answer, events)
     end
     record.status = answer.fetch(:status, 200)
-    respond(res, record.status, answer, events)
+    respond(req, res, record.status, answer, events)
   end
 
   def default_answer(events)
@@ -107,18 +107,25 @@ class SupervisorServer
     { status: 413, body: { error: "a batch holds at most #{@max_events} events" } }
   end
 
-  def respond(res, status, answer, events)
+  def respond(req, res, status, answer, events)
     res.status = status
     (answer[:headers] || {}).each { |name, value| res[name] = value }
     res["Content-Type"] = "application/json"
-    body = answer[:body] || (status == 200 ? results(events) : { error: "status #{status}" })
+    body = answer[:body] || (status == 200 ? results(events, minimal: minimal?(req)) : { error: "status #{status}" })
     res.body = body.is_a?(String) ? body : JSON.generate(body)
   end
 
-  # The service's answer: one result per item.
-  def results(events)
+  # The service's answer: one result per item, or only the refused ones (none) when the
+  # client prefers a minimal answer.
+  def results(events, minimal: false)
+    return { stored: events.size, rejected: 0, refused: [] } if minimal
+
     { stored: events.size, rejected: 0,
       results: events.map { |e| { status: 201, jid: e["job_id"], job_status: e["event"] } } }
+  end
+
+  def minimal?(req)
+    req["Prefer"].to_s.include?("return=minimal")
   end
 
   def hang(seconds)
