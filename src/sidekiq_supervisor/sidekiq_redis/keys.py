@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 QUEUES = "queues"
 PROCESSES = "processes"
 RETRY = "retry"
@@ -29,3 +31,36 @@ def legacy_work(identity: str) -> str:
 def restart_marker(jid: str) -> str:
     """The marker of a restarted original jid; its value is the new jid."""
     return RESTART_MARKER_PREFIX + jid
+
+
+# --- Monitor keys (the /sidekiq pages read and act on these) ---------------------------------------
+
+STAT_PROCESSED = "stat:processed"
+STAT_FAILED = "stat:failed"
+# Sidekiq Enterprise writes the identity of the cluster leader here; absent in OSS and Pro.
+DEAR_LEADER = "dear-leader"
+
+
+def daily_stat(stat: str, day: date) -> str:
+    """The per-UTC-day counter of ``stat`` ("processed" or "failed"), kept five years by Sidekiq."""
+    return f"stat:{stat}:{day:%Y-%m-%d}"
+
+
+def signals(identity: str) -> str:
+    """The list a process pops one signal from per heartbeat (TSTP quiet, TERM stop, TTIN dump)."""
+    return f"{identity}-signals"
+
+
+def metrics_minute_v7(minute: datetime) -> str:
+    """Sidekiq 7's (and 6.5 beta's) per-minute metrics hash: ``j|YYYYMMDD|H:M``, hour and minute unpadded."""
+    return f"j|{minute:%Y%m%d}|{minute.hour}:{minute.minute}"
+
+
+def metrics_minute_v8(minute: datetime) -> str:
+    """Sidekiq 8's per-minute metrics hash: ``j|YYMMDD|H:MM``, only the minute zero-padded."""
+    return f"j|{minute:%y%m%d}|{minute.hour}:{minute.minute:02d}"
+
+
+def metrics_ten_minutes_v8(moment: datetime) -> str:
+    """Sidekiq 8's 10-minute metrics rollup: ``j|YYMMDD|H:T``, T the tens digit of the minute."""
+    return f"j|{moment:%y%m%d}|{moment.hour}:{moment.minute // 10}"
