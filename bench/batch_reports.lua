@@ -2,6 +2,10 @@
 -- jobs (queued, started with the worker's identity, complete), BATCH_SIZE events at most.
 local thread_count = 0
 
+-- Jids start with RUN_ID (set by the Python side), so a run never repeats an earlier run's jids
+-- in a database that is reused.
+local run_id = os.getenv("RUN_ID") or "00000000"
+
 function setup(thread)
   thread:set("thread_id", thread_count)
   thread_count = thread_count + 1
@@ -23,7 +27,7 @@ request = function()
   local items = {}
   local at = 1764340000 + job / 1000
   for _ = 1, jobs_per_batch do
-    local jid = string.format("%08x%016x", thread_id, job)
+    local jid = string.format("%s%02x%014x", run_id, thread_id, job)
     job = job + 1
     items[#items + 1] = event("queued", jid, at, "")
     items[#items + 1] = event("started", jid, at + 0.001, "," .. worker)

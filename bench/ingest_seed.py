@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +61,7 @@ def run_wrk(
     """Runs wrk with one of the bench's Lua scripts; the figures its ``done`` hook printed."""
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / script), url]
+    env = {**(env or os.environ), "RUN_ID": uuid.uuid4().hex[:8]}  # fresh jids in a reused database
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     match = re.search(r"RESULT (.*)", output)
     if match is None:

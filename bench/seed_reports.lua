@@ -3,6 +3,10 @@
 -- connections, so a job's reports also race each other and arrive out of order.
 local thread_count = 0
 
+-- Jids start with RUN_ID (set by the Python side), so a run never repeats an earlier run's jids
+-- in a database that is reused.
+local run_id = os.getenv("RUN_ID") or "00000000"
+
 function setup(thread)
   thread:set("thread_id", thread_count)
   thread_count = thread_count + 1
@@ -17,7 +21,7 @@ request = function()
   local job = math.floor(counter / 3)
   local step = counter % 3
   counter = counter + 1
-  local jid = string.format("%08x%016x", thread_id, job)
+  local jid = string.format("%s%02x%014x", run_id, thread_id, job)
   if step == 0 then
     return wrk.format("POST", "/api/v1/jobs", form, body .. "&job_id=" .. jid)
   elseif step == 1 then

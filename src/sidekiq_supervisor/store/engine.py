@@ -20,7 +20,13 @@ def make_engine(database_url: str, *, sqlite_synchronous: str = "FULL") -> Engin
     """An engine for ``database_url``; SQLite files get WAL, a busy timeout and the sync level."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # psycopg prepares a statement after its fifth run, and PostgreSQL may then keep a generic
+        # plan made while the table was small: the writer's row lookups stayed sequential scans
+        # (29 us per event instead of 3 at 10,000 jobs). Its statements vary in length anyway.
+        connect_args = {"prepare_threshold": None} if url.get_driver_name() == "psycopg" else {}
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args
+        )
     engine = create_engine(url)
     _tune_sqlite(engine, sqlite_synchronous.upper())
     return engine
