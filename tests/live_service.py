@@ -36,9 +36,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(port: int) -> list[str]:
+def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
     """``sidekiq-supervisor serve``, preferably the script installed beside this Python."""
-    args = ["serve", "--port", str(port), "--log-level", "warning"]
+    args = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
     script = Path(sys.executable).parent / "sidekiq-supervisor"
     if script.exists():
         return [str(script), *args]
@@ -47,14 +47,16 @@ def serve_command(port: int) -> list[str]:
 
 
 @contextmanager
-def running_service(database_url: str, workdir: Path, **env: str) -> Iterator[Service]:
+def running_service(
+    database_url: str, workdir: Path, host: str = "127.0.0.1", **env: str
+) -> Iterator[Service]:
     """The service on ``database_url``, healthy, stopped (SIGTERM, then SIGKILL) at the end."""
     port = free_port()
     service = Service(f"http://127.0.0.1:{port}", workdir / "service.log")
     environment = {**os.environ, "DATABASE_URL": database_url, **env}
     with service.log.open("wb") as log:
         process = subprocess.Popen(
-            serve_command(port), env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+            serve_command(port, host), env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
         )
     try:
         _wait_until_healthy(process, service)

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     # A Sidekiq process whose last heartbeat is older than this is taken for gone.
     process_stale_seconds: float = Field(60.0, gt=0)
     max_batch_reports: int = Field(5000, ge=1)
+    # API tokens, comma-separated so that a new one can be added before the old one goes. When
+    # set, every /api/v1 route wants one (Bearer, or as the password of HTTP basic auth).
+    api_token: str | None = Field(None, repr=False)
+
+    @property
+    def api_tokens(self) -> tuple[str, ...]:
+        """The accepted API tokens; empty when the API is open."""
+        return tuple(token.strip() for token in (self.api_token or "").split(",") if token.strip())
 
     @field_validator("database_url")
     @classmethod

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sidekiq_supervisor.cli import database
-from sidekiq_supervisor.cli.main import app
+from sidekiq_supervisor.cli.main import app, is_loopback
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
 from sidekiq_supervisor.store.engine import make_engine, write_transaction
@@ -349,3 +349,21 @@ def test_serve_runs_the_service_and_stores_a_form_encoded_report(tmp_path):
     assert job is not None
     assert (job.job_class, job.queue, job.arguments) == ("HardWorker", "critical", '[42,"alice@example.com"]')
     assert job.status is JobStatus.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.1.2.3", False),
+     ("supervisor.internal", False)],
+)  # fmt: skip
+def test_is_loopback_tells_the_addresses_only_this_machine_reaches(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("token", [None, "s3cret"])
+def test_serve_warns_when_it_listens_beyond_localhost_with_no_api_token(tmp_path, token):
+    env = {"REDIS_URL": REDIS_TEST_URL, **({"SUPERVISOR_API_TOKEN": token} if token else {})}
+    with running_service(f"sqlite:///{tmp_path / 'open.db'}", tmp_path, host="0.0.0.0", **env) as service:
+        log = service.log_text()
+
+    assert ("WARNING" in log and "SUPERVISOR_API_TOKEN" in log) is (token is None), log

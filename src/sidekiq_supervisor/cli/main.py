@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -49,7 +50,13 @@ def serve(
     # Migrate once here, before uvicorn starts its workers: a bad database fails with one line,
     # and the workers (whose lifespans also migrate, for apps run without this command) find the
     # schema at head instead of racing to create it.
-    open_database(load_settings()).dispose()
+    settings = load_settings()
+    open_database(settings).dispose()
+    if not is_loopback(host) and not settings.api_tokens:
+        output.warn(
+            f"listening on {host} with no SUPERVISOR_API_TOKEN: anyone who can reach this port can "
+            "read job arguments and restart jobs. Set SUPERVISOR_API_TOKEN (and the gem's token)."
+        )
     uvicorn.run(
         "sidekiq_supervisor.web.app:create_app",
         factory=True,
@@ -59,6 +66,16 @@ def serve(
         log_level=log_level,
         access_log=False,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname: it may resolve to anything
 
 
 @db_app.command("upgrade")

@@ -76,3 +76,8 @@ def show_restart(report: RestartReport, as_json: bool) -> None:
         sys.stdout.buffer.write(dumps(report) + b"\n")
         return
     Console().print(report)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr that stands out from the server's log lines."""
+    Console(stderr=True).print(f"[bold yellow]WARNING:[/] {message}", highlight=False)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, Micros, Report, micros_from_seconds
 from sidekiq_supervisor.services.ingest import WriteResult
+from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
 from sidekiq_supervisor.web.api.presenters import job_document, json_response, restarted_document
 from sidekiq_supervisor.web.api.schemas import (
@@ -24,7 +25,7 @@ from sidekiq_supervisor.web.api.schemas import (
 )
 from sidekiq_supervisor.web.deps import ServicesDep, WriterDep
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(prefix="/api/v1", tags=["ingest"], dependencies=[Depends(require_api_token)])
 
 STORED = {200: {"description": "The job was known; the report is stored."}}
 CREATED = {201: {"description": "The job is new; the report is stored."}}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
 from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.services.ledger import JobFilter
+from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.presenters import (
     event_document,
     job_document,
@@ -20,7 +21,7 @@ from sidekiq_supervisor.web.api.presenters import (
 )
 from sidekiq_supervisor.web.deps import LedgerDep, ManagerDep
 
-router = APIRouter(prefix="/api/v1", tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"], dependencies=[Depends(require_api_token)])
 
 
 class Selection(StrEnum):
