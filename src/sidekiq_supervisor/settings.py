@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///sidekiq_supervisor.db"
+DEFAULT_REDACT_KEYS = "password,passwd,secret,token,api_key,apikey,private_key,authorization,card_number,cvv"
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,14 @@ class Settings(BaseSettings):
     # API tokens, comma-separated so that a new one can be added before the old one goes. When
     # set, every /api/v1 route wants one (Bearer, or as the password of HTTP basic auth).
     api_token: str | None = Field(None, repr=False)
+
+    # Words that mark a key of the job arguments as secret: its value is masked before storage.
+    redact_keys: str = Field(DEFAULT_REDACT_KEYS)
+
+    @property
+    def redaction_words(self) -> tuple[str, ...]:
+        """The lower-case words of ``redact_keys``; empty when redaction is off."""
+        return tuple(word.strip().lower() for word in self.redact_keys.split(",") if word.strip())
 
     @property
     def api_tokens(self) -> tuple[str, ...]:

@@ -10,7 +10,9 @@ from pydantic import ValidationError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, Micros, Report, micros_from_seconds
+from sidekiq_supervisor.domain.redaction import may_need_redaction, redact
 from sidekiq_supervisor.services.ingest import WriteResult
+from sidekiq_supervisor.web.api import json_text
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
 from sidekiq_supervisor.web.api.presenters import job_document, json_response, restarted_document
@@ -23,7 +25,7 @@ from sidekiq_supervisor.web.api.schemas import (
     ReportBody,
     request_body,
 )
-from sidekiq_supervisor.web.deps import ServicesDep, WriterDep
+from sidekiq_supervisor.web.deps import Services, ServicesDep
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"], dependencies=[Depends(require_api_token)])
 
@@ -31,16 +33,21 @@ STORED = {200: {"description": "The job was known; the report is stored."}}
 CREATED = {201: {"description": "The job is new; the report is stored."}}
 
 
-def _to_report(fields: dict[str, Any], kind: EventKind, jid: str | None, received: Micros) -> Report:
+def _to_report(
+    fields: dict[str, Any], kind: EventKind, jid: str | None, received: Micros, services: Services
+) -> Report:
     model = JobQueuedIn if jid is None else JobReportIn
     try:
         valid = model.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
-    return _report(valid, kind, valid.job_id if isinstance(valid, JobQueuedIn) else jid, received)
+    jid = valid.job_id if isinstance(valid, JobQueuedIn) else jid
+    return _report(valid, kind, jid, received, services.settings.redaction_words)
 
 
-def _report(valid: ReportBody, kind: EventKind, jid: str, received: Micros) -> Report:
+def _report(
+    valid: ReportBody, kind: EventKind, jid: str, received: Micros, redaction_words: tuple[str, ...]
+) -> Report:
     """The domain report; the worker counts on starts only and the error on failures only."""
     worker = valid.worker if kind is EventKind.STARTED else None
     error = valid.error if kind is EventKind.FAILED else None
@@ -50,10 +57,18 @@ def _report(valid: ReportBody, kind: EventKind, jid: str, received: Micros) -> R
         _event_time(valid.at, received),
         valid.job_class,
         valid.queue,
-        valid.arguments,
+        _redacted(valid.arguments, redaction_words),
         worker=None if worker is None else worker.model_dump_json(exclude_none=True),
         error=None if error is None else error.model_dump_json(by_alias=True),
     )
+
+
+def _redacted(arguments: str, words: tuple[str, ...]) -> str:
+    """The arguments with secret-looking values masked (parsed only when a word appears in them)."""
+    if not words or not may_need_redaction(arguments, words):
+        return arguments
+    value, masked = redact(json_text.loads(arguments), words)
+    return json_text.dumps(value).decode() if masked else arguments
 
 
 def _event_time(at: float | None, received: Micros) -> Micros:
@@ -76,48 +91,49 @@ def _valid_path_jid(job_id: str) -> str:
         raise RequestValidationError(_errors(exc, "path", "job_id")) from None
 
 
-async def _store(writer: WriterDep, report: Report) -> Response:
-    (result,) = await writer.submit([report])
+async def _store(services: Services, report: Report) -> Response:
+    (result,) = await services.writer.submit([report])
     if result.job is None:
         return json_response(restarted_document(result.jid))
     return json_response(job_document(result.job), 201 if result.created else 200)
 
 
-async def _store_path_report(job_id: str, request: Request, writer: WriterDep, kind: EventKind) -> Response:
+async def _store_path_report(job_id: str, request: Request, services: Services, kind: EventKind) -> Response:
     received = now_micros()
     fields = await read_fields(request)
-    return await _store(writer, _to_report(fields, kind, _valid_path_jid(job_id), received))
+    return await _store(services, _to_report(fields, kind, _valid_path_jid(job_id), received, services))
 
 
 @router.post("/jobs", responses={**CREATED, **STORED}, openapi_extra=request_body(JobQueuedIn))
-async def job_queued(request: Request, writer: WriterDep) -> Response:
+async def job_queued(request: Request, services: ServicesDep) -> Response:
     """Record that a job was queued (the seed's client middleware)."""
     received = now_micros()
-    return await _store(writer, _to_report(await read_fields(request), EventKind.QUEUED, None, received))
+    fields = await read_fields(request)
+    return await _store(services, _to_report(fields, EventKind.QUEUED, None, received, services))
 
 
 @router.post(
     "/jobs/{job_id}/started", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
 )
-async def job_started(job_id: str, request: Request, writer: WriterDep) -> Response:
+async def job_started(job_id: str, request: Request, services: ServicesDep) -> Response:
     """Record that a worker started the job (creates the job if its queued report was lost)."""
-    return await _store_path_report(job_id, request, writer, EventKind.STARTED)
+    return await _store_path_report(job_id, request, services, EventKind.STARTED)
 
 
 @router.post(
     "/jobs/{job_id}/complete", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
 )
-async def job_complete(job_id: str, request: Request, writer: WriterDep) -> Response:
+async def job_complete(job_id: str, request: Request, services: ServicesDep) -> Response:
     """Record that the job completed."""
-    return await _store_path_report(job_id, request, writer, EventKind.COMPLETE)
+    return await _store_path_report(job_id, request, services, EventKind.COMPLETE)
 
 
 @router.post(
     "/jobs/{job_id}/failed", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
 )
-async def job_failed(job_id: str, request: Request, writer: WriterDep) -> Response:
+async def job_failed(job_id: str, request: Request, services: ServicesDep) -> Response:
     """Record that a run raised (the job stays uncompleted; the error joins its history)."""
-    return await _store_path_report(job_id, request, writer, EventKind.FAILED)
+    return await _store_path_report(job_id, request, services, EventKind.FAILED)
 
 
 @router.post("/events", openapi_extra=request_body(EventsIn))
@@ -135,7 +151,8 @@ async def events(request: Request, services: ServicesDep) -> Response:
     limit = services.settings.max_batch_reports
     if len(batch.events) > limit:
         return json_response({"error": f"a batch holds at most {limit} events"}, 413)
-    items = [_batch_item(item, index, received) for index, item in enumerate(batch.events)]
+    words = services.settings.redaction_words
+    items = [_batch_item(item, index, received, words) for index, item in enumerate(batch.events)]
     reports = [item for item in items if isinstance(item, Report)]
     stored = await services.writer.submit(reports) if reports else []
     summary = {"stored": len(reports), "rejected": len(items) - len(reports)}
@@ -154,13 +171,13 @@ def _prefers_minimal(request: Request) -> bool:
     return "return=minimal" in preferences
 
 
-def _batch_item(item: Any, index: int, received: Micros) -> Report | dict[str, Any]:
+def _batch_item(item: Any, index: int, received: Micros, words: tuple[str, ...]) -> Report | dict[str, Any]:
     """The item as a report, or its 422 result."""
     try:
         valid = EventIn.model_validate(item)
     except ValidationError as exc:
         return {"status": 422, "detail": _errors(exc, "body", "events", index)}
-    return _report(valid, EventKind(valid.event), valid.job_id, received)
+    return _report(valid, EventKind(valid.event), valid.job_id, received, words)
 
 
 def _item_result(result: WriteResult) -> dict[str, Any]:
