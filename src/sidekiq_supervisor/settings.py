@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # API tokens, comma-separated so that a new one can be added before the old one goes. When
     # set, every /api/v1 route wants one (Bearer, or as the password of HTTP basic auth).
     api_token: str | None = Field(None, repr=False)
+    # The dashboard's HTTP basic auth: when both are set, every page and action wants them.
+    username: str | None = Field(None)
+    password: str | None = Field(None, repr=False)
+    # The overview lists jobs uncompleted for longer than this (a page may ask for another value).
+    uncompleted_alert_minutes: float = Field(10.0, gt=0)
 
     # Words that mark a key of the job arguments as secret: its value is masked before storage.
     redact_keys: str = Field(DEFAULT_REDACT_KEYS)
@@ -43,6 +48,13 @@ class Settings(BaseSettings):
     def api_tokens(self) -> tuple[str, ...]:
         """The accepted API tokens; empty when the API is open."""
         return tuple(token.strip() for token in (self.api_token or "").split(",") if token.strip())
+
+    @property
+    def dashboard_credentials(self) -> tuple[str, str] | None:
+        """The dashboard's basic-auth user and password, or ``None`` when the pages are open."""
+        if self.username and self.password:
+            return self.username, self.password
+        return None
 
     @field_validator("database_url")
     @classmethod

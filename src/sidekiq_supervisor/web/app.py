@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +24,9 @@ from sidekiq_supervisor.web.api.presenters import json_response
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
 from sidekiq_supervisor.web.deps import Services, ServicesDep
 from sidekiq_supervisor.web.errors import install_error_handlers
+from sidekiq_supervisor.web.pages import STATIC
+from sidekiq_supervisor.web.pages import router as pages_router
+from sidekiq_supervisor.web.security import PageSecurity
 
 DOCUMENTED_BODIES = (JobQueuedIn, JobReportIn, EventIn, EventsIn)
 # Allocations (net of frees) between two young-generation collections; Python's default is 700.
@@ -55,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(jobs.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    # The dashboard: pages for people, behind basic auth, CSRF checks and a strict CSP.
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(PageSecurity, settings=settings)
     _document_bodies(app)
     return app
 

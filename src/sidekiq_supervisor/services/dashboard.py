@@ -1,0 +1,262 @@
+"""What the dashboard pages show, read from the ledger (and Sidekiq's Redis for where a job is).
+
+Every figure is bounded so that a page load stays fast on a ledger of millions of jobs: status
+counts stop at a cap, duration summaries use each class's newest completed jobs (see
+``store.analytics``), lists are keyset pages. The pages say when a figure is capped or sampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import redis
+from sqlalchemy import Engine
+
+from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.durations import DurationOrigin, duration_of
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
+from sidekiq_supervisor.services.ledger import JobFilter, Ledger
+from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavailable
+from sidekiq_supervisor.services.restart import Restarter, RestartReport
+from sidekiq_supervisor.services.results import Job
+from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
+from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.store import analytics
+from sidekiq_supervisor.store.analytics import ClassSummary
+from sidekiq_supervisor.store.records import StoredJob
+
+__all__ = ["ClassSummary", "Dashboard", "EventSeries", "HistoryEntry", "JobView", "StatusCounts"]
+
+STATUS_COUNT_CAP = 100_000
+OVERVIEW_SAMPLE = 1_000
+DURATIONS_SAMPLE = 10_000
+MAX_CLASSES = 200
+# Histogram bins: 1-2-5 steps from 1 ms to 1 day (microseconds), plus an overflow bin.
+HISTOGRAM_EDGES = tuple(m * 10**e for e in range(3, 11) for m in (1, 2, 5) if m * 10**e <= 86_400_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCounts:
+    """Jobs per status, each exact below ``cap``; ``newest_id`` bounds how many were ever stored."""
+
+    counts: dict[JobStatus, int]
+    cap: int | None
+    newest_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventSeries:
+    """Events per minute of each kind, over ``minutes`` minutes from ``start``."""
+
+    start: datetime
+    minutes: int
+    series: dict[str, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One report of a job's history, with who ran it, what it raised, or what replaced it."""
+
+    kind: EventKind
+    at: datetime
+    recorded_at: datetime
+    worker: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    new_jid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """Where a job is in Sidekiq now (``state`` is a liveness or ``dead``/``not seen``), or why unknown."""
+
+    state: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A job page: the job (``None`` once a restart replaced it), its history, links and durations."""
+
+    jid: str
+    job: Job | None
+    history: list[HistoryEntry]
+    replaced_by: str | None
+    durations: dict[DurationOrigin, timedelta | None]
+    whereabouts: Whereabouts | None
+
+
+class _ChosenJobs(Ledger):
+    """The ledger seen through a set of jids: a confirmed restart takes only what its preview showed."""
+
+    def __init__(self, engine: Engine, jids: frozenset[str]) -> None:
+        super().__init__(engine)
+        self._jids = jids
+
+    def iterate(self, flt: JobFilter, *, page_size: int = 1000) -> Iterator[StoredJob]:
+        """The matching jobs among the chosen jids."""
+        return (job for job in super().iterate(flt, page_size=page_size) if job.jid in self._jids)
+
+
+class Dashboard:
+    """The reads and the restart action behind the dashboard pages."""
+
+    def __init__(self, engine: Engine, client: redis.Redis | None, settings: Settings) -> None:
+        self.ledger = Ledger(engine)
+        self._client = client
+        self._settings = settings
+        reader = None if client is None else SidekiqReader(client)
+        self._liveness = LivenessChecker(reader, stale_after=settings.process_stale_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine) -> Dashboard:
+        """A dashboard on ``engine`` and the settings' Redis (none when ``REDIS_URL`` is empty)."""
+        client = None
+        if settings.redis_url:
+            client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        return cls(engine, client, settings)
+
+    @property
+    def redis_configured(self) -> bool:
+        """Whether a Sidekiq Redis is configured at all."""
+        return self._client is not None
+
+    def status_counts(self, *, exact: bool = False) -> StatusCounts:
+        """Jobs per status: capped at ``STATUS_COUNT_CAP`` unless ``exact`` (a full count)."""
+        with self.ledger.engine.connect() as connection:
+            newest = analytics.highest_job_id(connection)
+            if exact:
+                return StatusCounts(self.ledger.status_counts(), None, newest)
+            return StatusCounts(
+                analytics.bounded_status_counts(connection, STATUS_COUNT_CAP), STATUS_COUNT_CAP, newest
+            )
+
+    def events(self, hours: int) -> EventSeries:
+        """Events per minute of each kind over the last ``hours`` hours."""
+        minute = analytics.MINUTE
+        end = (now_micros() // minute + 1) * minute
+        start = end - hours * 60 * minute
+        with self.ledger.engine.connect() as connection:
+            found = analytics.events_per_minute(connection, start, end)
+        minutes = hours * 60
+        series = {
+            kind.value: [found.get(kind.value, {}).get(start + i * minute, 0) for i in range(minutes)]
+            for kind in (EventKind.QUEUED, EventKind.STARTED, EventKind.COMPLETE, EventKind.FAILED)
+        }
+        return EventSeries(datetime_from_micros(start), minutes, series)  # type: ignore[arg-type]
+
+    def class_summaries(self, origin: DurationOrigin, sample: int = DURATIONS_SAMPLE) -> list[ClassSummary]:
+        """Per class, the summary of its newest ``sample`` completed jobs (classes with none left out)."""
+        with self.ledger.engine.connect() as connection:
+            names = analytics.job_classes(connection, MAX_CLASSES)
+            summaries = [analytics.class_summary(connection, origin, name, sample) for name in names]
+        return [summary for summary in summaries if summary.count]
+
+    def slowest_classes(self, limit: int = 8) -> list[ClassSummary]:
+        """The classes with the highest p95 from started to complete (over a small recent sample)."""
+        summaries = self.class_summaries(DurationOrigin.STARTED, OVERVIEW_SAMPLE)
+        return sorted(summaries, key=lambda s: s.p95 or 0, reverse=True)[:limit]
+
+    def histogram(self, origin: DurationOrigin, job_class: str | None) -> list[tuple[int | None, int]]:
+        """(upper edge in micros, count) per bin of the sampled durations; ``None``: the open last bin."""
+        with self.ledger.engine.connect() as connection:
+            durations = analytics.sampled_durations(connection, origin, job_class, DURATIONS_SAMPLE)
+        counts = [0] * (len(HISTOGRAM_EDGES) + 1)
+        for micros in durations:
+            counts[next((i for i, edge in enumerate(HISTOGRAM_EDGES) if micros < edge), -1)] += 1
+        # Trim empty bins at both ends so the chart spends its width on data.
+        bins: list[tuple[int | None, int]] = list(zip((*HISTOGRAM_EDGES, None), counts, strict=True))
+        filled = [i for i, (_, count) in enumerate(bins) if count]
+        return bins[filled[0] : filled[-1] + 1] if filled else []
+
+    def stuck_jobs(self, minutes: float, limit: int = 50) -> list[Job]:
+        """Uncompleted jobs started more than ``minutes`` ago, oldest first."""
+        cutoff = now_micros() - round(minutes * 60_000_000)
+        with self.ledger.engine.connect() as connection:
+            return [Job.from_stored(s) for s in analytics.uncompleted_before(connection, cutoff, limit)]
+
+    def page(self, flt: JobFilter, *, limit: int, cursor: int | None) -> tuple[list[Job], int | None]:
+        """A keyset page of jobs, newest first, and the cursor of the next page."""
+        page = self.ledger.page(flt, limit=limit, cursor=cursor)
+        return [Job.from_stored(stored) for stored in page.jobs], page.next_cursor
+
+    def job_view(self, jid: str) -> JobView | None:
+        """The job page's content, or ``None`` when the ledger never heard of ``jid``."""
+        stored = self.ledger.get(jid)
+        history = [
+            _entry(event.kind, event.at, event.recorded_at, event.detail)
+            for event in self.ledger.history(jid)
+        ]
+        if stored is None and not history:
+            return None
+        replaced_by = next((e.new_jid for e in reversed(history) if e.new_jid), None)
+        durations: dict[DurationOrigin, timedelta | None] = dict.fromkeys(DurationOrigin)
+        if stored is not None and stored.status is JobStatus.COMPLETE:
+            for origin in DurationOrigin:
+                micros = duration_of(stored.timeline, origin)
+                durations[origin] = None if micros is None else timedelta(microseconds=micros)
+        job = None if stored is None else Job.from_stored(stored)
+        whereabouts = None if stored is None else self.whereabouts(stored)
+        return JobView(jid, job, history, replaced_by, durations, whereabouts)
+
+    def whereabouts(self, stored: StoredJob) -> Whereabouts:
+        """Where ``stored`` is in Sidekiq now, by the restarts' liveness rules."""
+        try:
+            # Reads the processes and the jids of the retry, scheduled and dead sets, as restarts do.
+            snapshot = self._liveness.snapshot()
+        except SidekiqUnavailable as exc:
+            return Whereabouts(None, str(exc))
+        if stored.status is JobStatus.STARTED:
+            verdict = self._liveness.verdict(stored, snapshot)
+            return Whereabouts(verdict.liveness.value, verdict.reason)
+        if stored.jid in snapshot.running:
+            return Whereabouts("running", f"process {snapshot.running[stored.jid]} is running it")
+        if stored.jid in snapshot.retrying:
+            return Whereabouts("retrying", "it is in Sidekiq's retry or scheduled set")
+        if stored.jid in snapshot.dead:
+            return Whereabouts("dead", "it is in Sidekiq's Dead set")
+        return Whereabouts("not seen", "no Sidekiq process runs it, and it is in no retry or dead set")
+
+    def _restarter(self, jids: frozenset[str] | None) -> Restarter:
+        if self._client is None:
+            raise SidekiqUnavailable("no Sidekiq Redis is configured")
+        ledger = self.ledger if jids is None else _ChosenJobs(self.ledger.engine, jids)
+        enqueuer = SidekiqEnqueuer(self._client, sidekiq_version=self._settings.sidekiq_version)
+        return Restarter(ledger, enqueuer, self._liveness)
+
+    def restart_preview(self, needle: str | None, older_than: timedelta | None) -> RestartReport:
+        """What a restart with this filter would take and skip (and why); changes nothing."""
+        return self._restarter(None).restart(JobFilter(needle=needle), dry_run=True, older_than=older_than)
+
+    def restart(
+        self, needle: str | None, older_than: timedelta | None, jids: frozenset[str]
+    ) -> RestartReport:
+        """Restart the previewed jobs (``jids``) that still match and are still restartable."""
+        return self._restarter(jids).restart(JobFilter(needle=needle), older_than=older_than)
+
+
+def _entry(kind: EventKind, at: int, recorded_at: int, detail: str | None) -> HistoryEntry:
+    data: dict[str, Any] = orjson.loads(detail) if detail else {}
+    worker, error = data.get("worker") or {}, data.get("error") or {}
+    return HistoryEntry(
+        kind,
+        datetime_from_micros(at),  # type: ignore[arg-type]
+        datetime_from_micros(recorded_at),  # type: ignore[arg-type]
+        worker=_worker_text(worker) if isinstance(worker, dict) else None,
+        error_class=error.get("class") if isinstance(error, dict) else None,
+        error_message=error.get("message") if isinstance(error, dict) else None,
+        new_jid=data.get("new_jid") if kind is EventKind.RESTARTED else None,
+    )
+
+
+def _worker_text(worker: dict[str, Any]) -> str | None:
+    if not worker:
+        return None
+    name = worker.get("identity") or ":".join(str(worker[k]) for k in ("hostname", "pid") if worker.get(k))
+    thread = worker.get("thread")
+    return f"{name} (thread {thread})" if thread else str(name) or None

@@ -1,0 +1,65 @@
+"""``/durations``: per job class, queued→complete and started→complete summaries, and a histogram."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from sidekiq_supervisor.domain.durations import DurationOrigin
+from sidekiq_supervisor.services.dashboard import DURATIONS_SAMPLE, HISTOGRAM_EDGES, Dashboard
+from sidekiq_supervisor.web import charts
+from sidekiq_supervisor.web.pages.deps import DashboardDep
+from sidekiq_supervisor.web.pages.templating import render
+
+router = APIRouter()
+
+Name = Annotated[str, Query(max_length=255, pattern=r"^[^\x00]*$")]
+Origin = Annotated[DurationOrigin, Query(alias="from")]
+
+
+@router.get("/durations", response_class=HTMLResponse)
+async def durations(
+    request: Request, dashboard: DashboardDep, origin: Origin = DurationOrigin.STARTED, job_class: Name = ""
+) -> HTMLResponse:
+    """Both duration questions per class, and the histogram of one of them."""
+    data = await run_in_threadpool(_gather, dashboard, origin, job_class or None)
+    return render(
+        request,
+        "durations.html",
+        refresh=30,
+        origin=origin.value,
+        job_class=job_class,
+        sample=DURATIONS_SAMPLE,
+        **data,
+    )
+
+
+def _gather(dashboard: Dashboard, origin: DurationOrigin, job_class: str | None) -> dict[str, object]:
+    bins = dashboard.histogram(origin, job_class)
+    bars = [(_bin_label(edge), count) for edge, count in bins]
+    return {
+        "queued": dashboard.class_summaries(DurationOrigin.QUEUED),
+        "started": dashboard.class_summaries(DurationOrigin.STARTED),
+        "histogram": charts.bar_chart("Durations histogram", bars) if bars else None,
+    }
+
+
+def _bin_label(upper: int | None) -> str:
+    # Axis labels stay short (the bins are 1-2-5 steps): "<500ms", "<2s", "<1m40s", "≥1d".
+    if upper is None:
+        return "≥" + _short(HISTOGRAM_EDGES[-1])
+    return "<" + _short(upper)
+
+
+def _short(micros: int) -> str:
+    seconds = micros / 1_000_000
+    if seconds < 1:
+        return f"{micros // 1000}ms"
+    if seconds < 60:
+        return f"{seconds:g}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s".replace("m00s", "m")
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m".replace("h00m", "h")

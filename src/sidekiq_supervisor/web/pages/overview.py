@@ -1,0 +1,47 @@
+"""``/``: counts per status, events per minute, the slowest classes, long-uncompleted jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from sidekiq_supervisor.services.dashboard import Dashboard
+from sidekiq_supervisor.web import charts
+from sidekiq_supervisor.web.pages.deps import DashboardDep
+from sidekiq_supervisor.web.pages.templating import render
+
+router = APIRouter()
+
+Threshold = Annotated[float | None, Query(gt=0, le=7 * 24 * 60, description="Minutes uncompleted.")]
+Hours = Annotated[int, Query(ge=1, le=24)]
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(
+    request: Request,
+    dashboard: DashboardDep,
+    threshold: Threshold = None,
+    hours: Hours = 3,
+    exact: bool = False,
+) -> HTMLResponse:
+    """The overview page."""
+    minutes = threshold or request.app.state.services.settings.uncompleted_alert_minutes
+    data = await run_in_threadpool(_gather, dashboard, minutes, hours, exact)
+    return render(request, "overview.html", refresh=10, threshold=minutes, hours=hours, **data)
+
+
+def _gather(dashboard: Dashboard, minutes: float, hours: int, exact: bool) -> dict[str, object]:
+    events = dashboard.events(hours)
+    chart = charts.line_chart("Events per minute", events.start, events.series, timedelta(minutes=1))
+    return {
+        "counts": dashboard.status_counts(exact=exact),
+        "events": events,
+        "totals": {kind: sum(values) for kind, values in events.series.items()},
+        "chart": chart,
+        "slowest": dashboard.slowest_classes(),
+        "stuck": dashboard.stuck_jobs(minutes),
+    }

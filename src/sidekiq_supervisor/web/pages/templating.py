@@ -1,0 +1,105 @@
+"""The pages' Jinja2 environment (autoescaped), the filters that format ledger values, and ``render``.
+
+All job data is attacker-controlled (arguments, class names, error messages, worker names): the
+environment escapes every value, and no template marks data as safe. The only ``Markup`` values
+come from ``web.charts``, which escapes the text it puts in its SVG.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from sidekiq_supervisor import __version__
+from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+ARGUMENTS_PREVIEW = 120
+# The navigation; other page sets (a future /sidekiq monitor) add theirs with ``add_nav_link``.
+NAV: list[tuple[str, str]] = [
+    ("/", "Overview"),
+    ("/jobs", "Jobs"),
+    ("/durations", "Durations"),
+    ("/restart", "Restart"),
+]
+
+
+def add_nav_link(href: str, label: str) -> None:
+    """Add a link to every page's navigation (once)."""
+    if (href, label) not in NAV:
+        NAV.append((href, label))
+
+
+def format_duration(value: timedelta | float | None) -> str:
+    """A duration for people: ``850 ms``, ``4.2 s``, ``3 min 05 s``, ``2 h 07 min``; ``—`` when unknown.
+
+    Plain numbers are microseconds (the ledger's unit).
+    """
+    if value is None:
+        return "—"
+    micros = value / timedelta(microseconds=1) if isinstance(value, timedelta) else float(value)
+    sign, micros = ("−", -micros) if micros < 0 else ("", micros)
+    seconds = micros / 1_000_000
+    if seconds < 1:
+        text = f"{micros / 1000:.3g} ms" if micros >= 1000 else f"{micros:.0f} µs"
+    elif seconds < 60:
+        text = f"{seconds:.3g} s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    else:
+        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    return sign + text
+
+
+def format_time(moment: datetime | None) -> str:
+    """A UTC time to the second, or ``—``."""
+    return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_ago(moment: datetime | None) -> str:
+    """How long ago ``moment`` was, to the second."""
+    if moment is None:
+        return "—"
+    seconds = round((datetime.now(UTC) - moment).total_seconds())
+    return "just now" if seconds < 1 else format_duration(timedelta(seconds=seconds)) + " ago"
+
+
+def format_arguments(arguments: Any, limit: int | None = ARGUMENTS_PREVIEW) -> str:
+    """Arguments as compact JSON, cut to ``limit`` characters for tables."""
+    text = orjson.dumps(arguments).decode()
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(duration=format_duration, when=format_time, ago=format_ago, arguments=format_arguments)
+    env.globals.update(version=__version__, csrf_field=CSRF_FIELD)
+    return env
+
+
+ENVIRONMENT = _environment()
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The page ``name`` rendered with ``context``, the navigation and the CSRF token."""
+    page = ENVIRONMENT.get_template(name).render(
+        request=request,
+        nav=NAV,
+        path=request.url.path,
+        csrf_token=csrf_token(request),
+        refresh=context.pop("refresh", None),
+        **context,
+    )
+    return HTMLResponse(page, status_code=status_code, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,91 @@
+"""Browser tests: Debian's Chromium driven by Playwright against a real ``serve`` process.
+
+Playwright never downloads a browser here: it launches ``/usr/bin/chromium``. Screenshots go to
+``$SUPERVISOR_SCREENSHOTS`` or a temporary folder, whose path the terminal summary prints.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.conftest import REDIS_TEST_URL
+from tests.live_service import Service, running_service
+from tests.web.pages.dataset import Dataset, build, chunks
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+USER, PASSWORD = "ops", "correct horse"
+DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
+_screenshots: list[Path] = []
+
+
+def screenshot_folder() -> Path:
+    """Where screenshots go (created once per session)."""
+    if not _screenshots:
+        chosen = os.environ.get("SUPERVISOR_SCREENSHOTS") or tempfile.mkdtemp(prefix="supervisor-screens-")
+        _screenshots.append(Path(chosen))
+        _screenshots[0].mkdir(parents=True, exist_ok=True)
+    return _screenshots[0]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the screenshot folder whatever the capture mode."""
+    if _screenshots:
+        terminalreporter.write_line(f"dashboard screenshots: {_screenshots[0]}")
+
+
+@contextmanager
+def dashboard_service(workdir: Path, data: Dataset | None) -> Iterator[Service]:
+    """A service on a new SQLite ledger and the tests' Redis, with page credentials, holding ``data``."""
+    env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_USERNAME": USER, "SUPERVISOR_PASSWORD": PASSWORD}
+    with running_service(f"sqlite:///{workdir / 'ledger.db'}", workdir, **env) as service:
+        if data is not None:
+            with httpx2.Client(base_url=service.url, timeout=30, trust_env=False) as client:
+                for body in chunks(data.events):
+                    assert client.post("/api/v1/events", json=body).status_code == 200
+        yield service
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Dataset:
+    """The data the shared service holds."""
+    return build()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory, dataset) -> Iterator[Service]:
+    """The shared service (read-only tests only: restarts get their own)."""
+    with dashboard_service(tmp_path_factory.mktemp("dashboard"), dataset) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Chromium."""
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    """A desktop page logged in with the page credentials; fails the test if any dialog opens."""
+    context = browser.new_context(viewport=DESKTOP, http_credentials={"username": USER, "password": PASSWORD})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs
+    yield page
+    context.close()
+    assert dialogs == [], f"a script from job data ran: {dialogs}"
