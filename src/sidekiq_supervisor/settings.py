@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # The overview lists jobs uncompleted for longer than this (a page may ask for another value).
     uncompleted_alert_minutes: float = Field(10.0, gt=0)
 
+    # Retention: completed jobs whose completion is older than this many days are deleted (their
+    # durations kept in hourly roll-ups); history recorded before this many days is trimmed. 0
+    # keeps everything. The pruner runs every prune_interval_seconds in each serve process.
+    retention_days: float = Field(30.0, ge=0)
+    history_retention_days: float = Field(30.0, ge=0)
+    prune_interval_seconds: float = Field(300.0, gt=0)
+    prune_batch_size: int = Field(1000, ge=1, le=10_000)
     # Words that mark a key of the job arguments as secret: its value is masked before storage.
     redact_keys: str = Field(DEFAULT_REDACT_KEYS)
 

@@ -10,13 +10,16 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from sidekiq_supervisor.cli import database
 from sidekiq_supervisor.cli.main import app, is_loopback
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
+from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine, write_transaction
+from sidekiq_supervisor.store.migrate import MIGRATIONS
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.writer import write_reports
 from tests.conftest import REDIS_TEST_URL
@@ -42,6 +45,10 @@ LISTS = {
     "completed": ["complete-erin", "complete-dave", "complete-alice"],
     "all": ALL_NEWEST_FIRST,
 }
+
+
+# The newest migration, read from the migration scripts themselves.
+HEAD_REVISION = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def write(engine, reports) -> None:
@@ -263,7 +270,7 @@ def test_db_upgrade_prints_the_schema_revision(cli_env):
     result = run("db", "upgrade")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "schema at revision 0001"
+    assert result.stdout.strip() == f"schema at revision {HEAD_REVISION}"
 
 
 def test_db_upgrade_creates_a_new_sqlite_ledger(monkeypatch, tmp_path):
@@ -273,7 +280,7 @@ def test_db_upgrade_creates_a_new_sqlite_ledger(monkeypatch, tmp_path):
     result = run("db", "upgrade")
 
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0001" in result.stdout
+    assert f"schema at revision {HEAD_REVISION}" in result.stdout
     assert path.exists()
 
 
@@ -367,3 +374,25 @@ def test_serve_warns_when_it_listens_beyond_localhost_with_no_api_token(tmp_path
         log = service.log_text()
 
     assert ("WARNING" in log and "SUPERVISOR_API_TOKEN" in log) is (token is None), log
+
+
+def test_prune_deletes_old_completed_jobs_and_says_how_many(tmp_path):
+    database_url = f"sqlite:///{tmp_path / 'pruned.db'}"
+    engine = database.open_database(Settings(database_url=database_url))
+    old, recent = 1_000_000_000_000_000, now_micros()
+    reports = [
+        Report("old", EventKind.QUEUED, old, "W", "default", "[]"),
+        Report("old", EventKind.COMPLETE, old + 1, "W", "default", "[]"),
+        Report("recent", EventKind.COMPLETE, recent, "W", "default", "[]"),
+    ]
+    with write_transaction(engine) as connection:
+        write_reports(connection, reports, recent)
+
+    result = CliRunner().invoke(app, ["prune"], env={"DATABASE_URL": database_url})
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "deleted 1 completed jobs and 0 history events"
+    with engine.connect() as connection:
+        assert find_job(connection, "old") is None
+        assert find_job(connection, "recent") is not None
+    engine.dispose()

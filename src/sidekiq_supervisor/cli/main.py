@@ -160,3 +160,21 @@ def restart(
     with reported_failures():
         report = manager.restart_uncompleted_jobs(filter, dry_run=dry_run, older_than=age)
     output.show_restart(report, as_json)
+
+
+@app.command()
+def prune() -> None:
+    """Delete what retention no longer keeps, now (serve also does it in the background)."""
+    from sidekiq_supervisor.services.retention import Pruner
+
+    settings = load_settings()
+    engine = open_database(settings)
+    pruner = Pruner(
+        engine,
+        retention_days=settings.retention_days,
+        history_retention_days=settings.history_retention_days,
+        batch_size=settings.prune_batch_size,
+    )
+    with reported_failures():
+        report = pruner.prune()
+    typer.echo(f"deleted {report.jobs} completed jobs and {report.events} history events")

@@ -10,10 +10,14 @@ from sqlalchemy import Engine
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
 from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.store import queries
-from sidekiq_supervisor.store.queries import JobFilter
+from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 
-__all__ = ["JobFilter", "Ledger", "Page"]
+__all__ = ["Count", "JobFilter", "Ledger", "Page"]
+
+# How long an exact count may run before PostgreSQL's planner estimate answers instead: the
+# answer then stays within a second (the target for reads over ten million jobs).
+EXACT_COUNT_BUDGET_MS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,14 @@ class Ledger:
         """The exact number of matching jobs."""
         with self.engine.connect() as connection:
             return queries.count_jobs(connection, flt)
+
+    def estimated_count(self, flt: JobFilter, *, budget_ms: int = EXACT_COUNT_BUDGET_MS) -> Count:
+        """The exact count when it takes at most ``budget_ms``, else an estimate marked as one.
+
+        Only PostgreSQL estimates (from its planner's statistics); SQLite always counts.
+        """
+        with self.engine.connect() as connection:
+            return queries.count_or_estimate(connection, flt, budget_ms=budget_ms)
 
     def get(self, jid: str) -> StoredJob | None:
         """The job with this jid, if known."""

@@ -1,7 +1,8 @@
 """What JobManager questions return: lazy, streaming result sets that print as tables.
 
 A result set runs no query until it is used. Iterating streams the whole answer a page at a
-time; ``len()`` is an exact SQL count; printing one shows the newest rows, the total, and a note
+time; ``len()`` is an exact SQL count, ``estimated_count()`` a fast one that may be an estimate
+(and says so); printing one shows the newest rows, the total (marked when estimated), and a note
 when the table is truncated. Nothing ever loads a whole table into memory.
 """
 
@@ -18,7 +19,7 @@ import orjson
 from sidekiq_supervisor import render
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
 from sidekiq_supervisor.domain.model import JobStatus, datetime_from_micros
-from sidekiq_supervisor.services.ledger import JobFilter, Ledger
+from sidekiq_supervisor.services.ledger import Count, JobFilter, Ledger
 from sidekiq_supervisor.store.records import StoredJob
 
 PREVIEW_ROWS = 20
@@ -106,6 +107,11 @@ class JobList:
         """The exact number of jobs in the answer."""
         return self._ledger.count(self.filter)
 
+    def estimated_count(self) -> Count:
+        """The number of jobs in the answer, within about a second: exact, or on PostgreSQL the
+        planner's estimate when counting would take longer (``estimated`` says which)."""
+        return self._ledger.estimated_count(self.filter)
+
     def first(self, limit: int = PREVIEW_ROWS) -> list[Job]:
         """The newest ``limit`` jobs of the answer."""
         page = self._ledger.page(self.filter, limit=limit)
@@ -113,8 +119,12 @@ class JobList:
 
     def __rich__(self) -> Any:
         rows = self.first(PREVIEW_ROWS)
-        total = len(rows) if len(rows) < PREVIEW_ROWS else self.count()
-        return render.job_table(rows, title=self.title, total=total)
+        if len(rows) < PREVIEW_ROWS:
+            return render.job_table(rows, title=self.title, total=len(rows))
+        # Printing must stay quick over millions of jobs: an estimated total says so in the title.
+        total = self.estimated_count()
+        title = f"{self.title} (total estimated)" if total.estimated else self.title
+        return render.job_table(rows, title=title, total=total.value)
 
     def __repr__(self) -> str:
         return render.to_text(self)

@@ -9,7 +9,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 
-from sidekiq_supervisor.store.text_search import SQLITE_FUNCTION, casefold_contains
+from sidekiq_supervisor.store.text_search import (
+    SQLITE_FOLD_FUNCTION,
+    SQLITE_FUNCTION,
+    casefold_contains,
+    casefold_text,
+)
 
 # Execution option that makes a SQLite transaction take the write lock when it begins, so that
 # concurrent writer processes wait on busy_timeout instead of failing on a lock upgrade.
@@ -43,6 +48,8 @@ def _tune_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
         dbapi_connection.create_function(SQLITE_FUNCTION, 2, casefold_contains, deterministic=True)
+        # Migration 0002's triggers fold the arguments with it on every write to jobs.
+        dbapi_connection.create_function(SQLITE_FOLD_FUNCTION, 1, casefold_text, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

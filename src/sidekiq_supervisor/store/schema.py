@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -68,4 +69,21 @@ job_events = Table(
     # One row per distinct report: a resent report collides here and changes nothing. It also
     # serves a job's timeline (WHERE jid = ? ORDER BY at).
     UniqueConstraint("jid", "kind", "at"),
+)
+
+job_rollups = Table(
+    "job_rollups",
+    metadata,
+    # What retention keeps of the completed jobs it deletes: per class, origin ("queued" or
+    # "started", the seed's two questions) and hour of completion, the count, the sum and the
+    # maximum of the durations, and their histogram (JSON {bucket: count}, domain.histogram).
+    Column("job_class", String(255), nullable=False),
+    Column("origin", String(8), nullable=False),
+    Column("hour", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("total_micros", BigInteger, nullable=False),
+    Column("max_micros", BigInteger, nullable=False),
+    Column("histogram", Text, nullable=False),
+    # One row per key; long-range summaries read a class's hours in order.
+    PrimaryKeyConstraint("job_class", "origin", "hour"),
 )

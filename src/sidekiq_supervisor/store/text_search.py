@@ -1,21 +1,35 @@
 """The arguments filter in SQL: a case-insensitive substring match that folds all of Unicode.
 
-PostgreSQL's ILIKE folds case by the database's locale. SQLite's LIKE folds ASCII only, so on
-SQLite the match calls ``contains_casefold``, a function each connection registers (see
-``store.engine``), which folds with Python's ``str.casefold``.
+PostgreSQL's ILIKE folds case by the database's locale; migration 0002's pg_trgm GIN index serves
+it (the planner rechecks every candidate, so the answers are ILIKE's).
+
+SQLite's LIKE folds ASCII only, so on SQLite the match calls ``contains_casefold``, a function each
+connection registers (see ``store.engine``), which folds with Python's ``str.casefold``. A scan
+calling it costs about half a microsecond a row, so for needles of three or more characters
+(once folded) reads start from ``jobs_search`` (migration 0002: FTS5 trigrams of the
+casefolded arguments), newest candidate first, and check only the rows holding every trigram of
+the folded needle (see ``trigram_source``). Every row that matches holds those trigrams, so the
+index never loses one; a candidate that merely holds the trigrams is dropped by the check.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, literal
+from sqlalchemy import Boolean, ColumnElement, Integer, Table, column, literal, literal_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import FromClause, Join
 
 from sidekiq_supervisor.domain.filters import LIKE_ESCAPE, like_pattern
 
 SQLITE_FUNCTION = "contains_casefold"
+# The folding that migration 0002's triggers apply before the trigram tokenizer sees the text.
+SQLITE_FOLD_FUNCTION = "casefold_text"
+SEARCH_TABLE = "jobs_search"
+TRIGRAM = 3
 
 
 class contains_text(FunctionElement[bool]):  # noqa: N801 - SQL function naming
@@ -30,9 +44,71 @@ def contains_ignoring_case(haystack: ColumnElement[str], needle: str) -> ColumnE
     return contains_text(haystack, literal(needle), literal(like_pattern(needle)))  # type: ignore[return-value]
 
 
+@dataclass(frozen=True, slots=True)
+class TrigramSource:
+    """Where a filtered read of ``jobs`` should look on SQLite: FTS5 candidates joined to their rows.
+
+    Read ``FROM joined WHERE match AND ...`` and order by ``key`` (the candidates' rowid, which
+    is ``jobs.id``): FTS5 hands its rowids out in either order, so a first page stops after
+    enough matches instead of collecting every candidate of a common word.
+    """
+
+    joined: FromClause
+    match: ColumnElement[bool]
+    key: ColumnElement[int]
+
+
+def trigram_source(dialect: str, table: Table, needle: str | None) -> TrigramSource | None:
+    """The candidates of ``needle`` on SQLite, or ``None`` where no index serves it.
+
+    PostgreSQL's planner uses its trigram index for ILIKE by itself; below three characters
+    (once folded) no trigram exists and SQLite scans.
+    """
+    query = None if dialect != "sqlite" or needle is None else trigram_query(needle)
+    if query is None:
+        return None
+    search = sql_table(SEARCH_TABLE, column("rowid", Integer))
+    match = literal_column(SEARCH_TABLE).op("MATCH", is_comparison=True)(literal(query))
+    joined = _CrossJoin(search, table, table.c.id == search.c.rowid)
+    return TrigramSource(joined, match, search.c.rowid)  # type: ignore[arg-type]
+
+
+class _CrossJoin(Join):
+    """A join whose left side SQLite must loop over first (its CROSS JOIN).
+
+    Left to itself, SQLite's planner may loop over an index of ``jobs`` (by status, by class)
+    and probe FTS5 with MATCH once per row: 93 s for one count at a million jobs.
+    """
+
+    inherit_cache = True
+
+
+def trigram_query(needle: str) -> str | None:
+    """An FTS5 query for rows holding every trigram needed to cover the casefolded ``needle``.
+
+    Trigrams at every third position, plus the last, cover the needle: fewer terms to intersect
+    than all of them, and the same candidates in practice (the check does the rest). ``None``
+    when no trigram can be asked for: the needle is shorter than one once folded, or each of
+    its trigrams holds a NUL, which ends an FTS5 query string (arguments are JSON text, which
+    never holds a raw NUL).
+    """
+    folded = needle.casefold()
+    if len(folded) < TRIGRAM:
+        return None
+    starts = [*range(0, len(folded) - TRIGRAM + 1, TRIGRAM), len(folded) - TRIGRAM]
+    trigrams = dict.fromkeys(folded[start : start + TRIGRAM] for start in starts)
+    terms = ['"' + trigram.replace('"', '""') + '"' for trigram in trigrams if "\x00" not in trigram]
+    return " AND ".join(terms) if terms else None
+
+
 def casefold_contains(haystack: str | None, needle: str | None) -> bool:
     """The SQLite function behind the match."""
     return haystack is not None and needle is not None and needle.casefold() in haystack.casefold()
+
+
+def casefold_text(text: str | None) -> str | None:
+    """The SQLite function that folds the arguments before the trigram index sees them."""
+    return None if text is None else text.casefold()
 
 
 @compiles(contains_text)
@@ -45,3 +121,9 @@ def _ilike(element: contains_text, compiler: Any, **kw: Any) -> str:
 def _casefold(element: contains_text, compiler: Any, **kw: Any) -> str:
     haystack, needle, _pattern = element.clauses
     return f"{SQLITE_FUNCTION}({compiler.process(haystack, **kw)}, {compiler.process(needle, **kw)})"
+
+
+@compiles(_CrossJoin, "sqlite")
+def _cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
+    # The left side is the FTS table, a bare name: its first " JOIN " is this join's keyword.
+    return compiler.visit_join(element, **kw).replace(" JOIN ", " CROSS JOIN ", 1)  # type: ignore[no-any-return]

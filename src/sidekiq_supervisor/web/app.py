@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from sidekiq_supervisor import __version__
 from sidekiq_supervisor.services.ingest import GroupCommitWriter
 from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
@@ -43,9 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.writer.start()
         app.state.services = services
         _settle_garbage_collector()
+        pruner, pruning = _start_pruner(services)
         try:
             yield
         finally:
+            if pruning is not None:
+                pruner.stop()  # a pass under way ends after its current batch
+                await pruning
             await services.writer.stop()
             services.engine.dispose()
 
@@ -86,6 +92,20 @@ def _settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def _start_pruner(services: Services) -> tuple[Pruner, asyncio.Task[None] | None]:
+    """The pruner and its background task (``None`` when the settings keep everything)."""
+    settings = services.settings
+    pruner = Pruner(
+        services.engine,
+        retention_days=settings.retention_days,
+        history_retention_days=settings.history_retention_days,
+        batch_size=settings.prune_batch_size,
+    )
+    if not pruner.enabled:
+        return pruner, None
+    return pruner, asyncio.create_task(pruner.run(settings.prune_interval_seconds), name="retention")
 
 
 async def healthz(services: ServicesDep) -> Response:

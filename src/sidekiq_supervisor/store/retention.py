@@ -1,0 +1,87 @@
+"""Retention: deleting old ledger rows in small batches, after rolling the durations up.
+
+Each function does one batch inside the caller's transaction, so that ingest (which shares
+SQLite's single write lock) waits for a few milliseconds at most, never for a whole prune.
+
+- Completed jobs whose completion is older than the cutoff go with their whole history; their
+  durations are added to ``job_rollups`` first, in the same transaction, so each job is counted
+  exactly once: as a row while it is kept, in a roll-up after.
+- History older than its cutoff (by ``recorded_at``, the service's own clock) is trimmed from
+  the oldest end. ``restarted`` events stay: they are what keeps a restarted original from
+  coming back when a late report about it arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, select, text
+
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros
+from sidekiq_supervisor.store.rollups import add_to_rollups
+from sidekiq_supervisor.store.schema import job_events, jobs
+
+# Any constant works: it names the lock that keeps two processes' pruners from interleaving.
+PRUNE_LOCK_KEY = 0x5155_5045_5256
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedBatch:
+    """One batch of completed jobs: how many were looked at, how many deleted, where to go on."""
+
+    scanned: int
+    deleted: int
+    last_id: int | None
+
+
+def lock_against_other_pruners(connection: Connection) -> None:
+    """On PostgreSQL, wait for any other process's prune transaction (SQLite has one writer)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PRUNE_LOCK_KEY})
+
+
+def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int, limit: int) -> PrunedBatch:
+    """Delete (after rolling up) the completed jobs among the next ``limit`` that ended before ``cutoff``."""
+    query = (
+        select(
+            jobs.c.id, jobs.c.jid, jobs.c.job_class, jobs.c.queued_at, jobs.c.started_at, jobs.c.completed_at
+        )
+        .where(jobs.c.status == JobStatus.COMPLETE.value, jobs.c.id > after_id)
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()  # a late report must not update a row being deleted
+    rows = connection.execute(query).all()
+    old = [row for row in rows if row.completed_at is not None and row.completed_at < cutoff]
+    if old:
+        add_to_rollups(connection, old)
+        jids = [row.jid for row in old]
+        connection.execute(delete(job_events).where(job_events.c.jid.in_(jids)))
+        connection.execute(delete(jobs).where(jobs.c.id.in_([row.id for row in old])))
+    return PrunedBatch(len(rows), len(old), rows[-1].id if rows else None)
+
+
+def prune_history_batch(connection: Connection, cutoff: Micros, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest events recorded before ``cutoff``; how many went."""
+    oldest = (
+        select(job_events.c.id)
+        .where(job_events.c.kind != EventKind.RESTARTED.value, job_events.c.recorded_at < cutoff)
+        .order_by(job_events.c.id)
+        .limit(limit)
+    )
+    ids = list(connection.execute(oldest).scalars())
+    if ids:
+        connection.execute(delete(job_events).where(job_events.c.id.in_(ids)))
+    return len(ids)
+
+
+def oldest_history_recorded_at(connection: Connection) -> Micros | None:
+    """When the oldest prunable event was recorded (ids follow recording order), or ``None``."""
+    query = (
+        select(job_events.c.recorded_at)
+        .where(job_events.c.kind != EventKind.RESTARTED.value)
+        .order_by(job_events.c.id)
+        .limit(1)
+    )
+    return connection.execute(query).scalar()

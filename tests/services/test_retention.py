@@ -1,0 +1,125 @@
+"""Retention on both databases: old completed jobs and old history go, roll-ups keep their durations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from sidekiq_supervisor.domain.durations import DurationOrigin, summarize
+from sidekiq_supervisor.domain.model import EventKind, Report
+from sidekiq_supervisor.services.retention import DAY_MICROS, Pruner
+from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.store.engine import write_transaction
+from sidekiq_supervisor.store.rollups import rollup_summary
+from sidekiq_supervisor.store.schema import job_events, job_rollups, jobs
+from sidekiq_supervisor.store.writer import write_reports
+from sidekiq_supervisor.web.app import create_app
+
+NOW = 1_800_000_000_000_000
+SECOND = 1_000_000
+
+
+def store(engine, jid: str, *events: tuple[str, int], recorded: int = NOW) -> None:
+    reports = [Report(jid, EventKind(kind), at, "Mailer", "default", "[1]") for kind, at in events]
+    with write_transaction(engine) as connection:
+        write_reports(connection, reports, recorded)
+
+
+def jids(engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(connection.execute(select(jobs.c.jid)).scalars())
+
+
+def events_of(engine, jid: str) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.execute(select(job_events.c.kind).where(job_events.c.jid == jid)).scalars())
+
+
+def pruner(engine, days: float = 30, history_days: float = 0, **options) -> Pruner:
+    return Pruner(
+        engine, retention_days=days, history_retention_days=history_days, clock=lambda: NOW, **options
+    )
+
+
+def test_completed_jobs_older_than_the_retention_go_with_their_history(engine):
+    old = NOW - 31 * DAY_MICROS
+    store(engine, "old-done", ("queued", old), ("started", old + SECOND), ("complete", old + 3 * SECOND))
+    store(engine, "recent-done", ("queued", NOW - DAY_MICROS), ("complete", NOW - DAY_MICROS + SECOND))
+    store(engine, "old-running", ("queued", old), ("started", old + SECOND))
+    store(engine, "old-queued", ("queued", old))
+
+    report = pruner(engine).prune()
+
+    assert report.jobs == 1
+    assert jids(engine) == {"recent-done", "old-running", "old-queued"}
+    assert events_of(engine, "old-done") == []
+    assert sorted(events_of(engine, "old-running")) == ["queued", "started"]
+
+
+def test_every_pruned_job_is_counted_once_in_the_rollups_across_batches_and_passes(engine):
+    base = NOW - 40 * DAY_MICROS
+    durations = [(n % 7 + 1) * SECOND for n in range(25)]
+    for n, duration in enumerate(durations):
+        start = base + n * 60 * SECOND
+        timeline = (("queued", start - SECOND), ("started", start), ("complete", start + duration))
+        store(engine, f"job-{n:02d}", *timeline)
+
+    assert pruner(engine, batch_size=4, pause_seconds=0).prune().jobs == 25
+    assert pruner(engine, batch_size=4, pause_seconds=0).prune().jobs == 0
+
+    with engine.connect() as connection:
+        started = rollup_summary(connection, DurationOrigin.STARTED, job_class="Mailer")
+        queued = rollup_summary(connection, DurationOrigin.QUEUED)
+        hours = connection.execute(select(func.count()).select_from(job_rollups)).scalar_one()
+    exact = summarize(sorted(durations))
+    assert (started.count, started.mean, started.max) == (25, exact.mean, exact.max)
+    assert exact.p95 <= started.p95 <= exact.p95 * 1.19
+    assert queued.count == 25 and queued.max == exact.max + timedelta(seconds=1)
+    assert hours == 2 * 1  # 25 minutes of completions fall in one hour, for each origin
+    assert jids(engine) == set()
+
+
+def test_history_older_than_its_retention_is_trimmed_but_restart_tombstones_stay(engine):
+    old_recorded = NOW - 10 * DAY_MICROS
+    stuck = (("queued", old_recorded), ("started", old_recorded + SECOND))
+    store(engine, "stuck", *stuck, recorded=old_recorded)
+    store(engine, "fresh", ("queued", NOW - SECOND))
+    store(engine, "gone", ("restarted", old_recorded), recorded=old_recorded)
+
+    report = pruner(engine, days=0, history_days=7).prune()
+
+    assert report == type(report)(jobs=0, events=2)
+    assert events_of(engine, "stuck") == []
+    assert events_of(engine, "fresh") == ["queued"]
+    assert events_of(engine, "gone") == ["restarted"]
+    assert "stuck" in jids(engine), "the job itself stays: only its old history goes"
+
+
+def test_a_retention_of_zero_days_keeps_everything(engine):
+    old = NOW - 400 * DAY_MICROS
+    store(engine, "ancient", ("queued", old), ("complete", old + SECOND), recorded=old)
+
+    keeper = pruner(engine, days=0, history_days=0)
+
+    assert keeper.enabled is False
+    assert keeper.prune().jobs == 0
+    assert jids(engine) == {"ancient"}
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_the_app_prunes_in_the_background_and_stops_cleanly(settings: Settings, engine):
+    old = 1_000_000_000 * SECOND  # 2001: far beyond any retention
+    store(engine, "old-done", ("queued", old), ("complete", old + SECOND))
+    quick = settings.model_copy(update={"prune_interval_seconds": 0.05})
+
+    with TestClient(create_app(quick)):
+        for _ in range(100):
+            if not jids(engine):
+                break
+            asyncio.run(asyncio.sleep(0.05))
+
+    assert jids(engine) == set()
