@@ -48,6 +48,7 @@ def test_the_job_list_pages_with_a_cursor(page, service, dataset):
     page.goto(service.url + "/jobs?status=completed")
     first = page.locator("#jobs a.jid").all_inner_texts()
     page.locator('a[rel="next"]').click()
+    page.wait_for_url("**cursor=*")
     second = page.locator("#jobs a.jid").all_inner_texts()
     assert len(first) == 50 and len(first) + len(second) == dataset.counts()["complete"]
     assert page.get_by_text("Count matching jobs").count() == 1

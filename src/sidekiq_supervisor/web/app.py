@@ -26,6 +26,7 @@ from sidekiq_supervisor.web.api.presenters import json_response
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
 from sidekiq_supervisor.web.deps import Services, ServicesDep
 from sidekiq_supervisor.web.errors import install_error_handlers
+from sidekiq_supervisor.web.monitor import router as monitor_router
 from sidekiq_supervisor.web.pages import STATIC
 from sidekiq_supervisor.web.pages import router as pages_router
 from sidekiq_supervisor.web.security import PageSecurity
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     # The dashboard: pages for people, behind basic auth, CSRF checks and a strict CSP.
     app.include_router(pages_router)
+    # /sidekiq: Sidekiq's own Web UI pages over its Redis (also servable alone: web.monitor).
+    app.include_router(monitor_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PageSecurity, settings=settings)
     _document_bodies(app)

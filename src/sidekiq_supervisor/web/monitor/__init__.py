@@ -1,0 +1,20 @@
+"""``/sidekiq``: pages with parity to Sidekiq's own Web UI, over Sidekiq's Redis.
+
+``router`` holds every route (the main app includes it); ``create_monitor_app`` serves the same
+routes alone, behind the same security middleware.
+"""
+
+from fastapi import APIRouter
+
+from sidekiq_supervisor.web.monitor import busy, dashboard, metrics, queues, sets
+from sidekiq_supervisor.web.monitor.app import create_monitor_app
+from sidekiq_supervisor.web.monitor.views import PREFIX
+from sidekiq_supervisor.web.pages.templating import add_nav_link
+
+router = APIRouter(tags=["sidekiq"], include_in_schema=False)
+for _module in (dashboard, busy, queues, sets, metrics):
+    router.include_router(_module.router)
+
+add_nav_link(PREFIX, "Sidekiq")
+
+__all__ = ["PREFIX", "create_monitor_app", "router"]

@@ -1,0 +1,58 @@
+"""``/sidekiq/busy``: the live processes with Quiet and Stop, and the jobs their threads run now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from sidekiq_supervisor.services.monitor import SignalOutcome
+from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
+from sidekiq_supervisor.web.monitor.views import PREFIX, done, render
+from sidekiq_supervisor.web.security import read_form, require_csrf
+
+router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
+
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+WORK_PAGE_SIZE = 50
+
+
+@router.get("/busy", response_class=HTMLResponse)
+async def busy(request: Request, monitor: MonitorDep, page: PageNumber = 1) -> HTMLResponse:
+    """The Busy page."""
+
+    def gather() -> dict[str, object]:
+        return {
+            "stats": monitor.stats(),
+            "processes": monitor.processes(),
+            "work": monitor.work(page, WORK_PAGE_SIZE),
+        }
+
+    data = await run_in_threadpool(gather)
+    processes = data["processes"]
+    known = await known_jids(request, (w.job.jid for w in data["work"].items))  # type: ignore[attr-defined]
+    totals = {
+        "threads": sum(p.concurrency for p in processes),  # type: ignore[attr-defined]
+        "busy": sum(p.busy for p in processes),  # type: ignore[attr-defined]
+        "rss": sum(p.rss_kb or 0 for p in processes),  # type: ignore[attr-defined]
+    }
+    return render(request, "busy.html", refresh=5, known=known, totals=totals, **data)
+
+
+@router.post("/busy", dependencies=[Depends(require_csrf)])
+async def signal(request: Request, monitor: MonitorDep) -> RedirectResponse:
+    """Quiet or stop one process (``identity``), or all of them (``quiet_all``, ``stop_all``)."""
+    form = await read_form(request)
+    action = form.get("action", [""])[0]
+    identity = form.get("identity", [""])[0]
+    back = PREFIX + "/busy"
+    if action in ("quiet_all", "stop_all"):
+        sent = await run_in_threadpool(monitor.quiet_all if action == "quiet_all" else monitor.stop_all)
+        return done(back, action.removesuffix("_all"), sent)
+    if action in ("quiet", "stop") and identity:
+        send = monitor.quiet if action == "quiet" else monitor.stop
+        outcome = await run_in_threadpool(send, identity)
+        return done(back, action, int(outcome is SignalOutcome.SENT))
+    return done(back, "none")

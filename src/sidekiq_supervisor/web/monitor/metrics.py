@@ -1,0 +1,48 @@
+"""``/sidekiq/metrics``: executions, failures and run time per job class (Sidekiq 7 and later)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
+from sidekiq_supervisor.web.monitor.views import PREFIX, render
+
+router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
+
+# Sidekiq's periods: 1-8 h from the per-minute counters; 24-72 h from Sidekiq 8's 10-minute rollups.
+PERIODS = {"1h": (60, None), "2h": (120, None), "4h": (240, None), "8h": (480, None),
+           "24h": (None, 24), "48h": (None, 48), "72h": (None, 72)}  # fmt: skip
+Period = Annotated[str, Query(pattern="^(1|2|4|8|24|48|72)h$")]
+ClassFilter = Annotated[str, Query(max_length=200)]
+MAX_CLASSES = 100
+
+
+@router.get("/metrics", response_class=HTMLResponse)
+async def metrics(
+    request: Request, monitor: MonitorDep, period: Period = "1h", substr: ClassFilter = ""
+) -> HTMLResponse:
+    """The Metrics page."""
+    minutes, hours = PERIODS[period]
+
+    def gather() -> dict[str, object]:
+        return {
+            "stats": monitor.stats(),
+            "result": monitor.metrics(minutes=minutes, hours=hours, class_filter=substr or None),
+            "major": monitor.sidekiq_major(),
+        }
+
+    data = await run_in_threadpool(gather)
+    result = data["result"]
+    classes = result.classes[:MAX_CLASSES]  # type: ignore[attr-defined]
+    totals = {
+        "executions": sum(c.executions for c in result.classes),  # type: ignore[attr-defined]
+        "failures": sum(c.failures for c in result.classes),  # type: ignore[attr-defined]
+    }
+    return render(
+        request, "metrics.html", refresh=60, period=period, periods=list(PERIODS), substr=substr,
+        classes=classes, totals=totals, **data,
+    )  # fmt: skip

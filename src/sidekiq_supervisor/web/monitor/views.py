@@ -1,0 +1,180 @@
+"""Rendering of the ``/sidekiq`` pages: the shared Jinja2 environment, the tab bar, formats, redirects.
+
+The pages use the dashboard's environment (autoescaped; job data is attacker-controlled and never
+marked safe) and its ``base.html``, plus a few filters for Sidekiq's epoch-second timestamps.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from sidekiq_supervisor.services.monitor import SidekiqUnavailable, Stats
+from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_duration, format_time
+from sidekiq_supervisor.web.security import csrf_token
+
+PREFIX = "/sidekiq"
+# The queue names Sidekiq's Web UI opens a page for (the data layer's rule; it refuses the others).
+QUEUE_NAME = re.compile(r"\A[a-z_:.\-0-9]+\Z", re.IGNORECASE)
+# The tabs of Sidekiq's Web UI, with the summary figure each one shows.
+TABS = (
+    ("", "Dashboard", None),
+    ("/busy", "Busy", "busy"),
+    ("/queues", "Queues", "enqueued"),
+    ("/retries", "Retries", "retries"),
+    ("/scheduled", "Scheduled", "scheduled"),
+    ("/morgue", "Dead", "dead"),
+    ("/metrics", "Metrics", None),
+)
+
+
+def epoch_time(seconds: float | None) -> str:
+    """An epoch-seconds timestamp as a UTC time, or ``—``."""
+    return "—" if seconds is None else format_time(datetime.fromtimestamp(seconds, UTC))
+
+
+def relative(seconds: float | None, now: float | None = None) -> str:
+    """``4 min 10 s ago`` or ``in 2 h 03 min`` for an epoch-seconds timestamp; ``—`` when unknown."""
+    if seconds is None:
+        return "—"
+    delta = (now if now is not None else datetime.now(UTC).timestamp()) - seconds
+    if abs(delta) < 1:
+        return "just now"
+    text = format_duration(abs(delta) * 1_000_000)
+    return f"{text} ago" if delta > 0 else f"in {text}"
+
+
+def latency(seconds: float) -> str:
+    """A queue latency: ``0`` for an empty or fresh queue, else a duration."""
+    return "0" if seconds <= 0 else format_duration(seconds * 1_000_000)
+
+
+def memory(kilobytes: int | None) -> str:
+    """A resident set size given in KB, in MB or GB."""
+    if kilobytes is None:
+        return "—"
+    megabytes = kilobytes / 1024
+    return f"{megabytes / 1024:.2f} GB" if megabytes >= 1024 else f"{megabytes:.1f} MB"
+
+
+def member_token(raw: str) -> str:
+    """A set or queue member as a form value: its exact bytes, base64 (no quoting or Unicode surprises,
+    and a member holding bytes that are not UTF-8 survives the round trip)."""
+    return base64.urlsafe_b64encode(raw.encode("utf-8", "surrogateescape")).decode("ascii")
+
+
+def member_of(token: str) -> str | None:
+    """The member a ``member_token`` stands for, or None for a token that is not one."""
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8", "surrogateescape")
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+
+
+def printable(text: Any) -> str:
+    """Text with any undecodable byte (kept as a lone surrogate) shown as U+FFFD, so it renders."""
+    text = str(text)
+    try:  # the bytes Redis held, decoded again with U+FFFD for the invalid ones
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # another lone surrogate: no byte to recover
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+ENVIRONMENT.tests["match_queue"] = lambda name: bool(QUEUE_NAME.match(str(name)))
+ENVIRONMENT.filters.update(
+    epoch=epoch_time,
+    relative=relative,
+    latency=latency,
+    memory=memory,
+    token=member_token,
+    printable=printable,
+)
+
+
+def url(path: str = "", **params: Any) -> str:
+    """A monitor URL with the query parameters that are set."""
+    query = urlencode({key: value for key, value in params.items() if value not in (None, "")})
+    return PREFIX + path + ("?" + query if query else "")
+
+
+def here(request: Request) -> str:
+    """This page's URL without an action's outcome: where a form on it sends the browser back."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("done", "n")]
+    return request.url.path + ("?" + urlencode(params) if params else "")
+
+
+def _nav(request: Request) -> list[tuple[str, str]]:
+    # Alone, the monitor app serves none of the ledger's pages, so its navigation is its own.
+    return NAV if hasattr(request.app.state, "services") else [(PREFIX, "Sidekiq")]
+
+
+def render(
+    request: Request, template: str, status_code: int = 200, *, stats: Stats | None = None, **context: Any
+) -> HTMLResponse:
+    """A monitor page: the dashboard's layout with the monitor's tabs (and their figures)."""
+    page = ENVIRONMENT.get_template(f"monitor/{template}").render(
+        request=request,
+        nav=_nav(request),
+        path=request.url.path,
+        csrf_token=csrf_token(request),
+        refresh=context.pop("refresh", None),
+        prefix=PREFIX,
+        tabs=TABS,
+        stats=stats,
+        notice=notice_of(request),
+        here=here(request),
+        **context,
+    )
+    return HTMLResponse(page, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def unavailable(request: Request, exc: SidekiqUnavailable) -> HTMLResponse:
+    """The page shown instead of any monitor page while Sidekiq's Redis cannot be read."""
+    return render(request, "unavailable.html", 503, problem=str(exc))
+
+
+# What an action did, by the code it puts in the URL: only these texts can ever be shown, so a
+# crafted link cannot make the page say something else.
+OUTCOMES = {
+    "retry": "{n} retried now (pushed to their queues).",
+    "enqueue": "{n} added to their queues.",
+    "delete": "{n} deleted.",
+    "kill": "{n} moved to the Dead set.",
+    "clear": "{n} deleted: the queue is cleared.",
+    "quiet": "Quiet sent to {n}.",
+    "stop": "Stop sent to {n}.",
+    "none": "Nothing was selected, so nothing changed.",
+}
+NOUNS = {"quiet": "process", "stop": "process"}
+
+
+def done(back: str, outcome: str, count: int = 0) -> RedirectResponse:
+    """After an action, back to the page it was taken on (a GET), saying what happened."""
+    if not back.startswith(PREFIX + "/") and back != PREFIX:
+        back = PREFIX  # only ever back into the monitor: no open redirect
+    separator = "&" if "?" in back else "?"
+    return RedirectResponse(back + separator + urlencode({"done": outcome, "n": count}), status_code=303)
+
+
+def notice_of(request: Request) -> str | None:
+    """The sentence for the outcome code in the URL, if it is one of ours."""
+    outcome = request.query_params.get("done", "")
+    if outcome not in OUTCOMES:
+        return None
+    try:
+        count = max(0, int(request.query_params.get("n", "0")))
+    except ValueError:
+        count = 0
+    return OUTCOMES[outcome].format(n=plural(count, NOUNS.get(outcome, "job")))
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 job`` / ``3 jobs``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

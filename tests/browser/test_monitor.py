@@ -1,0 +1,140 @@
+"""The /sidekiq pages in a real browser: every page at desktop and phone widths in both themes
+(photographed), clicks that change Redis, the realtime graph, and job data that never runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, USER, dashboard_service, screenshot_folder
+from tests.conftest import REDIS_TEST_URL
+from tests.sidekiq_fixtures import load
+
+expect = pytest.importorskip("playwright.sync_api").expect
+XSS = '<script>alert("monitor")</script>'
+PAGES = {
+    "sidekiq-dashboard": "/sidekiq",
+    "sidekiq-busy": "/sidekiq/busy",
+    "sidekiq-queues": "/sidekiq/queues",
+    "sidekiq-queue": "/sidekiq/queues/reports",
+    "sidekiq-retries": "/sidekiq/retries",
+    "sidekiq-scheduled": "/sidekiq/scheduled",
+    "sidekiq-dead": "/sidekiq/morgue",
+    "sidekiq-metrics": "/sidekiq/metrics?period=8h",
+}
+
+
+@pytest.fixture(scope="module")
+def monitor_service(tmp_path_factory) -> Iterator[str]:
+    """A ``serve`` process on the tests' Redis (each test loads the data it needs); its base URL."""
+    with dashboard_service(tmp_path_factory.mktemp("monitor"), None) as service:
+        yield service.url
+
+
+@pytest.fixture
+def sidekiq_data() -> Iterator[redis.Redis]:
+    """The tests' Redis holding the Sidekiq 7.3.10 dump (kept from expiring), plus a job whose class,
+    arguments and error are script injections in each set and in a queue."""
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client.flushdb()
+    dump = load(client, "7.3.10")
+    for key in dump["keys"]:
+        client.persist(key)
+    hostile = {"class": XSS, "args": [XSS], "jid": "f" * 24, "queue": "reports", "retry_count": 2,
+               "error_class": XSS, "error_message": XSS, "created_at": time.time(),
+               "enqueued_at": time.time()}  # fmt: skip
+    client.lpush("queue:reports", json.dumps(hostile))
+    for key in ("retry", "schedule", "dead"):
+        client.zadd(key, {json.dumps(hostile): time.time() + (3600 if key != "dead" else -60)})
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_each_page_fits_a_phone_in_both_themes_and_is_photographed(
+    browser, monitor_service, sidekiq_data, name
+):
+    folder = screenshot_folder()
+    for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        for scheme in ("light", "dark"):
+            credentials = {"username": USER, "password": PASSWORD}
+            context = browser.new_context(
+                viewport=viewport, color_scheme=scheme, http_credentials=credentials
+            )
+            dialogs: list[str] = []
+            try:
+                page = context.new_page()
+                page.on(
+                    "dialog", lambda dialog, seen=dialogs: (seen.append(dialog.message), dialog.dismiss())
+                )
+                response = page.goto(monitor_service + PAGES[name])
+                assert response is not None and response.status == 200
+                assert page.locator("nav.monitor-tabs a[aria-current=page]").count() == 1
+                if width_name == "phone":
+                    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                    assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at phone width"
+                page.screenshot(path=str(folder / f"{name}-{width_name}-{scheme}.png"), full_page=True)
+            finally:
+                context.close()
+            assert dialogs == [], f"a script from job data ran on {name}: {dialogs}"
+
+
+def test_script_in_job_data_shows_as_text(page, monitor_service, sidekiq_data):
+    page.goto(monitor_service + "/sidekiq/retries")
+    row = page.locator(f'tr[data-jid="{"f" * 24}"]')
+    assert row.locator(".name").first.inner_text() == XSS
+    assert XSS in row.locator(".error-text").inner_text()
+    page.goto(monitor_service + "/sidekiq/queues/reports")
+    assert page.get_by_text(XSS).first.is_visible()
+    page.wait_for_timeout(200)  # the page fixture asserts that no dialog opened
+
+
+def test_a_retry_now_click_and_delete_clicks_change_redis(page, monitor_service, sidekiq_data):
+    first = sidekiq_data.zrange("retry", 0, 0)[0]
+    jid = json.loads(first)["jid"]
+    page.goto(monitor_service + "/sidekiq/retries")
+    page.locator(f'tr[data-jid="{jid}"] button[data-row="retry"]').click()
+    assert page.locator("#notice").inner_text() == "1 job retried now (pushed to their queues)."
+    assert sidekiq_data.zscore("retry", first) is None
+    queue = json.loads(first)["queue"]
+    assert jid in {json.loads(m)["jid"] for m in sidekiq_data.lrange(f"queue:{queue}", 0, -1)}
+
+    dead_before = sidekiq_data.zcard("dead")
+    page.goto(monitor_service + "/sidekiq/morgue")
+    page.locator("#entries tbody tr").first.locator('button[data-row="delete"]').click()
+    assert page.locator("#notice").inner_text() == "1 job deleted."
+    assert sidekiq_data.zcard("dead") == dead_before - 1
+
+    size = sidekiq_data.llen("queue:reports")
+    page.goto(monitor_service + "/sidekiq/queues/reports")
+    page.locator('#queue-jobs button[data-action="delete"]').first.click()
+    assert sidekiq_data.llen("queue:reports") == size - 1
+
+
+def test_check_all_then_a_bulk_action(page, monitor_service, sidekiq_data):
+    scheduled = sidekiq_data.zcard("schedule")
+    page.goto(monitor_service + "/sidekiq/scheduled")
+    page.check("#check-all")
+    assert page.locator('input[name="sel"]:checked').count() == scheduled
+    page.click('button[data-bulk="enqueue"]')
+    assert page.locator("#notice").inner_text() == f"{scheduled} jobs added to their queues."
+    assert sidekiq_data.zcard("schedule") == 0
+
+
+def test_the_realtime_graph_plots_what_is_processed_between_polls(page, monitor_service, sidekiq_data):
+    page.goto(monitor_service + "/sidekiq")
+    page.select_option("#poll-seconds", "2")
+    # Locator waits (the page's CSP forbids the eval that wait_for_function would need).
+    expect(page.locator("#realtime-status")).to_contain_text("Updated")
+    sidekiq_data.incrby("stat:processed", 17)
+    sidekiq_data.incrby("stat:failed", 3)
+    expect(page.locator("[data-rate=processed]")).to_have_text("17", timeout=8000)
+    assert page.locator("[data-rate=failed]").inner_text() == "3"
+    points = page.locator('#realtime-chart [data-series="processed"]').get_attribute("points")
+    assert len(points.split()) >= 1
+    assert page.locator('[data-stat="processed"]').inner_text() == f"{31 + 17:,}"

@@ -1,0 +1,92 @@
+"""Parity with Sidekiq's own API: a real Sidekiq 6.4.1 process and jobs written by Ruby's
+``Sidekiq::Client``; the /sidekiq pages must show what ``Sidekiq::Stats`` and friends compute."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from sidekiq_supervisor.settings import Settings
+from tests.conftest import REDIS_TEST_URL
+from tests.e2e.real_sidekiq import require_sidekiq, sidekiq, wait_until
+from tests.web.monitor.conftest import data_values, monitor_client
+
+# Jobs of every kind, written the way a Rails app writes them: pushes, schedules, failures, deaths.
+WRITE = """
+require "sidekiq/api"
+require "json"
+5.times { |i| Sidekiq::Client.push("class" => "ParityJob", "queue" => "parity", "args" => [i, "<b>"]) }
+3.times { |i| Sidekiq::Client.push("class" => "ParityMailer", "queue" => "mailers", "args" => [i]) }
+2.times { |i| Sidekiq::Client.push("class" => "SleepyJob", "queue" => "default", "args" => ["nap"]) }
+4.times { |i| Sidekiq::Client.push("class" => "Later", "args" => [i], "at" => Time.now.to_f + 60 * i + 60) }
+failed = ->(i) { {"class" => "FailingJob", "args" => [i], "queue" => "default", "jid" => SecureRandom.hex(12),
+  "retry" => true, "retry_count" => i, "error_class" => "RuntimeError", "error_message" => "boom #{i}",
+  "failed_at" => Time.now.to_f, "created_at" => Time.now.to_f} }
+Sidekiq.redis do |c|
+  3.times { |i| c.zadd("retry", Time.now.to_f + 60 * (i + 1), Sidekiq.dump_json(failed.(i))) }
+  c.incrby("stat:processed", 1234)
+  c.incrby("stat:failed", 56)
+  c.incrby("stat:processed:#{Time.now.utc.strftime('%Y-%m-%d')}", 1234)
+  c.incrby("stat:failed:#{Time.now.utc.strftime('%Y-%m-%d')}", 56)
+end
+2.times { |i| Sidekiq::DeadSet.new.kill(Sidekiq.dump_json(failed.(10 + i)), notify_failure: false) }
+"""
+
+READ = """
+require "sidekiq/api"
+require "json"
+s = Sidekiq::Stats.new
+h = Sidekiq::Stats::History.new(7)
+puts JSON.generate(
+  "processed" => s.processed, "failed" => s.failed, "busy" => s.workers_size, "enqueued" => s.enqueued,
+  "retries" => s.retry_size, "scheduled" => s.scheduled_size, "dead" => s.dead_size,
+  "processes" => s.processes_size, "latency" => s.default_queue_latency,
+  "queues" => Sidekiq::Queue.all.map { |q| [q.name, q.size] }.to_h,
+  "history" => [h.processed.values.sum, h.failed.values.sum],
+  "identities" => Sidekiq::ProcessSet.new.map { |p| p["identity"] },
+  "running" => Sidekiq::Workers.new.map { |_process, _thread, work| work["payload"]["jid"] },
+  "dead_jids" => Sidekiq::DeadSet.new.map(&:jid), "retry_jids" => Sidekiq::RetrySet.new.map(&:jid))
+"""
+
+
+def ruby(script: str) -> str:
+    done = subprocess.run(["ruby", "-e", script], env={"REDIS_URL": REDIS_TEST_URL, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_dashboard_and_lists_match_sidekiqs_own_api(redis_client, tmp_path):
+    require_sidekiq()
+    redis_client.set("e2e:sleep:nap", 1)  # the two SleepyJobs stay busy until the key goes
+    ruby(WRITE)
+    env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_CLIENT": "none"}
+    settings = Settings(redis_url=REDIS_TEST_URL, database_url="sqlite://")
+    with sidekiq(env, tmp_path, redis_client, "parity"), monitor_client(settings) as client:
+        wait_until("both sleepy jobs run", lambda: client.get("/sidekiq/stats").json()["busy"] == 2)
+        truth = json.loads(ruby(READ))
+        page = client.get("/sidekiq?days=7").text
+        figures = client.get("/sidekiq/stats").json()
+        busy = client.get("/sidekiq/busy").text
+        queues = client.get("/sidekiq/queues").text
+        retries = client.get("/sidekiq/retries").text
+        dead = client.get("/sidekiq/morgue").text
+        redis_client.delete("e2e:sleep:nap")
+    shown = data_values(page, "data-stat")
+    for key in ("processed", "failed", "busy", "enqueued", "retries", "scheduled", "dead"):
+        assert shown[key] == f"{truth[key]:,}", key
+        assert figures[key] == truth[key], key
+    assert truth["busy"] == 2 and truth["enqueued"] == 8 and truth["processed"] >= 1234
+    assert figures["processes"] == truth["processes"] == 1
+    assert abs(figures["default_latency"] - truth["latency"]) < 5
+    assert data_values(page, "data-history") == {"processed": f"{truth['history'][0]:,}",
+                                                 "failed": f"{truth['history'][1]:,}"}  # fmt: skip
+    sizes = dict(re.findall(r'data-queue="([^"]+)">.*?data-size>([^<]+)<', queues, re.S))
+    assert sizes == {name: str(size) for name, size in truth["queues"].items()}
+    assert [f'data-identity="{i}"' in busy for i in truth["identities"]] == [True]
+    assert sorted(re.findall(r'class="jid"[^>]*>([0-9a-f]{24})<', busy)) == sorted(truth["running"])
+    # Ruby's JobSet#each walks from the highest score; the UI shows retries soonest first, the
+    # dead newest first.
+    assert re.findall(r'<tr data-jid="([^"]+)"', retries) == truth["retry_jids"][::-1]
+    assert re.findall(r'<tr data-jid="([^"]+)"', dead) == truth["dead_jids"]
