@@ -62,7 +62,6 @@ def test_it_stores_the_valid_items_and_rejects_the_invalid_ones_one_by_one(clien
         assert client.get(f"/api/v1/jobs/{jid}/history").status_code == 404
 
 
-
 def test_prefer_return_minimal_lists_only_the_refused_items_by_index(client):
     items = [event("queued", "a", T0), event("queued", "bad id", T0), event("complete", "a", T0 + 2)]
 
@@ -79,6 +78,7 @@ def test_prefer_return_minimal_lists_only_the_refused_items_by_index(client):
     assert (refused["index"], refused["status"]) == (1, 422)
     assert [error["loc"] for error in refused["detail"]] == [["body", "events", 1, "job_id"]]
     assert job(client, "a")["status"] == "complete"
+
 
 def test_it_counts_a_duplicate_inside_one_batch_once(client):
     items = [

@@ -343,7 +343,7 @@ BAD_REPORTS = [
     ("path job_id of 129 characters", form_post(LONG_PATH), 422, ("path", "job_id")),
     ("raw non-UTF-8 form body", raw_post(QUEUED, b"job_id=bad-1&job_class=W\xff", FORM), 400, None),
     ("escaped non-UTF-8 form body", raw_post(STARTED, b"arguments=%5B%5D&job_class=%FF", FORM), 400, None),
-    ("JSON body a list", {"path": QUEUED, "json": [{"job_id": "bad-1"}]}, 422, None),
+    ("JSON body a list", {"path": QUEUED, "json": [{"job_id": "bad-1"}]}, 422, ("body",)),
     ("JSON body not JSON", raw_post(QUEUED, b'{"job_id": "bad-1",', JSON), 400, None),
     ("JSON body with NaN", raw_post(STARTED, NAN_AT, JSON), 400, None),
     ("text/plain body", raw_post(QUEUED, b"job_id=bad-1&arguments=[]&job_class=W", "text/plain"), 415, None),

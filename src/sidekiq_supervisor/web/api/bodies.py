@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 
 from sidekiq_supervisor.web.api import json_text
 
@@ -44,5 +45,8 @@ def json_object(body: bytes) -> dict[str, Any]:
     except json_text.InvalidJSON:
         raise HTTPException(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise HTTPException(422, "the body must be a JSON object")
+        # Shaped like every other 422 (and as /openapi.json documents it): ``detail`` is a list of
+        # {loc, msg, type}. A plain string there broke the published schema (found by the fuzzer).
+        error = {"loc": ["body"], "msg": "the body must be a JSON object", "type": "dict_type"}
+        raise RequestValidationError([error])
     return data

@@ -54,14 +54,14 @@ Arguments = Annotated[
     BeforeValidator(canonical_arguments),
     Field(description='The job\'s args as JSON text, e.g. `[42,"alice@example.com"]` (a JSON array).'),
 ]
+# The bounds sit on the number itself: put on ``float | None`` as a whole, pydantic applied them
+# to an explicit null too and raised TypeError, a 500 for `"at": null` (found by the fuzzer).
+EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_SECONDS, allow_inf_nan=False)]
 EventTime = Annotated[
-    float | None,
+    EpochSeconds | None,
     BeforeValidator(_not_a_boolean),
     Field(
         default=None,
-        ge=0,
-        le=MAX_EPOCH_SECONDS,
-        allow_inf_nan=False,
         description="When the event happened on the client, in epoch seconds; default: receive time.",
     ),
 ]

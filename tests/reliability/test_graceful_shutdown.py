@@ -1,0 +1,73 @@
+"""Graceful shutdown: on SIGTERM the service stops accepting, answers what it took, exits cleanly.
+
+To have requests surely in flight at the signal, the test holds the ledger's write lock (see
+``locks``): every sender's request is then accepted and parked in the group-commit queue. SIGTERM
+comes, a new connection must be refused, the lock is released, and every parked request must
+get its 2xx (the writer commits what is pending before it stops); nothing acknowledged may be
+missing. A service that dropped parked requests, or stopped its writer before answering them,
+fails here.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.reliability.ledger_checks import invariant_violations, missing_reports, read_ledger
+from tests.reliability.load import Load
+from tests.reliability.locks import write_lock
+from tests.reliability.service import ServiceProcess
+
+SENDERS = 4
+# Far longer than the service needs to accept and parse a request on an idle event loop.
+PARK_SECONDS = 0.4
+# uvicorn checks for a signal every 0.1 s, then closes its listener first.
+LISTENER_CLOSE_SECONDS = 0.3
+
+
+def _new_connection_refused(url: str) -> bool:
+    try:
+        httpx2.get(f"{url}/healthz", timeout=2, trust_env=False)
+    except httpx2.ConnectError:
+        return True
+    return False
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_answers_in_flight_requests_commits_them_and_exits(ledger_url: str, tmp_path: Path) -> None:
+    service = ServiceProcess(ledger_url, tmp_path)
+    service.start()
+    try:
+        with Load(service.url, threads=SENDERS, batch_size=30, timeout=30) as load:
+            time.sleep(0.3)  # steady traffic first
+            with write_lock(ledger_url):
+                time.sleep(PARK_SECONDS)  # every sender now waits on a parked request
+                signalled = time.monotonic()
+                service.signal(signal.SIGTERM)
+                time.sleep(LISTENER_CLOSE_SECONDS)
+                refused = _new_connection_refused(service.url)
+                assert service.process is not None and service.process.poll() is None
+            exit_code = service.wait(30)
+        # uvicorn re-raises the SIGTERM it caught once its shutdown is done, so that the parent
+        # sees why it ended: the process ends "killed by SIGTERM" (shell status 143), which
+        # systemd and Kubernetes count as a clean stop. A traceback's 1 or a hang is not.
+        assert exit_code in (0, -signal.SIGTERM), service.log_text()
+        assert refused, "a new connection was accepted after SIGTERM"
+
+        in_flight = [o for o in load.outcomes if o.sent < signalled < o.answered]
+        assert len(in_flight) == SENDERS, load.statuses()
+        # Every request sent before the signal was answered with a 2xx, parked ones included;
+        # after it, requests only failed to connect.
+        before = [o for o in load.outcomes if o.sent < signalled]
+        assert [o for o in before if not o.acknowledged] == []
+        assert {o.status for o in load.outcomes if o.sent > signalled} <= {None}
+
+        snapshot = read_ledger(ledger_url)
+        assert missing_reports(load.acknowledged(), snapshot) == []
+        assert invariant_violations(snapshot) == []
+    finally:
+        service.stop()
