@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # A Sidekiq process whose last heartbeat is older than this is taken for gone.
     process_stale_seconds: float = Field(60.0, gt=0)
     max_batch_reports: int = Field(5000, ge=1)
+    # A request that touches the ledger and is not answered within this gets 503 (web.deadline).
+    request_timeout_seconds: float = Field(8.0, gt=0)
     # API tokens, comma-separated so that a new one can be added before the old one goes. When
     # set, every /api/v1 route wants one (Bearer, or as the password of HTTP basic auth).
     api_token: str | None = Field(None, repr=False)

@@ -10,18 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-# store/engine.py gives psycopg no connect_timeout, and PostgreSQL no statement or lock timeout
-# and no TCP keepalive; the group-commit writer has no deadline either. When the database stops
-# answering (a partition, a hung server) rather than refusing, every request waits forever:
-# ingest, reads and /healthz (measured: still waiting after 40 s).
-POSTGRES_PARTITION_HANGS = "requests hang while PostgreSQL does not answer (no timeouts in store/engine.py)"
-
-# services/ingest.py, GroupCommitWriter._commit: when a batch of several tickets fails, each
-# ticket is retried alone, even when the failure is the database's, not a report's. On SQLite
-# a held write lock costs busy_timeout (10 s) per attempt, and the writer serves one attempt at
-# a time: the n-th parked request is answered after about 10 * (n + 1) s (measured: 10, 30,
-# 39, 49 s for four requests).
-SQLITE_LOCK_SERIAL_RETRIES = "each parked request waits its own busy timeout in turn (services/ingest.py)"
+# No promise is known broken today; name one here (and pass it to check_bound) when one is.
 
 
 def check_bound(what: str, seconds: list[float | None], bound: float, known_bug: str | None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import Report
@@ -66,10 +67,27 @@ class GroupCommitWriter:
         if self._pending_reports + len(reports) > self._queue_limit:
             raise IngestUnavailable("too many reports are waiting to be stored")
         future: asyncio.Future[list[WriteResult]] = asyncio.get_running_loop().create_future()
-        self._pending.append((reports, future))
+        ticket: Ticket = (reports, future)
+        self._pending.append(ticket)
         self._pending_reports += len(reports)
         self._wakeup.set()
-        return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The request gave up (its deadline passed, or the client left). A ticket still
+            # queued is withdrawn; a taken one is marked abandoned, and its transaction leaves it
+            # out unless it is already committing. So the 503 the client gets is the truth,
+            # except when the deadline passes during the commit itself.
+            self._withdraw(ticket)
+            future.cancel()
+            raise
+
+    def _withdraw(self, ticket: Ticket) -> None:
+        try:
+            self._pending.remove(ticket)
+        except ValueError:
+            return  # a transaction has it: it is stored or failed with its batch
+        self._pending_reports -= len(ticket[0])
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,9 +111,22 @@ class GroupCommitWriter:
 
     def _commit(self, tickets: list[Ticket]) -> None:
         """Runs on the writer thread; resolves every ticket's future on the event loop."""
+        tickets = [ticket for ticket in tickets if not ticket[1].cancelled()]
+        if not tickets:
+            return
         reports = [report for batch, _ in tickets for report in batch]
         try:
-            results = self._write(reports)
+            results = self._write(reports, tickets)
+        except _Abandoned:
+            self._commit(tickets)  # again, without the tickets whose requests gave up meanwhile
+            return
+        except OperationalError:
+            # The database failed (unreachable, locked), not a report: retrying each ticket alone
+            # would only make every waiting request wait out the failure once more.
+            logger.exception("storing %d reports failed", len(reports))
+            for ticket in tickets:
+                self._resolve(ticket, None, IngestUnavailable("the database is unavailable"))
+            return
         except Exception:
             if len(tickets) == 1:
                 logger.exception("storing %d reports failed", len(reports))
@@ -110,9 +141,14 @@ class GroupCommitWriter:
             self._resolve(ticket, results[offset : offset + len(ticket[0])], None)
             offset += len(ticket[0])
 
-    def _write(self, reports: list[Report]) -> list[WriteResult]:
+    def _write(self, reports: list[Report], tickets: list[Ticket]) -> list[WriteResult]:
         with write_transaction(self._engine) as connection:
-            return write_reports(connection, reports, now_micros())
+            results = write_reports(connection, reports, now_micros())
+            # A transaction may have waited long for the database (a lock, an outage): a request
+            # that gave up meanwhile was answered 503, so its reports must not be committed.
+            if any(future.cancelled() for _, future in tickets):
+                raise _Abandoned
+            return results
 
     @staticmethod
     def _resolve(ticket: Ticket, results: list[WriteResult] | None, error: Exception | None) -> None:
@@ -121,10 +157,14 @@ class GroupCommitWriter:
 
         def settle() -> None:
             if future.done():
-                return  # the request went away; its reports are stored all the same
+                return  # the request gave up (a cancelled future); nobody waits for this
             if error is not None:
                 future.set_exception(error)
             else:
                 future.set_result(results or [])
 
         loop.call_soon_threadsafe(settle)
+
+
+class _Abandoned(Exception):
+    """A request of the batch gave up before its transaction committed."""

@@ -24,6 +24,7 @@ from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.web.api import ingest, jobs
 from sidekiq_supervisor.web.api.presenters import json_response
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
+from sidekiq_supervisor.web.deadline import RequestDeadline
 from sidekiq_supervisor.web.deps import Services, ServicesDep
 from sidekiq_supervisor.web.errors import install_error_handlers
 from sidekiq_supervisor.web.monitor import router as monitor_router
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(monitor_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PageSecurity, settings=settings)
+    app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     _document_bodies(app)
     return app
 

@@ -1,0 +1,58 @@
+"""Every request that reads or writes the ledger is answered within a deadline.
+
+A database that stops answering (a network partition, a hung server) would otherwise hold each
+request for as long as TCP takes to notice, minutes at worst: no driver timeout covers a peer
+that accepts packets but never replies. Past ``SUPERVISOR_REQUEST_TIMEOUT_SECONDS`` the request
+is answered 503 with ``Retry-After``; a report no transaction has taken yet is withdrawn
+(``GroupCommitWriter.submit``), so it is not stored behind the client's back. Restarts are
+exempt: they act on Sidekiq's Redis, and stopping one halfway would only confuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from sidekiq_supervisor.web.api.presenters import json_response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+EXEMPT = ("/api/v1/jobs/restart", "/restart", "/sidekiq", "/static")
+RETRY_AFTER_SECONDS = "5"
+
+
+class RequestDeadline:
+    """Pure ASGI middleware: 503 for a request that is not answered within ``seconds``."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request under the deadline; answer 503 in its stead if it passes first."""
+        if scope["type"] != "http" or scope["path"].startswith(EXEMPT):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, send_tracked)
+        except TimeoutError:
+            if started:
+                raise  # half an answer went out already; only closing the connection is left
+            response = json_response(
+                {"error": f"the database did not answer within {self.seconds:g} s; retry later"}, 503
+            )
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+            await response(scope, receive, send)
