@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.clock import now_micros
-from sidekiq_supervisor.domain.durations import DurationOrigin, duration_of
+from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, duration_of, nearest_rank
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavailable
@@ -152,10 +152,21 @@ class Dashboard:
 
     def class_summaries(self, origin: DurationOrigin, sample: int = DURATIONS_SAMPLE) -> list[ClassSummary]:
         """Per class, the summary of its newest ``sample`` completed jobs (classes with none left out)."""
+        return self.class_summaries_by_origin(sample)[origin]
+
+    def class_summaries_by_origin(
+        self, sample: int = DURATIONS_SAMPLE
+    ) -> dict[DurationOrigin, list[ClassSummary]]:
+        """Both seed questions per class, over its newest ``sample`` completed jobs, in one read each."""
+        found: dict[DurationOrigin, list[ClassSummary]] = {origin: [] for origin in DurationOrigin}
         with self.ledger.engine.connect() as connection:
-            names = analytics.job_classes(connection, MAX_CLASSES)
-            summaries = [analytics.class_summary(connection, origin, name, sample) for name in names]
-        return [summary for summary in summaries if summary.count]
+            for name in analytics.job_classes(connection, MAX_CLASSES):
+                rows = analytics.recent_durations(connection, name, sample)
+                for position, origin in enumerate((DurationOrigin.QUEUED, DurationOrigin.STARTED)):
+                    values = sorted(row[position] for row in rows if row[position] is not None)
+                    if values:
+                        found[origin].append(_class_summary(name, values))
+        return found
 
     def slowest_classes(self, limit: int = 8) -> list[ClassSummary]:
         """The classes with the highest p95 from started to complete (over a small recent sample)."""
@@ -260,3 +271,10 @@ def _worker_text(worker: dict[str, Any]) -> str | None:
     name = worker.get("identity") or ":".join(str(worker[k]) for k in ("hostname", "pid") if worker.get(k))
     thread = worker.get("thread")
     return f"{name} (thread {thread})" if thread else str(name) or None
+
+
+def _class_summary(job_class: str, sorted_micros: list[int]) -> ClassSummary:
+    """Count, mean, nearest-rank percentiles (as ``domain.durations``) and maximum, in microseconds."""
+    count = len(sorted_micros)
+    p50, p95, p99 = (sorted_micros[nearest_rank(p, count) - 1] for p in PERCENTILES)
+    return ClassSummary(job_class, count, sum(sorted_micros) / count, p50, p95, p99, sorted_micros[-1])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, case, func, literal, select
+from sqlalchemy import ColumnElement, Select, func, literal, select
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
@@ -124,37 +124,29 @@ def _sampled_durations(origin: DurationOrigin, job_class: str | None, sample: in
     return select(duration).where(*conditions).order_by(jobs.c.id.desc()).limit(sample)
 
 
-def class_summary(
-    connection: Connection, origin: DurationOrigin, job_class: str | None, sample: int
-) -> ClassSummary:
-    """Count, mean, nearest-rank p50/p95/p99 and max of the newest ``sample`` completed jobs.
+def recent_durations(
+    connection: Connection, job_class: str | None, sample: int
+) -> list[tuple[Micros | None, Micros | None]]:
+    """(from queued, from started) of the newest ``sample`` completed jobs of a class (or of all).
 
-    Nearest rank ⌈p·n⌉ is computed in integer SQL as ``(p·n + 99) / 100`` for a whole percent p,
-    so both databases pick the same row as ``domain.durations.nearest_rank``.
+    One read serves both seed questions: a page summarising both origins per class reads each
+    class's rows once, through ``(job_class, id)``, instead of once per origin with window
+    functions in SQL (2.5 s for the durations page at a million jobs; Python sorts 10,000
+    numbers in about a millisecond).
     """
-    sampled = _sampled_durations(origin, job_class, sample).subquery()
-    ranked = select(
-        sampled.c.duration,
-        func.row_number().over(order_by=sampled.c.duration).label("rank"),
-        func.count().over().label("n"),
-    ).subquery()
-
-    def at_percent(percent: int) -> ColumnElement[Micros]:
-        rank = (ranked.c.n * percent + 99) // 100
-        return func.max(case((ranked.c.rank == rank, ranked.c.duration)))
-
-    query = select(
-        func.count(),
-        func.avg(ranked.c.duration),
-        at_percent(50),
-        at_percent(95),
-        at_percent(99),
-        func.max(ranked.c.duration),
+    conditions: list[ColumnElement[bool]] = [
+        jobs.c.status == JobStatus.COMPLETE.value,
+        jobs.c.completed_at.is_not(None),
+    ]
+    if job_class is not None:
+        conditions.append(jobs.c.job_class == job_class)
+    query = (
+        select(jobs.c.completed_at - jobs.c.queued_at, jobs.c.completed_at - jobs.c.started_at)
+        .where(*conditions)
+        .order_by(jobs.c.id.desc())
+        .limit(sample)
     )
-    count, mean, p50, p95, p99, longest = connection.execute(query).one()
-    if not count:
-        return ClassSummary(job_class, 0, None, None, None, None, None)
-    return ClassSummary(job_class, count, float(mean), p50, p95, p99, longest)
+    return [(queued, started) for queued, started in connection.execute(query)]
 
 
 def sampled_durations(

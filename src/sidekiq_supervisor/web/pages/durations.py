@@ -40,9 +40,10 @@ async def durations(
 def _gather(dashboard: Dashboard, origin: DurationOrigin, job_class: str | None) -> dict[str, object]:
     bins = dashboard.histogram(origin, job_class)
     bars = [(_bin_label(edge), count) for edge, count in bins]
+    summaries = dashboard.class_summaries_by_origin()
     return {
-        "queued": dashboard.class_summaries(DurationOrigin.QUEUED),
-        "started": dashboard.class_summaries(DurationOrigin.STARTED),
+        "queued": summaries[DurationOrigin.QUEUED],
+        "started": summaries[DurationOrigin.STARTED],
         "histogram": charts.bar_chart("Durations histogram", bars) if bars else None,
     }
 
