@@ -7,6 +7,7 @@ arguments) and returns a lazy :class:`~sidekiq_supervisor.services.results.JobLi
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 import redis
 from sqlalchemy import Engine
@@ -49,7 +50,11 @@ class JobManager:
         if engine is None:
             engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
             upgrade(engine)
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        client = (
+            redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+            if settings.redis_url
+            else _unconfigured_redis()
+        )
         enqueuer = SidekiqEnqueuer(client, sidekiq_version=settings.sidekiq_version)
         return cls(engine, enqueuer, SidekiqReader(client), stale_after=settings.process_stale_seconds)
 
@@ -139,3 +144,24 @@ class JobManager:
 
 def _titled(title: str, filter: str | None) -> str:
     return f"{title} matching {filter!r}" if filter else title
+
+
+class _UnconfiguredRedis:
+    """Stands in for Sidekiq's Redis when ``REDIS_URL`` is empty: every command fails the way an
+    unreachable Redis does, so liveness and restarts answer "Sidekiq unavailable" and the rest
+    of the service (ingest, the ledger, the pages) works as usual."""
+
+    def register_script(self, _script: str) -> Any:
+        """A script that fails when run (registering one talks to no server)."""
+        return _refuse
+
+    def __getattr__(self, _name: str) -> Any:
+        return _refuse
+
+
+def _refuse(*_args: Any, **_kwargs: Any) -> Any:
+    raise redis.ConnectionError("REDIS_URL is not set")
+
+
+def _unconfigured_redis() -> redis.Redis:
+    return cast(redis.Redis, _UnconfiguredRedis())
