@@ -69,7 +69,9 @@ def service(tmp_path_factory, dataset) -> Iterator[Service]:
         yield service
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop running in the main
+# thread while it is started, and any later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Headless Chromium."""
     with playwright_api.sync_playwright() as playwright:
