@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +59,7 @@ def running_service(
             serve_command(port, host), env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
         )
     try:
-        _wait_until_healthy(process, service)
+        wait_until_healthy(process, service.url, service.log_text)
         yield service
     finally:
         stop(process)
@@ -77,16 +77,19 @@ def stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:
         process.wait(timeout=10)
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], service: Service) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    with httpx2.Client(base_url=service.url, timeout=2, trust_env=False) as client:
+def wait_until_healthy(
+    process: subprocess.Popen[bytes], url: str, log_text: Callable[[], str], seconds: float = STARTUP_SECONDS
+) -> None:
+    """Return once ``url``/healthz answers 200; fail the test (with the log) if it never does."""
+    deadline = time.monotonic() + seconds
+    with httpx2.Client(base_url=url, timeout=2, trust_env=False) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"the service exited with {process.returncode}:\n{service.log_text()}")
+                pytest.fail(f"the service exited with {process.returncode}:\n{log_text()}")
             try:
                 if client.get("/healthz").status_code == 200:
                     return
             except httpx2.TransportError:
                 pass
             time.sleep(0.1)
-    pytest.fail(f"no 200 from /healthz within {STARTUP_SECONDS} s:\n{service.log_text()}")
+    pytest.fail(f"no 200 from /healthz within {seconds} s:\n{log_text()}")

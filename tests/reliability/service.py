@@ -9,15 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx2
-import pytest
-
-from tests.live_service import free_port, serve_command
+from tests.live_service import free_port, serve_command, wait_until_healthy
 
 STARTUP_SECONDS = 30
 
@@ -84,18 +80,7 @@ class ServiceProcess:
 
     def _wait_until_healthy(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + STARTUP_SECONDS
-        with httpx2.Client(base_url=self.url, timeout=2, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    pytest.fail(f"the service exited with {self.process.returncode}:\n{self.log_text()}")
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    pass
-                time.sleep(0.1)
-        pytest.fail(f"no 200 from /healthz within {STARTUP_SECONDS} s:\n{self.log_text()}")
+        wait_until_healthy(self.process, self.url, self.log_text, STARTUP_SECONDS)
 
 
 @contextmanager
