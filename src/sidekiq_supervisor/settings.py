@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # A Sidekiq process whose last heartbeat is older than this is taken for gone.
     process_stale_seconds: float = Field(60.0, gt=0)
     max_batch_reports: int = Field(5000, ge=1)
+    # Limits of a report: its arguments as compact JSON, and a request body (413 beyond it).
+    max_arguments_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_body_bytes: int = Field(1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
     # A request that touches the ledger and is not answered within this gets 503 (web.deadline).
     request_timeout_seconds: float = Field(8.0, gt=0)
     # API tokens, comma-separated so that a new one can be added before the old one goes. When

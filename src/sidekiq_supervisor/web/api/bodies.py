@@ -24,10 +24,10 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return body
 
 
-async def read_fields(request: Request) -> dict[str, Any]:
-    """The body's fields; for a repeated form field, the last value counts."""
+async def read_fields(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The body's fields (at most ``limit`` bytes of it); for a repeated form field, the last counts."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    body = await read_body(request)
+    body = await read_body(request, limit)
     if media_type == "application/json":
         return json_object(body)
     if media_type in ("application/x-www-form-urlencoded", ""):

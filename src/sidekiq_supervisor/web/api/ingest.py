@@ -38,7 +38,7 @@ def _to_report(
 ) -> Report:
     model = JobQueuedIn if jid is None else JobReportIn
     try:
-        valid = model.model_validate(fields)
+        valid = model.model_validate(fields, context=_limits(services))
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
     jid = valid.job_id if isinstance(valid, JobQueuedIn) else jid
@@ -61,6 +61,11 @@ def _report(
         worker=None if worker is None else worker.model_dump_json(exclude_none=True),
         error=None if error is None else error.model_dump_json(by_alias=True),
     )
+
+
+def _limits(services: Services) -> dict[str, int]:
+    """The validation context: the limits the settings configure."""
+    return {"max_arguments_bytes": services.settings.max_arguments_bytes}
 
 
 def _redacted(arguments: str, words: tuple[str, ...]) -> str:
@@ -100,7 +105,7 @@ async def _store(services: Services, report: Report) -> Response:
 
 async def _store_path_report(job_id: str, request: Request, services: Services, kind: EventKind) -> Response:
     received = now_micros()
-    fields = await read_fields(request)
+    fields = await read_fields(request, services.settings.max_body_bytes)
     return await _store(services, _to_report(fields, kind, _valid_path_jid(job_id), received, services))
 
 
@@ -108,7 +113,7 @@ async def _store_path_report(job_id: str, request: Request, services: Services, 
 async def job_queued(request: Request, services: ServicesDep) -> Response:
     """Record that a job was queued (the seed's client middleware)."""
     received = now_micros()
-    fields = await read_fields(request)
+    fields = await read_fields(request, services.settings.max_body_bytes)
     return await _store(services, _to_report(fields, EventKind.QUEUED, None, received, services))
 
 
@@ -145,14 +150,16 @@ async def events(request: Request, services: ServicesDep) -> Response:
     """
     received = now_micros()
     try:
-        batch = EventsIn.model_validate(json_object(await read_body(request)))
+        body = await read_body(request, services.settings.max_body_bytes)
+        batch = EventsIn.model_validate(json_object(body))
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
     limit = services.settings.max_batch_reports
     if len(batch.events) > limit:
         return json_response({"error": f"a batch holds at most {limit} events"}, 413)
     words = services.settings.redaction_words
-    items = [_batch_item(item, index, received, words) for index, item in enumerate(batch.events)]
+    limits = _limits(services)
+    items = [_batch_item(item, index, received, words, limits) for index, item in enumerate(batch.events)]
     reports = [item for item in items if isinstance(item, Report)]
     stored = await services.writer.submit(reports) if reports else []
     summary = {"stored": len(reports), "rejected": len(items) - len(reports)}
@@ -171,10 +178,12 @@ def _prefers_minimal(request: Request) -> bool:
     return "return=minimal" in preferences
 
 
-def _batch_item(item: Any, index: int, received: Micros, words: tuple[str, ...]) -> Report | dict[str, Any]:
+def _batch_item(
+    item: Any, index: int, received: Micros, words: tuple[str, ...], limits: dict[str, int]
+) -> Report | dict[str, Any]:
     """The item as a report, or its 422 result."""
     try:
-        valid = EventIn.model_validate(item)
+        valid = EventIn.model_validate(item, context=limits)
     except ValidationError as exc:
         return {"status": 422, "detail": _errors(exc, "body", "events", index)}
     return _report(valid, EventKind(valid.event), valid.job_id, received, words)

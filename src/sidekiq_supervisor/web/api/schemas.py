@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationInfo,
     model_validator,
 )
 
@@ -27,18 +28,23 @@ NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS)]
 
 
-def canonical_arguments(value: Any) -> str:
-    """JSON text (or, in JSON bodies, an array) to compact UTF-8 JSON text of an array."""
+def canonical_arguments(value: Any, info: ValidationInfo) -> str:
+    """JSON text (or, in JSON bodies, an array) to compact UTF-8 JSON text of an array.
+
+    The size limit is ``SUPERVISOR_MAX_ARGUMENTS_BYTES``, passed by the routes in the
+    validation context (``{"max_arguments_bytes": n}``); 64 KiB without one.
+    """
+    limit = (info.context or {}).get("max_arguments_bytes", MAX_ARGUMENTS_BYTES)
     if isinstance(value, str | bytes):
         # Characters never outnumber UTF-8 bytes, so this refuses early what is surely too long.
-        if len(value) > MAX_ARGUMENTS_BYTES:
-            raise ValueError(f"is longer than {MAX_ARGUMENTS_BYTES} bytes")
+        if len(value) > limit:
+            raise ValueError(f"is longer than {limit} bytes")
         value = json_text.loads(value)
     if not isinstance(value, list):
         raise ValueError("must be a JSON array (Sidekiq's job args)")
     encoded = json_text.dumps(value)
-    if len(encoded) > MAX_ARGUMENTS_BYTES:
-        raise ValueError(f"is longer than {MAX_ARGUMENTS_BYTES} bytes")
+    if len(encoded) > limit:
+        raise ValueError(f"is longer than {limit} bytes")
     return encoded.decode()
 
 
