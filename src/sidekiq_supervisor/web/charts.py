@@ -45,8 +45,15 @@ def _svg(title: str, body: list[str]) -> Markup:
     )
 
 
-def line_chart(title: str, start: datetime, series: dict[str, Sequence[int]], step: timedelta) -> Markup:
-    """One line per named series (CSS class ``series-<name>``) over time, from ``start`` by ``step``."""
+def line_chart(
+    title: str,
+    start: datetime,
+    series: dict[str, Sequence[int]],
+    step: timedelta,
+    label_format: str = "%H:%M",
+) -> Markup:
+    """One line per named series (CSS class ``series-<name>``) over time, from ``start`` by ``step``,
+    with a few times under the axis written as ``label_format``."""
     points = max((len(values) for values in series.values()), default=0)
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     top_value = _nice_ceiling(max((max(values, default=0) for values in series.values()), default=0))
@@ -58,7 +65,7 @@ def line_chart(title: str, start: datetime, series: dict[str, Sequence[int]], st
         )
         body.append(f'<polyline class="line series-{escape(name)}" fill="none" points="{coords}"/>')
     for index in range(0, points, max(1, points // 6)):
-        label = escape((start + step * index).strftime("%H:%M"))
+        label = escape((start + step * index).strftime(label_format))
         body.append(
             f'<text class="axis" x="{x_of(index):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{label}</text>'
         )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, time, timedelta
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from sidekiq_supervisor.services.monitor import DailyStat
 from sidekiq_supervisor.web import charts
@@ -20,25 +21,9 @@ def history_chart(days: Sequence[DailyStat]) -> Markup:
         "processed": [day.processed for day in ordered],
         "failed": [day.failed for day in ordered],
     }
-    plot_width = charts.WIDTH - charts.LEFT - charts.RIGHT
-    plot_height = charts.HEIGHT - charts.TOP - charts.BOTTOM
-    top = charts._nice_ceiling(max((max(values, default=0) for values in series.values()), default=0))
-    body = charts._grid(top, plot_width, plot_height)
-    count = len(ordered)
-
-    def x_of(index: int) -> float:
-        return charts.LEFT + (plot_width * index / (count - 1) if count > 1 else 0)
-
-    for name, values in series.items():
-        points = " ".join(
-            f"{x_of(i):.1f},{charts.TOP + plot_height * (1 - v / top):.1f}" for i, v in enumerate(values)
-        )
-        body.append(f'<polyline class="line series-{name}" fill="none" points="{points}"/>')
-    for index in range(0, count, max(1, count // 6)):
-        label = escape(ordered[index].day.strftime("%b %d"))
-        x, y = f"{x_of(index):.1f}", charts.HEIGHT - 8
-        body.append(f'<text class="axis" x="{x}" y="{y}" text-anchor="middle">{label}</text>')
-    return charts._svg(f"Processed and failed per day, last {count} days", body)
+    start = datetime.combine(ordered[0].day, time()) if ordered else datetime.now()
+    title = f"Processed and failed per day, last {len(ordered)} days"
+    return charts.line_chart(title, start, series, timedelta(days=1), label_format="%b %d")
 
 
 def realtime_frame() -> Markup:
