@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -70,6 +70,14 @@ class Ledger:
         """The job with this jid, if known."""
         with self.engine.connect() as connection:
             return queries.find_job(connection, jid)
+
+    def known_jids(self, jids: Iterable[str]) -> frozenset[str]:
+        """Which of ``jids`` the ledger knows (a job, or a restarted job's history), in one query."""
+        wanted = sorted(set(jids))
+        if not wanted:
+            return frozenset()
+        with self.engine.connect() as connection:
+            return queries.known_jids(connection, wanted)
 
     def history(self, jid: str) -> list[StoredEvent]:
         """The job's reports in event-time order (outlives the job when it is restarted)."""

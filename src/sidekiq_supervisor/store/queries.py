@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, select, union
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -134,6 +134,15 @@ def find_job(connection: Connection, jid: str) -> StoredJob | None:
     """The job with this jid, if the ledger has it."""
     row = connection.execute(select(jobs).where(jobs.c.jid == jid)).first()
     return None if row is None else job_from_row(row)
+
+
+def known_jids(connection: Connection, jids: list[str]) -> frozenset[str]:
+    """Which of ``jids`` the ledger knows: a job row, or the history a restart left behind."""
+    query = union(
+        select(jobs.c.jid).where(jobs.c.jid.in_(jids)),
+        select(job_events.c.jid).where(job_events.c.jid.in_(jids)),
+    )
+    return frozenset(connection.execute(query).scalars())
 
 
 def job_history(connection: Connection, jid: str) -> list[StoredEvent]:

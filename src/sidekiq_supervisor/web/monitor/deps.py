@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import Engine, column, select, table, union
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from sidekiq_supervisor.services.ledger import Ledger
 from sidekiq_supervisor.services.monitor import SidekiqMonitor, SidekiqUnavailable
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.web.monitor.views import unavailable
@@ -48,28 +49,14 @@ def _ledger_engine(request: Request) -> Engine | None:
     return getattr(request.app.state, "ledger_engine", None)
 
 
-# Lightweight table clauses: the web layer reads two columns without importing the store's schema.
-_JOBS = table("jobs", column("jid"))
-_EVENTS = table("job_events", column("jid"))
-
-
 async def known_jids(request: Request, jids: Iterable[str | None]) -> frozenset[str]:
     """Which of ``jids`` the supervisor's ledger knows (a job row, or a restarted job's history),
     in one query for the whole page; empty when the app has no ledger."""
-    wanted = sorted({jid for jid in jids if jid})[:MAX_LOOKUP]
     engine = _ledger_engine(request)
-    if not wanted or engine is None:
+    if engine is None:
         return frozenset()
-
-    def lookup() -> frozenset[str]:
-        query = union(
-            select(_JOBS.c.jid).where(_JOBS.c.jid.in_(wanted)),
-            select(_EVENTS.c.jid).where(_EVENTS.c.jid.in_(wanted)),
-        )
-        with engine.connect() as connection:
-            return frozenset(row[0] for row in connection.execute(query))
-
-    return await run_in_threadpool(lookup)
+    wanted = sorted({jid for jid in jids if jid})[:MAX_LOOKUP]
+    return await run_in_threadpool(Ledger(engine).known_jids, wanted)
 
 
 class MonitorRoute(APIRoute):
