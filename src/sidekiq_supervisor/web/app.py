@@ -84,7 +84,15 @@ def _open_services(settings: Settings) -> Services:
     writer = GroupCommitWriter(
         engine, batch_size=settings.ingest_batch_size, queue_limit=settings.ingest_queue_limit
     )
-    return Services(settings, engine, writer, JobManager.from_settings(settings, engine))
+    return Services(
+        settings,
+        engine,
+        writer,
+        JobManager.from_settings(settings, engine),
+        api_tokens=settings.api_tokens,
+        redaction_words=settings.redaction_words,
+        validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},
+    )
 
 
 @cache

@@ -22,6 +22,11 @@ class Services:
     engine: Engine
     writer: GroupCommitWriter
     manager: JobManager
+    # Derived from the settings once, at start-up, rather than on every ingest request:
+    api_tokens: tuple[str, ...]
+    redaction_words: tuple[str, ...]
+    # The pydantic validation context that carries the configured limits to the validators.
+    validation_limits: dict[str, int]
 
 
 async def _services(request: Request) -> Services:

@@ -18,7 +18,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sidekiq-supervisor"'}
 
 async def require_api_token(request: Request) -> None:
     """A FastAPI dependency: 401 unless the request carries one of the configured tokens."""
-    tokens = request.app.state.services.settings.api_tokens
+    tokens = request.app.state.services.api_tokens
     if not tokens:
         return
     presented = presented_token(request.headers.get("authorization", ""))

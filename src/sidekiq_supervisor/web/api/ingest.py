@@ -38,11 +38,11 @@ def _to_report(
 ) -> Report:
     model = JobQueuedIn if jid is None else JobReportIn
     try:
-        valid = model.model_validate(fields, context=_limits(services))
+        valid = model.model_validate(fields, context=services.validation_limits)
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
     jid = valid.job_id if isinstance(valid, JobQueuedIn) else jid
-    return _report(valid, kind, jid, received, services.settings.redaction_words)
+    return _report(valid, kind, jid, received, services.redaction_words)
 
 
 def _report(
@@ -61,11 +61,6 @@ def _report(
         worker=None if worker is None else worker.model_dump_json(exclude_none=True),
         error=None if error is None else error.model_dump_json(by_alias=True),
     )
-
-
-def _limits(services: Services) -> dict[str, int]:
-    """The validation context: the limits the settings configure."""
-    return {"max_arguments_bytes": services.settings.max_arguments_bytes}
 
 
 def _redacted(arguments: str, words: tuple[str, ...]) -> str:
@@ -157,8 +152,7 @@ async def events(request: Request, services: ServicesDep) -> Response:
     limit = services.settings.max_batch_reports
     if len(batch.events) > limit:
         return json_response({"error": f"a batch holds at most {limit} events"}, 413)
-    words = services.settings.redaction_words
-    limits = _limits(services)
+    words, limits = services.redaction_words, services.validation_limits
     items = [_batch_item(item, index, received, words, limits) for index, item in enumerate(batch.events)]
     reports = [item for item in items if isinstance(item, Report)]
     stored = await services.writer.submit(reports) if reports else []
