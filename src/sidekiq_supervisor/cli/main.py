@@ -169,12 +169,7 @@ def prune() -> None:
 
     settings = load_settings()
     engine = open_database(settings)
-    pruner = Pruner(
-        engine,
-        retention_days=settings.retention_days,
-        history_retention_days=settings.history_retention_days,
-        batch_size=settings.prune_batch_size,
-    )
+    pruner = Pruner.from_settings(engine, settings)
     with reported_failures():
         report = pruner.prune()
     typer.echo(f"deleted {report.jobs} completed jobs and {report.events} history events")

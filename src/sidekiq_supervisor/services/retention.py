@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import Micros
+from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.retention import (
     lock_against_other_pruners,
@@ -61,6 +62,16 @@ class Pruner:
         self._clock = clock
         self._stopping = threading.Event()  # read by the pass, in its thread
         self._wake = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> Pruner:
+        """A pruner with the retention the settings configure."""
+        return cls(
+            engine,
+            retention_days=settings.retention_days,
+            history_retention_days=settings.history_retention_days,
+            batch_size=settings.prune_batch_size,
+        )
 
     @property
     def enabled(self) -> bool:

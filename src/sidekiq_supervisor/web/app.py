@@ -110,12 +110,7 @@ def _settle_garbage_collector() -> None:
 def _start_pruner(services: Services) -> tuple[Pruner, asyncio.Task[None] | None]:
     """The pruner and its background task (``None`` when the settings keep everything)."""
     settings = services.settings
-    pruner = Pruner(
-        services.engine,
-        retention_days=settings.retention_days,
-        history_retention_days=settings.history_retention_days,
-        batch_size=settings.prune_batch_size,
-    )
+    pruner = Pruner.from_settings(services.engine, settings)
     if not pruner.enabled:
         return pruner, None
     return pruner, asyncio.create_task(pruner.run(settings.prune_interval_seconds), name="retention")
