@@ -51,13 +51,6 @@ module SidekiqSupervisor
       log_report_error("could not report #{event}: #{e.class}: #{e.message}")
     end
 
-    def report_failure(job, queue, error)
-      target = reporter or return
-      target.record(Report.failed(job, queue, error))
-    rescue StandardError => e
-      log_report_error("could not report failed: #{e.class}: #{e.message}")
-    end
-
     # The reports of one run of +job+, sharing its encoded fields; nil when nothing is
     # reported (no host configured) or the job cannot be encoded. Never raises.
     def job_reports(job, queue)

@@ -53,14 +53,6 @@ module SidekiqSupervisor
         line(event, fields(job, queue), at)
       end
 
-      def started(job, queue)
-        line(STARTED, fields(job, queue), now, worker_member)
-      end
-
-      def failed(job, queue, error)
-        line(FAILED, fields(job, queue), now, error_member(error))
-      end
-
       # The `worker` member of a started report (encoded once per thread by Identity).
       def worker_member
         ",\"worker\":#{Identity.worker_json}"
