@@ -56,6 +56,11 @@ async def _invalid_filter(_request: Request, exc: Exception) -> Response:
 
 
 async def _unavailable(_request: Request, exc: Exception) -> Response:
+    return unavailable_response(exc)
+
+
+def unavailable_response(exc: Exception) -> Response:
+    """The 503 for reports the writer could not take (``IngestUnavailable``)."""
     response = json_response({"error": f"not stored: {exc}; retry later"}, 503)
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response

@@ -33,15 +33,22 @@ STORED = {200: {"description": "The job was known; the report is stored."}}
 CREATED = {201: {"description": "The job is new; the report is stored."}}
 
 
-def _to_report(
-    fields: dict[str, Any], kind: EventKind, jid: str | None, received: Micros, services: Services
+def report_from_fields(
+    fields: dict[str, Any], kind: EventKind, path_jid: str | None, received: Micros, services: Services
 ) -> Report:
-    model = JobQueuedIn if jid is None else JobReportIn
+    """The report of a seed route's body fields (the jid in the path, or in the body when queued).
+
+    Raises ``RequestValidationError`` naming each invalid field.
+    """
+    if path_jid is not None:
+        path_jid = _valid_path_jid(path_jid)
+    model = JobQueuedIn if path_jid is None else JobReportIn
     try:
         valid = model.model_validate(fields, context=services.validation_limits)
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
-    jid = valid.job_id if isinstance(valid, JobQueuedIn) else jid
+    jid = valid.job_id if isinstance(valid, JobQueuedIn) else path_jid
+    assert jid is not None
     return _report(valid, kind, jid, received, services.redaction_words)
 
 
@@ -93,6 +100,11 @@ def _valid_path_jid(job_id: str) -> str:
 
 async def _store(services: Services, report: Report) -> Response:
     (result,) = await services.writer.submit([report])
+    return stored_response(result)
+
+
+def stored_response(result: WriteResult) -> Response:
+    """The answer to a stored report: 201 for a new job, 200 for a known or restarted one."""
     if result.job is None:
         return json_response(restarted_document(result.jid))
     return json_response(job_document(result.job), 201 if result.created else 200)
@@ -101,7 +113,7 @@ async def _store(services: Services, report: Report) -> Response:
 async def _store_path_report(job_id: str, request: Request, services: Services, kind: EventKind) -> Response:
     received = now_micros()
     fields = await read_fields(request, services.settings.max_body_bytes)
-    return await _store(services, _to_report(fields, kind, _valid_path_jid(job_id), received, services))
+    return await _store(services, report_from_fields(fields, kind, job_id, received, services))
 
 
 @router.post("/jobs", responses={**CREATED, **STORED}, openapi_extra=request_body(JobQueuedIn))
@@ -109,7 +121,7 @@ async def job_queued(request: Request, services: ServicesDep) -> Response:
     """Record that a job was queued (the seed's client middleware)."""
     received = now_micros()
     fields = await read_fields(request, services.settings.max_body_bytes)
-    return await _store(services, _to_report(fields, EventKind.QUEUED, None, received, services))
+    return await _store(services, report_from_fields(fields, EventKind.QUEUED, None, received, services))
 
 
 @router.post(
