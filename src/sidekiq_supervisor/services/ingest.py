@@ -3,15 +3,21 @@
 Requests hand their reports to :class:`GroupCommitWriter` and wait. A single writer thread takes
 everything that is pending, stores it in one transaction, and wakes the waiters only after the
 commit, so a 2xx always means stored. While one transaction runs, the next batch gathers.
+
+A report not committed within the writer's deadline is refused (``IngestUnavailable``) and left
+out of its transaction, so the client's 503 is the truth. One watchdog task checks the deadlines
+of all waiting reports a few times a second: a timer per request cost more CPU than storing it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -21,7 +27,7 @@ from sidekiq_supervisor.domain.model import Report
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.writer import WriteResult, write_reports
 
-__all__ = ["GroupCommitWriter", "IngestUnavailable", "WriteResult"]
+__all__ = ["GroupCommitWriter", "IngestUnavailable", "WriteResult", "WriterHealth"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,27 +36,63 @@ class IngestUnavailable(RuntimeError):
     """The report was not stored: the writer is overloaded, stopped, or the database failed."""
 
 
-Ticket = tuple[Sequence[Report], "asyncio.Future[list[WriteResult]]"]
+# The reports, the future their request awaits, and the loop time by which they must be committed.
+Ticket = tuple[Sequence[Report], "asyncio.Future[list[WriteResult]]", float]
+
+
+class WriterHealth(NamedTuple):
+    """A moment's view of the writer, for /healthz (``GroupCommitWriter.health``)."""
+
+    running: bool
+    pending_reports: int
+    queue_limit: int
+    # The transaction under way holds a report past its deadline: the database has not let the
+    # writer commit within the deadline (a held write lock, a hung server).
+    overdue: bool
 
 
 class GroupCommitWriter:
     """Stores reports in batches; ``submit`` returns once its reports are committed."""
 
-    def __init__(self, engine: Engine, *, batch_size: int = 1000, queue_limit: int = 50_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 1000,
+        queue_limit: int = 50_000,
+        deadline_seconds: float = math.inf,
+    ) -> None:
         self._engine = engine
         self._batch_size = batch_size
         self._queue_limit = queue_limit
+        self._deadline_seconds = deadline_seconds
         self._pending: deque[Ticket] = deque()
+        self._taken: list[Ticket] = []  # the batch of the transaction under way
         self._pending_reports = 0
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._accepting = False
 
+    @property
+    def health(self) -> WriterHealth:
+        """Whether the writer runs, how full its queue is, and whether its transaction is overdue.
+
+        Read from memory, never waiting; call it on the writer's event loop (deadlines are in its
+        time).
+        """
+        running = self._accepting and self._task is not None and not self._task.done()
+        now = asyncio.get_running_loop().time()
+        overdue = any(deadline <= now for _, _, deadline in self._taken)
+        return WriterHealth(running, self._pending_reports, self._queue_limit, overdue)
+
     async def start(self) -> None:
-        """Start the writer loop."""
+        """Start the writer loop (and the deadline watchdog, when there is a deadline)."""
         self._accepting = True
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
+        if math.isfinite(self._deadline_seconds):
+            self._watchdog = asyncio.create_task(self._refuse_overdue(), name="ledger-writer-deadline")
 
     async def stop(self) -> None:
         """Refuse new reports, commit what is pending, then stop."""
@@ -58,6 +100,8 @@ class GroupCommitWriter:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._executor.shutdown(wait=True)
 
     async def submit(self, reports: Sequence[Report]) -> list[WriteResult]:
@@ -66,18 +110,19 @@ class GroupCommitWriter:
             raise IngestUnavailable("the service is shutting down")
         if self._pending_reports + len(reports) > self._queue_limit:
             raise IngestUnavailable("too many reports are waiting to be stored")
-        future: asyncio.Future[list[WriteResult]] = asyncio.get_running_loop().create_future()
-        ticket: Ticket = (reports, future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[WriteResult]] = loop.create_future()
+        ticket: Ticket = (reports, future, loop.time() + self._deadline_seconds)
         self._pending.append(ticket)
         self._pending_reports += len(reports)
         self._wakeup.set()
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            # The request gave up (its deadline passed, or the client left). A ticket still
+            # The request gave up (the client left, or a timeout of the caller's). A ticket still
             # queued is withdrawn; a taken one is marked abandoned, and its transaction leaves it
-            # out unless it is already committing. So the 503 the client gets is the truth,
-            # except when the deadline passes during the commit itself.
+            # out unless it is already committing. So a 503 the client gets is the truth, except
+            # when the deadline passes during the commit itself.
             self._withdraw(ticket)
             future.cancel()
             raise
@@ -89,6 +134,23 @@ class GroupCommitWriter:
             return  # a transaction has it: it is stored or failed with its batch
         self._pending_reports -= len(ticket[0])
 
+    async def _refuse_overdue(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = min(0.25, self._deadline_seconds / 10)
+        refusal = f"the database did not answer within {self._deadline_seconds:g} s"
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            # Pending tickets are in submission order, so the overdue ones lead.
+            while self._pending and self._pending[0][2] <= now:
+                reports, future, _ = self._pending.popleft()
+                self._pending_reports -= len(reports)
+                future.set_exception(IngestUnavailable(refusal))
+            # A transaction that already holds a late ticket leaves it out (see _write).
+            for _, future, deadline in self._taken:
+                if deadline <= now and not future.done():
+                    future.set_exception(IngestUnavailable(refusal))
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while self._accepting or self._pending:
@@ -96,8 +158,11 @@ class GroupCommitWriter:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 continue
-            tickets = self._take_batch()
-            await loop.run_in_executor(self._executor, self._commit, tickets)
+            self._taken = self._take_batch()
+            try:
+                await loop.run_in_executor(self._executor, self._commit, self._taken)
+            finally:
+                self._taken = []
 
     def _take_batch(self) -> list[Ticket]:
         tickets = [self._pending.popleft()]
@@ -111,10 +176,10 @@ class GroupCommitWriter:
 
     def _commit(self, tickets: list[Ticket]) -> None:
         """Runs on the writer thread; resolves every ticket's future on the event loop."""
-        tickets = [ticket for ticket in tickets if not ticket[1].cancelled()]
+        tickets = [ticket for ticket in tickets if not ticket[1].done()]
         if not tickets:
             return
-        reports = [report for batch, _ in tickets for report in batch]
+        reports = [report for batch, _, _ in tickets for report in batch]
         try:
             results = self._write(reports, tickets)
         except _Abandoned:
@@ -145,8 +210,9 @@ class GroupCommitWriter:
         with write_transaction(self._engine) as connection:
             results = write_reports(connection, reports, now_micros())
             # A transaction may have waited long for the database (a lock, an outage): a request
-            # that gave up meanwhile was answered 503, so its reports must not be committed.
-            if any(future.cancelled() for _, future in tickets):
+            # that gave up or passed its deadline meanwhile was answered 503, so its reports must
+            # not be committed.
+            if any(future.done() for _, future, _ in tickets):
                 raise _Abandoned
             return results
 

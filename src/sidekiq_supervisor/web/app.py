@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -12,7 +13,8 @@ from typing import Any
 from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor import __version__
@@ -25,16 +27,27 @@ from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.web.api import ingest, jobs
 from sidekiq_supervisor.web.api.presenters import json_response
 from sidekiq_supervisor.web.api.report_fast_path import ReportFastPath
+from sidekiq_supervisor.web.api.responses import HEALTH_RESPONSES, drop_undeclared_validation_errors
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
 from sidekiq_supervisor.web.deadline import RequestDeadline
 from sidekiq_supervisor.web.deps import Services, ServicesDep
-from sidekiq_supervisor.web.errors import install_error_handlers
+from sidekiq_supervisor.web.errors import install_error_handlers, retry_later
 from sidekiq_supervisor.web.monitor import router as monitor_router
 from sidekiq_supervisor.web.pages import STATIC
 from sidekiq_supervisor.web.pages import router as pages_router
 from sidekiq_supervisor.web.security import PageSecurity
 
+logger = logging.getLogger(__name__)
+
 DOCUMENTED_BODIES = (JobQueuedIn, JobReportIn, EventIn, EventsIn)
+# /healthz's read. PostgreSQL also says whether it takes writes: a hot standby, or a session or
+# database made read-only, refuses every report.
+READ_ONLY_QUERY = {
+    "postgresql": "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'",
+    # Always false, but it reads the file (``SELECT 1`` would not touch it): SQLite has no
+    # read-only state to ask for, and a held write lock shows in the writer's health instead.
+    "sqlite": "SELECT count(*) < 0 FROM sqlite_master",
+}
 # Allocations (net of frees) between two young-generation collections; Python's default is 700.
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -69,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(jobs.router)
-    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"], responses=HEALTH_RESPONSES)
     # The dashboard: pages for people, behind basic auth, CSRF checks and a strict CSP.
     app.include_router(pages_router)
     # /sidekiq: Sidekiq's own Web UI pages over its Redis (also servable alone: web.monitor).
@@ -92,7 +105,10 @@ def _open_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     upgrade(engine)
     writer = GroupCommitWriter(
-        engine, batch_size=settings.ingest_batch_size, queue_limit=settings.ingest_queue_limit
+        engine,
+        batch_size=settings.ingest_batch_size,
+        queue_limit=settings.ingest_queue_limit,
+        deadline_seconds=settings.request_timeout_seconds,
     )
     return Services(
         settings,
@@ -127,18 +143,53 @@ def _start_pruner(services: Services) -> tuple[Pruner, asyncio.Task[None] | None
 
 
 async def healthz(services: ServicesDep) -> Response:
-    """200 once the service is ready and its database answers."""
+    """200 when a report could be stored right now; else 503 naming each check that failed.
 
-    def ping() -> None:
-        with services.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+    Load balancers poll it every few seconds, so it stays cheap and never contends with ingest:
+    the writer's state is read from memory and the database answers one read. No write
+    transaction is opened, so a write lock held elsewhere is seen through the writer, once a
+    report has waited on it past the deadline.
+    """
+    writer = services.writer.health
+    checks = {
+        "database": await run_in_threadpool(_database_check, services.engine),
+        "writer": _writer_check(writer.running, writer.pending_reports, writer.queue_limit),
+        "writes": "ok",
+    }
+    if writer.overdue:
+        timeout = services.settings.request_timeout_seconds
+        checks["writes"] = f"locked out: the writer has not been able to commit within {timeout:g} s"
+    body = {"status": "ok", "version": __version__, "checks": checks}
+    failed = [f"{name} {verdict}" for name, verdict in checks.items() if verdict != "ok"]
+    if not failed:
+        return json_response(body)
+    error = "reports cannot be stored now: " + "; ".join(failed)
+    return retry_later({**body, "status": "unavailable", "error": error})
 
-    await run_in_threadpool(ping)
-    return json_response({"status": "ok", "version": __version__})
+
+def _database_check(engine: Engine) -> str:
+    """``ok``, ``unreachable`` or ``read-only``, by one read (on a worker thread)."""
+    query = READ_ONLY_QUERY.get(engine.dialect.name, "SELECT 1 = 0")
+    try:
+        with engine.connect() as connection:
+            read_only = bool(connection.execute(text(query)).scalar_one())
+    except SQLAlchemyError as exc:
+        logger.warning("health check: the database is unreachable: %s", exc)
+        return "unreachable"
+    return "read-only" if read_only else "ok"
+
+
+def _writer_check(running: bool, pending_reports: int, queue_limit: int) -> str:
+    if not running:
+        return "stopped"
+    if pending_reports >= queue_limit:
+        return f"queue full: {pending_reports} reports waiting (limit {queue_limit})"
+    return "ok"
 
 
 def _document_bodies(app: FastAPI) -> None:
     # The ingest routes parse their bodies by hand (form or JSON); publish their schemas anyway.
+    # Each route declares its errors (web.api.responses): FastAPI's 422 only where one can occur.
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
@@ -149,6 +200,7 @@ def _document_bodies(app: FastAPI) -> None:
                 components[model.__name__] = model_schema
             events = components["EventsIn"]["properties"]["events"]
             events["items"] = {"$ref": "#/components/schemas/EventIn"}
+            drop_undeclared_validation_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -16,6 +16,7 @@ from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.web.api.presenters import json_response
 
 logger = logging.getLogger(__name__)
+# Seconds a client should wait after a 503 (the database, the writer or Redis unavailable).
 RETRY_AFTER_SECONDS = "2"
 
 
@@ -52,7 +53,9 @@ def _field_name(loc: list[str | int]) -> str:
 
 
 async def _invalid_filter(_request: Request, exc: Exception) -> Response:
-    return json_response({"error": str(exc), "detail": [{"loc": ["query", "q"], "msg": str(exc)}]}, 422)
+    # Shaped like every other 422 (and as /openapi.json documents it): loc, msg and type.
+    error = {"loc": ["query", "q"], "msg": str(exc), "type": "value_error"}
+    return json_response({"error": str(exc), "detail": [error]}, 422)
 
 
 async def _unavailable(_request: Request, exc: Exception) -> Response:
@@ -61,17 +64,21 @@ async def _unavailable(_request: Request, exc: Exception) -> Response:
 
 def unavailable_response(exc: Exception) -> Response:
     """The 503 for reports the writer could not take (``IngestUnavailable``)."""
-    response = json_response({"error": f"not stored: {exc}; retry later"}, 503)
-    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return response
+    return retry_later({"error": f"not stored: {exc}; retry later"})
 
 
 async def _restart_failed(_request: Request, exc: Exception) -> Response:
-    return json_response({"error": str(exc)}, 503)
+    # Sidekiq's Redis is down, not answering or not configured (RestartFailed, SidekiqUnavailable).
+    return retry_later({"error": str(exc)})
+
+
+def retry_later(body: dict[str, object]) -> Response:
+    """A JSON 503 with ``Retry-After``, as every 503 of the service is answered."""
+    response = json_response(body, 503)
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
 
 
 async def _database_down(_request: Request, exc: Exception) -> Response:
     logger.warning("database error: %s", exc)
-    response = json_response({"error": "the database is unavailable; retry later"}, 503)
-    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return response
+    return retry_later({"error": "the database is unavailable; retry later"})

@@ -20,7 +20,11 @@ def rows(html: str, table_id: str) -> list[str]:
 
 
 def test_the_dashboard_shows_the_summary_history_and_redis(loaded, redis_client):
+    # The server's memory moves with any client of it (other test runs on this Redis): the page
+    # must show one of the figures taken around its own read.
+    memory_before = redis_client.info()["used_memory_human"]
     html = loaded.client.get("/sidekiq?days=7").text
+    memory_after = redis_client.info()["used_memory_human"]
     expected = loaded.expected_stats()
     assert data_values(html, "data-stat") | {} == {
         **{key: f"{value:,}" for key, value in expected.items()},
@@ -40,7 +44,7 @@ def test_the_dashboard_shows_the_summary_history_and_redis(loaded, redis_client)
     info = redis_client.info()
     shown = data_values(html, "data-redis")
     assert shown["version"] == info["redis_version"]
-    assert shown["memory"] == info["used_memory_human"]
+    assert shown["memory"] in {memory_before, memory_after}
     assert html.count("<polyline") == 4  # two history lines, two realtime lines (drawn by the script)
     assert '<svg class="chart" id="realtime-chart" data-points="60"' in html  # what monitor.js looks for
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,6 +17,7 @@ from sidekiq_supervisor.web.api import json_text
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
 from sidekiq_supervisor.web.api.presenters import job_document, json_response, restarted_document
+from sidekiq_supervisor.web.api.responses import BATCH_ERRORS, REPORT_ERRORS
 from sidekiq_supervisor.web.api.schemas import (
     JOB_ID,
     EventIn,
@@ -27,10 +29,15 @@ from sidekiq_supervisor.web.api.schemas import (
 )
 from sidekiq_supervisor.web.deps import Services, ServicesDep
 
+# The paths of the seed's report routes: /api/v1/jobs, and /api/v1/jobs/{job_id}/<event>.
+REPORT_PATH = re.compile(r"/api/v1/jobs(?:/([^/]+)/(started|complete|failed))?")
+EVENTS_PATH = "/api/v1/events"
+
 router = APIRouter(prefix="/api/v1", tags=["ingest"], dependencies=[Depends(require_api_token)])
 
 STORED = {200: {"description": "The job was known; the report is stored."}}
 CREATED = {201: {"description": "The job is new; the report is stored."}}
+REPORT_ANSWERS = {**CREATED, **STORED, **REPORT_ERRORS}
 
 
 def report_from_fields(
@@ -116,7 +123,7 @@ async def _store_path_report(job_id: str, request: Request, services: Services, 
     return await _store(services, report_from_fields(fields, kind, job_id, received, services))
 
 
-@router.post("/jobs", responses={**CREATED, **STORED}, openapi_extra=request_body(JobQueuedIn))
+@router.post("/jobs", responses=REPORT_ANSWERS, openapi_extra=request_body(JobQueuedIn))
 async def job_queued(request: Request, services: ServicesDep) -> Response:
     """Record that a job was queued (the seed's client middleware)."""
     received = now_micros()
@@ -125,7 +132,9 @@ async def job_queued(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post(
-    "/jobs/{job_id}/started", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
+    "/jobs/{job_id}/started",
+    responses=REPORT_ANSWERS,
+    openapi_extra=request_body(JobReportIn),
 )
 async def job_started(job_id: str, request: Request, services: ServicesDep) -> Response:
     """Record that a worker started the job (creates the job if its queued report was lost)."""
@@ -133,7 +142,9 @@ async def job_started(job_id: str, request: Request, services: ServicesDep) -> R
 
 
 @router.post(
-    "/jobs/{job_id}/complete", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
+    "/jobs/{job_id}/complete",
+    responses=REPORT_ANSWERS,
+    openapi_extra=request_body(JobReportIn),
 )
 async def job_complete(job_id: str, request: Request, services: ServicesDep) -> Response:
     """Record that the job completed."""
@@ -141,14 +152,18 @@ async def job_complete(job_id: str, request: Request, services: ServicesDep) -> 
 
 
 @router.post(
-    "/jobs/{job_id}/failed", responses={**CREATED, **STORED}, openapi_extra=request_body(JobReportIn)
+    "/jobs/{job_id}/failed",
+    responses=REPORT_ANSWERS,
+    openapi_extra=request_body(JobReportIn),
 )
 async def job_failed(job_id: str, request: Request, services: ServicesDep) -> Response:
     """Record that a run raised (the job stays uncompleted; the error joins its history)."""
     return await _store_path_report(job_id, request, services, EventKind.FAILED)
 
 
-@router.post("/events", openapi_extra=request_body(EventsIn))
+@router.post(
+    EVENTS_PATH.removeprefix("/api/v1"), responses=BATCH_ERRORS, openapi_extra=request_body(EventsIn)
+)
 async def events(request: Request, services: ServicesDep) -> Response:
     """Store a batch of reports; each item gets its own status (201, 200 or 422 with errors).
 

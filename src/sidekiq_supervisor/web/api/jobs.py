@@ -19,6 +19,12 @@ from sidekiq_supervisor.web.api.presenters import (
     json_response,
     summary_document,
 )
+from sidekiq_supervisor.web.api.responses import (
+    NO_HISTORY,
+    RESTART_FAILED,
+    SIDEKIQ_UNAVAILABLE,
+    error_responses,
+)
 from sidekiq_supervisor.web.deps import LedgerDep, ManagerDep
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"], dependencies=[Depends(require_api_token)])
@@ -59,7 +65,7 @@ Cursor = Annotated[int | None, Query(ge=0, le=2**63 - 1, description="`next_curs
 Name = Annotated[str | None, Query(max_length=255, pattern=NO_NUL)]
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=error_responses(401, 422, 503))
 async def list_jobs(
     ledger: LedgerDep,
     status: Selection = Selection.ALL,
@@ -75,7 +81,7 @@ async def list_jobs(
     return json_response({"data": [job_document(job) for job in page.jobs], "next_cursor": page.next_cursor})
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=error_responses(401, 404, 503))
 async def get_job(job_id: str, ledger: LedgerDep) -> Response:
     """One job with its history (every report, in event-time order)."""
     job = await run_in_threadpool(ledger.get, job_id)
@@ -85,7 +91,7 @@ async def get_job(job_id: str, ledger: LedgerDep) -> Response:
     return json_response({**job_document(job), "history": [event_document(e) for e in history]})
 
 
-@router.get("/jobs/{job_id}/history")
+@router.get("/jobs/{job_id}/history", responses=error_responses(401, 404, 503, describe={404: NO_HISTORY}))
 async def get_history(job_id: str, ledger: LedgerDep) -> Response:
     """A jid's reports, kept even after a restart deleted the job itself."""
     history = await run_in_threadpool(ledger.history, job_id)
@@ -94,7 +100,7 @@ async def get_history(job_id: str, ledger: LedgerDep) -> Response:
     return json_response({"jid": job_id, "history": [event_document(e) for e in history]})
 
 
-@router.get("/durations")
+@router.get("/durations", responses=error_responses(401, 422, 503))
 async def durations(
     ledger: LedgerDep,
     origin: Annotated[DurationOrigin, Query(alias="from")] = DurationOrigin.QUEUED,
@@ -118,7 +124,7 @@ async def durations(
     return json_response(body)
 
 
-@router.get("/stats")
+@router.get("/stats", responses=error_responses(401, 503))
 async def stats(ledger: LedgerDep) -> Response:
     """How many jobs have each status."""
     counts = await run_in_threadpool(ledger.status_counts)
@@ -126,7 +132,7 @@ async def stats(ledger: LedgerDep) -> Response:
     return json_response({"jobs": {**by_status, "total": sum(counts.values())}})
 
 
-@router.get("/liveness")
+@router.get("/liveness", responses=error_responses(401, 422, 503, describe={503: SIDEKIQ_UNAVAILABLE}))
 async def liveness(manager: ManagerDep, q: Needle = None) -> Response:
     """Each uncompleted job with where it stands in Sidekiq (running, retrying, orphaned, unknown)."""
     rows = await run_in_threadpool(manager.uncompleted_jobs_liveness, q)
@@ -140,7 +146,7 @@ async def liveness(manager: ManagerDep, q: Needle = None) -> Response:
     )
 
 
-@router.post("/jobs/restart")
+@router.post("/jobs/restart", responses=error_responses(401, 422, 503, describe={503: RESTART_FAILED}))
 async def restart(manager: ManagerDep, q: Needle = None, dry_run: bool = False) -> Response:
     """Queue uncompleted jobs again in Sidekiq; the originals leave the ledger."""
     report = await run_in_threadpool(manager.restart_uncompleted_jobs, q, dry_run=dry_run)

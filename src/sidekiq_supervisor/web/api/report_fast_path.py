@@ -12,7 +12,6 @@ documented in /openapi.json, in one place.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qsl
 
 from fastapi.exceptions import RequestValidationError
@@ -22,12 +21,11 @@ from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind
 from sidekiq_supervisor.services.ingest import IngestUnavailable
 from sidekiq_supervisor.web.api.auth import matches_any, presented_token
-from sidekiq_supervisor.web.api.ingest import report_from_fields, stored_response
+from sidekiq_supervisor.web.api.ingest import REPORT_PATH, report_from_fields, stored_response
 from sidekiq_supervisor.web.deadline import ASGIApp, Message, Receive, Scope, Send
 from sidekiq_supervisor.web.deps import Services
 from sidekiq_supervisor.web.errors import unavailable_response
 
-REPORT_PATH = re.compile(r"/api/v1/jobs(?:/([^/]+)/(started|complete|failed))?")
 FORM_TYPES = ("application/x-www-form-urlencoded", "")
 
 

@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from sidekiq_supervisor.services.monitor import SidekiqUnavailable, Stats
+from sidekiq_supervisor.web.errors import RETRY_AFTER_SECONDS
 from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_duration, format_time
 from sidekiq_supervisor.web.security import csrf_token
 
@@ -137,7 +138,9 @@ def render(
 
 def unavailable(request: Request, exc: SidekiqUnavailable) -> HTMLResponse:
     """The page shown instead of any monitor page while Sidekiq's Redis cannot be read."""
-    return render(request, "unavailable.html", 503, problem=str(exc))
+    page = render(request, "unavailable.html", 503, problem=str(exc))
+    page.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return page
 
 
 # What an action did, by the code it puts in the URL: only these texts can ever be shown, so a
