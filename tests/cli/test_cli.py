@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx2
 import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy import event
 from typer.testing import CliRunner
 
-from sidekiq_supervisor.cli import database
+from sidekiq_supervisor import render
+from sidekiq_supervisor.cli import database, output
 from sidekiq_supervisor.cli.main import app, is_loopback
 from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.durations import DurationSummary
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
+from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.results import summary_table
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine, write_transaction
 from sidekiq_supervisor.store.migrate import MIGRATIONS
@@ -207,6 +216,126 @@ def test_durations_prints_a_table_and_its_summary(seeded):
     assert listed_jids(result.stdout) == ["complete-erin", "complete-dave", "complete-alice"]
     assert "summary" in result.stdout
     assert "12.0s" in result.stdout
+
+
+# --- every job: streamed --------------------------------------------------------------------
+
+MANY = 2500  # two and a half of the ledger's pages of 1000 (Ledger.iterate)
+MANY_JIDS = [f"many-{n:05d}" for n in reversed(range(MANY))]  # newest first
+
+
+def write_many(engine) -> None:
+    """MANY completed jobs, the n-th taking n ms from start to completion."""
+    now = now_micros()
+    reports = []
+    for n in range(MANY):
+        jid, queued = f"many-{n:05d}", now - (MANY - n) * SECOND
+        for kind, at in (
+            ("queued", queued),
+            ("started", queued + 1000),
+            ("complete", queued + 1000 + n * 1000),
+        ):
+            reports.append(Report(jid, EventKind(kind), at, "HardWorker", "default", f"[{n}]"))
+    write(engine, reports)
+
+
+@pytest.fixture
+def many(cli_env, engine):
+    write_many(engine)
+    return engine
+
+
+def printed_jids(text: str) -> list[str]:
+    return re.findall(r"many-\d{5}", text)
+
+
+@contextmanager
+def page_reads(engine, before_each: Callable[[], None]) -> Iterator[list[str]]:
+    """Each read of a page of jobs (a SELECT with LIMIT) on ``engine`` meanwhile;
+    ``before_each`` runs as each read is sent."""
+    reads: list[str] = []
+
+    def record(_connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM jobs" in statement and "LIMIT" in statement:
+            reads.append(statement)
+            before_each()
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield reads
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_listing_every_job_prints_the_jobs_read_before_reading_more(many, capsys, as_json):
+    printed = ""
+    printed_at_each_read: list[int] = []
+
+    def before_read() -> None:
+        nonlocal printed
+        printed += capsys.readouterr().out
+        printed_at_each_read.append(len(printed_jids(printed)))
+
+    with page_reads(many, before_read) as reads:
+        output.show(JobManager(many).completed_jobs(), limit=0, as_json=as_json)
+    printed += capsys.readouterr().out
+
+    assert printed_jids(printed) == MANY_JIDS
+    # A read per page of 1000: never the whole list at once.
+    assert len(reads) == 3
+    # Nothing is held back: when the last page is read, the two pages before it are out.
+    assert printed_at_each_read[0] == 0
+    assert printed_at_each_read[-1] == 2000
+
+
+def test_jobs_limit_0_prints_every_job_as_a_text_table_newest_first(many):
+    result = run("jobs", "completed", "--limit", "0")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "completed jobs"
+    assert lines[1].split()[:4] == ["jid", "class", "queue", "arguments"]
+    assert printed_jids(result.stdout) == MANY_JIDS
+    assert lines[-1] == f"{MANY:,} jobs"
+
+
+def test_jobs_limit_above_a_page_says_how_many_there_are(many):
+    result = run("jobs", "all", "--limit", "1500")
+
+    assert printed_jids(result.stdout) == MANY_JIDS[:1500]
+    assert result.stdout.splitlines()[-1] == f"showing the newest 1,500 of {MANY:,} jobs"
+
+
+def test_durations_limit_0_prints_every_duration_then_the_summary(many):
+    result = run("durations", "started", "--limit", "0")
+
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("many-")]
+    assert [row.split()[0] for row in rows] == MANY_JIDS
+    assert rows[0].split()[-1] == "2.5s"  # the newest job took 2499 ms
+    assert rows[-1].split()[-1] == "0ms"
+    assert "summary" in result.stdout
+    assert "estimated" not in result.stdout
+    assert f"{MANY:,}" in result.stdout.split("summary", 1)[1]
+
+
+def test_a_long_table_keeps_control_characters_of_reports_off_the_terminal(cli_env, engine):
+    write_many(engine)
+    write(engine, [Report("evil\x1b[2Jjid", EventKind.QUEUED, now_micros(), "Bad\nClass", "q", "[1]")])
+
+    result = run("jobs", "all", "--limit", "0")
+
+    assert "\x1b" not in result.stdout
+    assert "evil\N{REPLACEMENT CHARACTER}[2Jjid  Bad\N{REPLACEMENT CHARACTER}Class" in result.stdout
+
+
+def test_an_estimated_summary_is_titled_as_one():
+    exact = DurationSummary.from_micros(10, 1.0, 1, 1, 1, 1)
+    estimated = replace(exact, estimated=True)
+
+    assert "estimated" not in render.to_text(summary_table(exact), width=120)
+    assert "summary (estimated from a sample)" in render.to_text(summary_table(estimated), width=120)
 
 
 def test_restart_dry_run_lists_the_candidates_and_changes_nothing(seeded, redis_client):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta
+from itertools import islice
 
 import pytest
+from sqlalchemy import event
 
 import sidekiq_supervisor
 from sidekiq_supervisor.domain.durations import DurationSummary, summarize
@@ -217,6 +219,41 @@ def test_iterating_a_large_list_streams_every_job_once_newest_first(engine, mana
     assert len(set(streamed)) == total
     assert len(answer) == total
     assert answer.count() == total
+
+
+def completed_reports(count: int) -> list[Report]:
+    reports = []
+    for n in range(count):
+        for offset, kind in enumerate((EventKind.QUEUED, EventKind.STARTED, EventKind.COMPLETE)):
+            reports.append(Report(f"done-{n:05d}", kind, T0 + n * SECOND + offset, "W", "default", f"[{n}]"))
+    return reports
+
+
+@pytest.mark.parametrize("question", ["all_jobs", "completed_jobs_duration", "queued_to_completion_duration"])
+def test_iterating_reads_the_ledger_a_page_at_a_time(engine, manager, question):
+    total = 2500
+    write(engine, completed_reports(total))
+    reads: list[str] = []
+
+    def record(_connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM jobs" in statement:
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        jobs = iter(getattr(manager, question)())
+        assert reads == []  # nothing is read before the first job is asked for
+        assert next(jobs).jid == "done-02499"
+        assert len(reads) == 1
+        assert len(list(islice(jobs, 999))) == 999  # the rest of the first page: no new read
+        assert len(reads) == 1
+        assert next(jobs).jid == "done-01499"  # the first job of the second page
+        assert len(reads) == 2
+        assert sum(1 for _ in jobs) == total - 1001
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(reads) == 3
+    assert all("LIMIT" in statement for statement in reads)
 
 
 def test_a_job_list_can_be_indexed_sliced_and_cut_to_its_first_jobs(engine, manager):

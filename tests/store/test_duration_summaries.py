@@ -1,13 +1,16 @@
-"""Duration summaries in SQL equal the domain's nearest-rank summary, on both databases."""
+"""Duration summaries in SQL equal the domain's nearest-rank summary, on both databases; over
+their time budget on PostgreSQL they are estimated from a sample, and say so."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+from sqlalchemy import Engine, text
 
-from sidekiq_supervisor.domain.durations import DurationOrigin, summarize
+from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, summarize
 from sidekiq_supervisor.domain.model import EventKind, Report
+from sidekiq_supervisor.services.ledger import Ledger, Sampling
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.queries import JobFilter, duration_summary
 from sidekiq_supervisor.store.writer import write_reports
@@ -60,3 +63,127 @@ def test_a_summary_of_nothing_is_empty(engine):
 
     assert summary.count == 0
     assert summary.p50 is None
+
+
+def analyze(engine: Engine) -> None:
+    """Fresh planner statistics: the estimate scales its count by the table's size in them."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE jobs"))
+
+
+def postgresql_only(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL samples (TABLESAMPLE); SQLite always answers exactly")
+
+
+def assert_close(estimate: DurationSummary, exact: DurationSummary, tolerance: float) -> None:
+    """Count, mean and percentiles within ``tolerance`` (a fraction) of the exact ones; the
+    maximum is the sample's longest, so it may fall short of the exact one but never exceed it."""
+    assert estimate.count == pytest.approx(exact.count, rel=tolerance)
+    for name in ("mean", "p50", "p95", "p99"):
+        got, want = getattr(estimate, name), getattr(exact, name)
+        assert got.total_seconds() == pytest.approx(want.total_seconds(), rel=tolerance), name
+    assert estimate.max <= exact.max
+
+
+def test_a_summary_within_its_budget_is_exact_and_not_marked(engine):
+    durations = seed(engine, 300, random.Random(3))
+    ledger = Ledger(engine)
+
+    for origin in DurationOrigin:
+        for tag, needle in (("all", None), ("tagged", "tagged")):
+            got = ledger.duration_summary(origin, JobFilter(needle=needle), budget_ms=60_000)
+            assert got == summarize(sorted(durations[origin][tag]))
+            assert got.estimated is False
+
+
+def test_sqlite_answers_exactly_whatever_the_budget(engine):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's own rule")
+    durations = seed(engine, 300, random.Random(4))
+
+    got = Ledger(engine).duration_summary(DurationOrigin.STARTED, JobFilter(), budget_ms=0)
+
+    assert got == summarize(sorted(durations[DurationOrigin.STARTED]["all"]))
+
+
+def test_with_no_budget_a_summary_is_estimated_from_a_sample_and_close_to_the_exact_one(engine):
+    postgresql_only(engine)
+    durations = seed(engine, 4000, random.Random(5))
+    analyze(engine)
+    ledger = Ledger(engine)
+    # A few thousand rows fill few pages: the sample takes half of them to hold enough rows.
+    sampling = Sampling(rows=2000, max_percent=50, min_rows=200)
+
+    for origin in DurationOrigin:
+        for tag, needle in (("all", None), ("tagged", "tagged")):
+            estimate = ledger.duration_summary(
+                origin, JobFilter(needle=needle), budget_ms=0, sampling=sampling
+            )
+            exact = summarize(sorted(durations[origin][tag]))
+            assert estimate.estimated is True, (origin, tag)
+            assert_close(estimate, exact, tolerance=0.15)
+
+
+def test_the_same_ledger_gives_the_same_estimate_every_time(engine):
+    postgresql_only(engine)
+    seed(engine, 4000, random.Random(6))
+    analyze(engine)
+    ledger = Ledger(engine)
+    sampling = Sampling(rows=2000, max_percent=50, min_rows=200)
+
+    first = ledger.duration_summary(DurationOrigin.QUEUED, JobFilter(), budget_ms=0, sampling=sampling)
+    again = ledger.duration_summary(DurationOrigin.QUEUED, JobFilter(), budget_ms=0, sampling=sampling)
+
+    assert first == again
+
+
+def test_a_sample_with_too_few_matching_jobs_gives_way_to_the_exact_summary(engine):
+    postgresql_only(engine)
+    durations = seed(engine, 1000, random.Random(7))
+    analyze(engine)
+    sampling = Sampling(rows=2000, max_percent=50, min_rows=5000)
+
+    got = Ledger(engine).duration_summary(
+        DurationOrigin.STARTED, JobFilter(needle="tagged"), budget_ms=0, sampling=sampling
+    )
+
+    assert got == summarize(sorted(durations[DurationOrigin.STARTED]["tagged"]))
+    assert got.estimated is False
+
+
+@pytest.fixture
+def many_completed_jobs(engine: Engine) -> int:
+    """200,000 completed jobs written straight in SQL (the writer would take too long): too many to
+    summarise within a millisecond. Durations from started: 1 to 100 s, spread evenly."""
+    postgresql_only(engine)
+    total = 200_000
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO jobs (jid, job_class, queue, arguments, status, queued_at, started_at, "
+                "completed_at, attempts) SELECT 'j' || g, 'W' || g % 4, 'default', '[' || g || ']', "
+                "'complete', 0, 1000000, 1000000 + (g * 7919 % 100000 + 1) * 1000, 1 "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"n": total},
+        )
+    analyze(engine)
+    return total
+
+
+def test_a_summary_over_its_budget_is_estimated_from_a_sample(engine, many_completed_jobs):
+    ledger = Ledger(engine)
+
+    for flt in (JobFilter(), JobFilter(job_class="W1")):
+        estimate = ledger.duration_summary(DurationOrigin.STARTED, flt, budget_ms=1)
+        exact = ledger.duration_summary(DurationOrigin.STARTED, flt, budget_ms=60_000)
+
+        assert estimate.estimated is True
+        assert exact.estimated is False
+        assert exact.count == (many_completed_jobs if flt.job_class is None else many_completed_jobs // 4)
+        assert_close(estimate, exact, tolerance=0.05)
+    # The timeout ended with its transaction: a summary on the pool's connections is not cut short.
+    with engine.connect() as connection:
+        assert duration_summary(connection, DurationOrigin.QUEUED, JobFilter()).count == many_completed_jobs

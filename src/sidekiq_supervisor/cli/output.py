@@ -1,11 +1,16 @@
-"""Printing answers: Rich tables for people, a streamed JSON array for scripts."""
+"""Printing answers: Rich tables for people, a streamed JSON array for scripts.
+
+Every answer streams: the jobs come a page at a time (``Ledger.iterate``) and go out as they
+come, so printing a million jobs takes no more memory than printing fifty.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
-from itertools import islice
-from typing import Any
+from itertools import chain, islice
+from typing import Any, TextIO
 
 import orjson
 from rich.console import Console
@@ -14,10 +19,16 @@ from rich.progress import Progress
 from sidekiq_supervisor import render
 from sidekiq_supervisor.services.liveness import LivenessReport
 from sidekiq_supervisor.services.restart import RestartReport
-from sidekiq_supervisor.services.results import DurationList, JobList
+from sidekiq_supervisor.services.results import DurationList, Job, JobList, summary_table
 
 # Streams shorter than this print without a progress bar.
 PROGRESS_THRESHOLD = 10_000
+# Rich lays a whole table out in memory before printing it, at about a millisecond a row: a
+# longer answer is printed as a plain-text table instead, a line at a time.
+RICH_TABLE_ROWS = 1000
+# jid, class and queue come from reports: control characters (a terminal escape, a newline)
+# are shown as U+FFFD so that they can neither drive the terminal nor break a row in two.
+_CONTROL_CHARACTERS = {code: "\N{REPLACEMENT CHARACTER}" for code in (*range(32), 127)}
 
 
 def _default(value: Any) -> Any:
@@ -37,18 +48,90 @@ def show(answer: JobList, *, limit: int, as_json: bool) -> None:
         _stream_json(answer, limit)
         return
     console = Console()
-    rows = answer.first(limit) if limit else list(answer)
-    total = answer.count() if limit and len(rows) == limit else len(rows)
-    console.print(render.job_table(rows, title=answer.title, total=total))
+    if limit and limit <= RICH_TABLE_ROWS:
+        rows = answer.first(limit)
+        total = answer.count() if len(rows) == limit else len(rows)
+        console.print(render.job_table(rows, title=answer.title, total=total))
+    else:
+        _print_table(console, answer, limit)
     if isinstance(answer, DurationList):
-        console.print(render.summary_table(answer.summary()))
+        console.print(summary_table(answer.summary()))
+
+
+def _print_table(console: Console, answer: JobList, limit: int) -> None:
+    """A Rich table if the answer has at most ``RICH_TABLE_ROWS`` rows, else a streamed text one."""
+    rows: Iterator[Job] = iter(answer) if not limit else islice(answer, limit)
+    head = list(islice(rows, RICH_TABLE_ROWS + 1))
+    if len(head) <= RICH_TABLE_ROWS:
+        console.print(render.job_table(head, title=answer.title, total=len(head)))
+        return
+    out = sys.stdout
+    out.write(f"{answer.title}\n")
+    shown = _write_text_table(out, head, chain(head, rows))
+    total = answer.count() if limit and shown == limit else shown
+    caption = f"{shown:,} jobs" if total == shown else f"showing the newest {shown:,} of {total:,} jobs"
+    out.write(f"{caption}\n")
+    out.flush()
+
+
+def _write_text_table(out: TextIO, sizing: Sequence[Job], jobs: Iterable[Job]) -> int:
+    """Write ``jobs`` to ``out`` as a plain-text table, a line each; the number written.
+
+    The columns are those of ``render.job_table``, as wide as their widest cell among
+    ``sizing`` (the first jobs): a later, longer cell widens its own row, never is cut.
+    """
+    with_duration = bool(sizing) and hasattr(sizing[0], "duration")
+    headers = ["jid", "class", "queue", "arguments", "status", "queued", "started", "completed", "tries"]
+    if with_duration:
+        headers.append("duration")
+    right = {headers.index("tries"), len(headers) - 1} if with_duration else {headers.index("tries")}
+    widths = [len(header) for header in headers]
+    for job in sizing:
+        widths = [
+            max(width, len(cell)) for width, cell in zip(widths, _cells(job, with_duration), strict=True)
+        ]
+
+    def line(cells: list[str]) -> str:
+        padded = (
+            cell.rjust(width) if index in right else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "  ".join(padded).rstrip() + "\n"
+
+    out.write(line(headers))
+    out.write(line(["-" * width for width in widths]))
+    written = 0
+    for job in jobs:
+        out.write(line(_cells(job, with_duration)))
+        written += 1
+    return written
+
+
+def _cells(job: Job, with_duration: bool) -> list[str]:
+    cells = [
+        job.jid.translate(_CONTROL_CHARACTERS),
+        job.job_class.translate(_CONTROL_CHARACTERS),
+        job.queue.translate(_CONTROL_CHARACTERS),
+        render.format_arguments(job.arguments),
+        str(job.status),
+        render.format_time(job.queued_at),
+        render.format_time(job.started_at),
+        render.format_time(job.completed_at),
+        str(job.attempts),
+    ]
+    if with_duration:
+        cells.append(render.format_duration(job.duration))  # type: ignore[attr-defined]
+    return cells
 
 
 def _stream_json(answer: JobList, limit: int) -> None:
     out = sys.stdout.buffer
-    total = answer.count() if not limit else min(limit, answer.count())
     rows = iter(answer) if not limit else islice(answer, limit)
     err = Console(stderr=True)
+    # The total only feeds the progress bar: no count query when there is no terminal to show it.
+    total = 0
+    if err.is_terminal:
+        total = answer.count() if not limit else min(limit, answer.count())
     with Progress(
         console=err, transient=True, disable=total < PROGRESS_THRESHOLD or not err.is_terminal
     ) as bar:

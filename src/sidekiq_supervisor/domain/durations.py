@@ -3,13 +3,17 @@
 Percentiles use the nearest-rank definition (the value at rank ⌈p·n⌉ of the sorted list), so
 every reported percentile is a duration some job really had. The store computes the same ranks in
 SQL; :func:`summarize` is the in-memory twin used on small lists and in tests.
+
+Over a ledger too large to summarise in time, a summary may come from a random sample of the
+jobs table (:func:`sample_percent` sizes it, :func:`estimate_from_sample` scales it up); such a
+summary is marked ``estimated``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 
@@ -27,7 +31,12 @@ class DurationOrigin(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DurationSummary:
-    """Count, mean, nearest-rank percentiles and maximum of a set of durations."""
+    """Count, mean, nearest-rank percentiles and maximum of a set of durations.
+
+    ``estimated`` marks a summary computed from a sample: its count is scaled up from the
+    sample, its mean and percentiles are the sample's, and its maximum is the sample's longest
+    duration (never above the true maximum).
+    """
 
     count: int
     mean: timedelta | None
@@ -35,6 +44,7 @@ class DurationSummary:
     p95: timedelta | None
     p99: timedelta | None
     max: timedelta | None
+    estimated: bool = False
 
     @classmethod
     def empty(cls) -> DurationSummary:
@@ -43,7 +53,15 @@ class DurationSummary:
 
     @classmethod
     def from_micros(
-        cls, count: int, mean: float, p50: Micros, p95: Micros, p99: Micros, longest: Micros
+        cls,
+        count: int,
+        mean: float,
+        p50: Micros,
+        p95: Micros,
+        p99: Micros,
+        longest: Micros,
+        *,
+        estimated: bool = False,
     ) -> DurationSummary:
         """A summary from figures in microseconds."""
         return cls(
@@ -53,6 +71,7 @@ class DurationSummary:
             p95=timedelta(microseconds=p95),
             p99=timedelta(microseconds=p99),
             max=timedelta(microseconds=longest),
+            estimated=estimated,
         )
 
 
@@ -79,3 +98,26 @@ def summarize(sorted_micros: Sequence[Micros]) -> DurationSummary:
         return DurationSummary.empty()
     p50, p95, p99 = (sorted_micros[nearest_rank(p, count) - 1] for p in PERCENTILES)
     return DurationSummary.from_micros(count, sum(sorted_micros) / count, p50, p95, p99, sorted_micros[-1])
+
+
+def sample_percent(wanted_rows: int, expected_rows: int, max_percent: float) -> float:
+    """The share of the table (in percent, at most ``max_percent``) a sample should read to hold
+    about ``wanted_rows`` of the ``expected_rows`` rows that match."""
+    if wanted_rows <= 0:
+        raise ValueError("a sample must want at least one row")
+    return min(max_percent, 100.0 * wanted_rows / max(1, expected_rows))
+
+
+def estimate_from_sample(sample: DurationSummary, sampled_rows: int, table_rows: int) -> DurationSummary:
+    """The summary of the whole table estimated from ``sample``, the exact summary of the
+    matching durations among ``sampled_rows`` rows drawn at random from ``table_rows`` rows.
+
+    The count scales by the share of the table sampled; the mean, the percentiles and the
+    maximum are the sample's own. ``table_rows`` may be a statistic older than the sample, so
+    the table is never taken to be smaller than what the sample read.
+    """
+    if sample.count == 0 or sampled_rows <= 0:
+        return replace(DurationSummary.empty(), estimated=True)
+    population = max(table_rows, sampled_rows)
+    count = max(sample.count, round(sample.count * population / sampled_rows))
+    return replace(sample, count=count, estimated=True)

@@ -3,21 +3,48 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
-from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
+from sidekiq_supervisor.domain.durations import (
+    DurationOrigin,
+    DurationSummary,
+    estimate_from_sample,
+    sample_percent,
+)
 from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 
-__all__ = ["Count", "JobFilter", "Ledger", "Page"]
+__all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
 
 # How long an exact count may run before PostgreSQL's planner estimate answers instead: the
 # answer then stays within a second (the target for reads over ten million jobs).
 EXACT_COUNT_BUDGET_MS = 600
+# How long an exact duration summary may run on PostgreSQL before a sample answers instead.
+# Reading 1% of the jobs table takes about 30 ms at ten million jobs, so with the sample capped
+# at 5% (``Sampling``) the answer stays within a second.
+EXACT_SUMMARY_BUDGET_MS = 600
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How an estimated duration summary samples the jobs table (PostgreSQL).
+
+    The sample aims at ``rows`` matching rows (20,000 put p99 within a few percent of the exact
+    one on the benchmark's ledger) and reads at most ``max_percent`` of the table's pages. A
+    sample holding fewer than ``min_rows`` matching rows says too little about the tail
+    percentiles: the exact summary answers then, however long it takes.
+    """
+
+    rows: int = 20_000
+    max_percent: float = 5.0
+    min_rows: int = 1_000
+
+
+SAMPLING = Sampling()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +111,33 @@ class Ledger:
         with self.engine.connect() as connection:
             return queries.job_history(connection, jid)
 
-    def duration_summary(self, origin: DurationOrigin, flt: JobFilter) -> DurationSummary:
-        """Summary of the durations from ``origin`` to completion of the matching jobs."""
+    def duration_summary(
+        self,
+        origin: DurationOrigin,
+        flt: JobFilter,
+        *,
+        budget_ms: int = EXACT_SUMMARY_BUDGET_MS,
+        sampling: Sampling = SAMPLING,
+    ) -> DurationSummary:
+        """Summary of the durations from ``origin`` to completion of the matching jobs.
+
+        Exact when it takes at most ``budget_ms`` (always on SQLite); else, on PostgreSQL, an
+        estimate from a random sample of the jobs, marked ``estimated``. A budget of 0 goes
+        straight to the sample.
+        """
         with self.engine.connect() as connection:
-            return queries.duration_summary(connection, origin, flt)
+            exact = queries.duration_summary_within(connection, origin, flt, budget_ms=budget_ms)
+            if exact is not None:
+                return exact
+            expected = queries.planner_estimate(connection, replace(flt, duration_from=origin))
+            percent = sample_percent(sampling.rows, expected, sampling.max_percent)
+            sample = queries.sample_duration_summary(connection, origin, flt, percent=percent)
+            if sample.summary.count < sampling.min_rows:
+                # Few matching jobs in a large table (a rare filter no index serves): a sample
+                # of them would say little about p99, so the exact answer is worth its time.
+                return queries.duration_summary(connection, origin, flt)
+            table_rows = queries.planner_estimate(connection, JobFilter())
+            return estimate_from_sample(sample.summary, sample.rows_read, table_rows)
 
     def status_counts(self) -> dict[JobStatus, int]:
         """How many jobs have each status."""

@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any
 
 import orjson
+from rich.table import Table
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
@@ -23,6 +24,7 @@ from sidekiq_supervisor.services.ledger import Count, JobFilter, Ledger
 from sidekiq_supervisor.store.records import StoredJob
 
 PREVIEW_ROWS = 20
+ESTIMATED_SUMMARY_TITLE = "summary (estimated from a sample)"
 NEGATIVE_INDEX = "negative indexes would need the whole answer; count from the newest job (0) instead"
 
 
@@ -145,8 +147,20 @@ class DurationList(JobList):
         return JobDuration.from_stored_with_origin(stored, self.origin)
 
     def summary(self) -> DurationSummary:
-        """Count, mean, p50, p95, p99 and max over every job in the answer."""
+        """Count, mean, p50, p95, p99 and max over every job in the answer.
+
+        Exact, or on PostgreSQL, when the exact figures would take over about a second, an
+        estimate from a random sample of the jobs (``estimated`` says which).
+        """
         return self._ledger.duration_summary(self.origin, self.filter)
 
     def __rich__(self) -> Any:
-        return render.stacked(super().__rich__(), render.summary_table(self.summary()))
+        return render.stacked(super().__rich__(), summary_table(self.summary()))
+
+
+def summary_table(summary: DurationSummary) -> Table:
+    """The summary as a one-row table, titled as an estimate when it is one."""
+    table = render.summary_table(summary)
+    if summary.estimated:
+        table.title = ESTIMATED_SUMMARY_TITLE
+    return table

@@ -6,13 +6,26 @@ page does not grow with its depth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    literal,
+    literal_column,
+    select,
+    tablesample,
+    true,
+    union,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.util import ClauseAdapter
 
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, DurationSummary, nearest_rank
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros
@@ -93,6 +106,11 @@ def count_jobs(connection: Connection, flt: JobFilter) -> int:
 
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.
 QUERY_CANCELED = "57014"
+# The seed of TABLESAMPLE's REPEATABLE: the same ledger gives the same sample, so an estimated
+# summary does not change from one refresh to the next while nothing was written.
+SAMPLE_SEED = 0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +130,26 @@ def count_or_estimate(connection: Connection, flt: JobFilter, *, budget_ms: int)
     """
     if connection.dialect.name != "postgresql":
         return Count(count_jobs(connection, flt), estimated=False)
+    exact = _within_budget(connection, budget_ms, lambda: count_jobs(connection, flt))
+    if exact is not None:
+        return Count(exact, estimated=False)
+    return Count(planner_estimate(connection, flt), estimated=True)
+
+
+def _within_budget(connection: Connection, budget_ms: int, read: Callable[[], T]) -> T | None:
+    """``read()`` on PostgreSQL if it finishes within ``budget_ms``, else ``None``.
+
+    It runs in a transaction of its own, so the timeout (SET LOCAL) and a cancelled statement
+    end with it; the connection must not be in a transaction already.
+    """
     try:
         with connection.begin():
             connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(budget_ms))}")
-            return Count(count_jobs(connection, flt), estimated=False)
+            return read()
     except OperationalError as error:
         if getattr(error.orig, "sqlstate", None) != QUERY_CANCELED:
             raise
-    return Count(planner_estimate(connection, flt), estimated=True)
+    return None
 
 
 def planner_estimate(connection: Connection, flt: JobFilter) -> int:
@@ -171,6 +201,60 @@ def status_counts(connection: Connection) -> dict[JobStatus, int]:
     for status, count in connection.execute(query):
         counts[JobStatus(status)] = count
     return counts
+
+
+def duration_summary_within(
+    connection: Connection, origin: DurationOrigin, flt: JobFilter, *, budget_ms: int
+) -> DurationSummary | None:
+    """The exact summary if it takes at most ``budget_ms``, else ``None``.
+
+    SQLite always answers, whatever the budget: it has no TABLESAMPLE to fall back on (and a
+    million jobs summarise in about 0.8 s, docs/performance.md). On PostgreSQL a budget of 0 or
+    less asks for no exact attempt at all. The connection must not be in a transaction (see
+    ``_within_budget``).
+    """
+    if connection.dialect.name != "postgresql":
+        return duration_summary(connection, origin, flt)
+    if budget_ms <= 0:
+        return None
+    return _within_budget(connection, budget_ms, lambda: duration_summary(connection, origin, flt))
+
+
+@dataclass(frozen=True, slots=True)
+class DurationSample:
+    """The exact summary of the matching durations among ``rows_read`` rows sampled from jobs."""
+
+    summary: DurationSummary
+    rows_read: int
+
+
+def sample_duration_summary(
+    connection: Connection, origin: DurationOrigin, flt: JobFilter, *, percent: float
+) -> DurationSample:
+    """Summarise the matching durations in a sample of about ``percent`` of the jobs table.
+
+    PostgreSQL only. ``TABLESAMPLE SYSTEM`` reads whole pages picked at random, so it costs
+    that share of the table's pages whatever the filter; BERNOULLI would pick single rows but
+    read every page. One pass reads the sample, counts every row it holds (the share of the
+    table it stands for) and summarises the rows that match, as ``duration_summary`` does.
+    """
+    sample = tablesample(jobs, func.system(percent), name="jobs_sample", seed=literal(SAMPLE_SEED))
+    adapter = ClauseAdapter(sample)
+    matches = and_(true(), *(adapter.traverse(c) for c in _conditions(replace(flt, duration_from=origin))))
+    duration = adapter.traverse(jobs.c.completed_at - _begin_column(origin))
+    percentiles = func.percentile_disc(postgresql.array(PERCENTILES)).within_group(duration)
+    query = select(
+        func.count(),
+        func.count().filter(matches),
+        func.avg(duration).filter(matches),
+        func.max(duration).filter(matches),
+        percentiles.filter(matches),
+    ).select_from(sample)
+    rows_read, count, mean, longest, values = connection.execute(query).one()
+    if count == 0:
+        return DurationSample(DurationSummary.empty(), rows_read)
+    p50, p95, p99 = values
+    return DurationSample(DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest), rows_read)
 
 
 def duration_summary(connection: Connection, origin: DurationOrigin, flt: JobFilter) -> DurationSummary:

@@ -67,16 +67,20 @@ def event_document(event: StoredEvent) -> dict[str, Any]:
 
 
 def summary_document(summary: DurationSummary) -> dict[str, Any]:
-    """A duration summary in seconds."""
+    """A duration summary in seconds, with ``"estimated": true`` when it comes from a sample."""
     values = (summary.mean, summary.p50, summary.p95, summary.p99, summary.max)
     names = ("mean", "p50", "p95", "p99", "max")
-    return {
+    document: dict[str, Any] = {
         "count": summary.count,
         **{
             f"{name}_seconds": None if v is None else v.total_seconds()
             for name, v in zip(names, values, strict=True)
         },
     }
+    # Only an estimate carries the key, so exact answers read as they always did.
+    if summary.estimated:
+        document["estimated"] = True
+    return document
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

@@ -1,0 +1,60 @@
+"""Summaries estimated from a sample: how large a sample to take, and how to scale it up."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from sidekiq_supervisor.domain.durations import (
+    DurationSummary,
+    estimate_from_sample,
+    sample_percent,
+    summarize,
+)
+
+SAMPLE = summarize([1_000, 2_000, 3_000, 4_000, 50_000])
+
+
+def test_a_sample_reads_the_share_of_the_table_that_holds_the_wanted_rows():
+    assert sample_percent(20_000, 2_000_000, max_percent=5) == pytest.approx(1.0)
+    assert sample_percent(20_000, 8_000_000, max_percent=5) == pytest.approx(0.25)
+
+
+def test_a_sample_never_reads_more_than_its_cap():
+    assert sample_percent(20_000, 100_000, max_percent=5) == 5
+    assert sample_percent(20_000, 0, max_percent=5) == 5  # the planner found nothing: the cap
+
+
+def test_a_sample_wants_rows():
+    with pytest.raises(ValueError, match="at least one row"):
+        sample_percent(0, 1000, max_percent=5)
+
+
+def test_an_estimate_scales_the_count_by_the_share_sampled_and_keeps_the_samples_figures():
+    estimate = estimate_from_sample(SAMPLE, sampled_rows=100, table_rows=10_000)
+
+    assert estimate.estimated is True
+    assert estimate.count == 500
+    assert replace(estimate, count=SAMPLE.count, estimated=False) == SAMPLE
+
+
+def test_an_estimate_never_takes_the_table_for_smaller_than_the_sample():
+    # Planner statistics older than the rows sampled.
+    estimate = estimate_from_sample(SAMPLE, sampled_rows=100, table_rows=40)
+
+    assert estimate.count == SAMPLE.count
+
+
+def test_an_empty_sample_estimates_an_empty_summary_marked_as_an_estimate():
+    estimate = estimate_from_sample(DurationSummary.empty(), sampled_rows=100, table_rows=10_000)
+
+    assert estimate == replace(DurationSummary.empty(), estimated=True)
+
+
+def test_a_summary_is_exact_unless_marked():
+    assert SAMPLE.estimated is False
+    assert DurationSummary.from_micros(1, 1.0, 1, 1, 1, 1).estimated is False
+    marked = DurationSummary.from_micros(1, 1.0, 1, 1, 1, 2, estimated=True)
+    assert (marked.estimated, marked.max) == (True, timedelta(microseconds=2))
