@@ -30,7 +30,7 @@ class Mode(Enum):
     BLACKHOLE = "blackhole"
 
 
-def _reset(sock: socket.socket) -> None:
+def reset_connection(sock: socket.socket) -> None:
     """Close with RST (linger 0), waking any thread blocked on the socket first."""
     with suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -69,7 +69,7 @@ class TcpProxy:
             self._flowing.clear()
             live, self._sockets = self._sockets, set()
         for sock in live:
-            _reset(sock)
+            reset_connection(sock)
 
     def blackhole(self) -> None:
         """Act as a partition: keep every connection open, forward nothing either way."""
@@ -90,7 +90,7 @@ class TcpProxy:
         with self._lock:
             live, self._sockets = self._sockets, set()
         for sock in live:
-            _reset(sock)
+            reset_connection(sock)
         self._listener.close()
         for thread in self._threads:
             thread.join(timeout=2)
@@ -113,19 +113,19 @@ class TcpProxy:
                 if not refused:
                     self._sockets.add(client)
             if refused:
-                _reset(client)
+                reset_connection(client)
             else:
                 self._spawn(self._connect, client)
 
     def _connect(self, client: socket.socket) -> None:
         # During a partition even the connection to the server waits: nothing gets through.
         if not self._wait_flowing():
-            _reset(client)
+            reset_connection(client)
             return
         try:
             upstream = socket.create_connection(self._target, timeout=5)
         except OSError:
-            _reset(client)
+            reset_connection(client)
             return
         upstream.settimeout(None)
         with self._lock:
@@ -135,8 +135,8 @@ class TcpProxy:
                 refused = False
                 self._sockets.add(upstream)
         if refused:
-            _reset(upstream)
-            _reset(client)
+            reset_connection(upstream)
+            reset_connection(client)
             return
         self._spawn(self._pump, client, upstream)
         self._pump(upstream, client)
@@ -161,8 +161,8 @@ class TcpProxy:
             with self._lock:
                 self._sockets.discard(source)
                 self._sockets.discard(sink)
-            _reset(source)
-            _reset(sink)
+            reset_connection(source)
+            reset_connection(sink)
 
 
 @contextmanager

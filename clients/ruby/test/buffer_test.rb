@@ -64,4 +64,81 @@ class BufferTest < SupervisorTest
 
     assert_equal({ "events" => [{ "event" => "queued" }, { "event" => "started" }] }, JSON.parse(batch.body))
   end
+
+  # Reports of every size around a chunk's, text beyond ASCII included, come back byte for byte.
+  def test_reports_spread_over_many_chunks_come_back_whole_and_in_order
+    sizes = [1, 100, Buffer::CHUNK_BYTES / 3, Buffer::CHUNK_BYTES - 2, Buffer::CHUNK_BYTES, 5, 2 * Buffer::CHUNK_BYTES]
+    reports = sizes.each_with_index.map { |size, i| JSON.generate({ "n" => i, "text" => "é日x" * (size / 6) }) }
+    buffer = Buffer.new(max_size: 100)
+    reports.each { |report| buffer.push(report) }
+
+    batch = buffer.peek(100)
+
+    assert_equal reports, batch.items
+    assert(batch.items.all? { |item| item.encoding == Encoding::UTF_8 && item.valid_encoding? })
+    assert_equal(reports.map { |report| JSON.parse(report) }, JSON.parse(batch.body)["events"])
+    assert_equal reports.sum(&:bytesize), buffer.bytes
+    buffer.ack(buffer.peek(3))
+    assert_equal reports.drop(3), buffer.peek(100).items
+    assert_equal reports.drop(3).sum(&:bytesize), buffer.bytes
+  end
+
+  def test_peek_keeps_a_request_under_the_byte_limit_across_chunks
+    report = "r" * 1_000
+    buffer = Buffer.new(max_size: 1_000)
+    200.times { buffer.push(report) }
+
+    batch = buffer.peek(500, 150_000)
+
+    assert_equal 149, batch.size # 149 reports and their commas: 149,149 bytes; one more is 150,150
+    assert_equal [report] * 149, batch.items
+  end
+
+  def test_the_byte_bound_holds_across_chunks
+    report = "b" * 1_000
+    buffer = Buffer.new(max_size: 10_000, max_bytes: 3 * Buffer::CHUNK_BYTES)
+    1_000.times { buffer.push(report) }
+
+    assert_equal 3 * Buffer::CHUNK_BYTES / 1_000, buffer.size
+    assert_operator buffer.bytes, :<=, 3 * Buffer::CHUNK_BYTES
+    assert_equal 1_000 - buffer.size, buffer.dropped
+  end
+
+  # A batch goes out after the buffer's lock is released, while job threads push on: it must not
+  # see the memory its reports were taken from, which the buffer reuses once they leave.
+  def test_a_batch_keeps_its_reports_when_the_buffer_reuses_their_memory
+    buffer = Buffer.new(max_size: 50)
+    old = Array.new(50) { |i| JSON.generate({ "old" => i, "pad" => "o" * 2_000 }) }
+    old.each { |report| buffer.push(report) }
+    batch = buffer.peek(50)
+
+    5_000.times { |i| buffer.push(JSON.generate({ "new" => i, "pad" => "n" * 2_000 })) }
+
+    assert_equal old, batch.items
+    assert_equal(old.map { |report| JSON.parse(report) }, JSON.parse(batch.body)["events"])
+    assert_equal 0, buffer.ack(batch), "its reports were all dropped meanwhile"
+  end
+
+  # While the supervisor is away, a full buffer takes a report and drops the oldest for each one
+  # pushed. It must do so in the memory it has: a buffer that allocated anew as it went (even
+  # freeing as much) left a Sidekiq process far larger than its bound, as freed blocks fragmented
+  # the malloc arenas of the job threads and outlived their reports in Ruby's old generation.
+  def test_past_its_bound_the_buffer_reuses_its_memory
+    reports = Array.new(200) { |i| JSON.generate({ "n" => i, "text" => "é" * 500 }) }
+    buffer = Buffer.new(max_size: 300)
+    2_000.times { |i| buffer.push(reports[i % 200]) }
+    GC.start
+    GC.disable
+    before = GC.stat(:malloc_increase_bytes)
+
+    10_000.times { |i| buffer.push(reports[i % 200]) } # 10 MB of reports
+
+    allocated = GC.stat(:malloc_increase_bytes) - before
+    assert_operator allocated, :<, Buffer::CHUNK_BYTES, "bytes allocated while pushing 10 MB through a full buffer"
+    assert_equal 300, buffer.size
+    kept = buffer.peek(300).items.map { |item| JSON.parse(item)["n"] }
+    assert_equal (100...200).to_a + (0...200).to_a, kept, "the last 300 pushed"
+  ensure
+    GC.enable
+  end
 end

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "stringio"
+
 module SidekiqSupervisor
   # The reports not yet acknowledged by the supervisor, oldest first, each already encoded as
   # JSON text. Bounded in count and in bytes: past either bound the OLDEST reports are dropped,
@@ -10,10 +12,17 @@ module SidekiqSupervisor
   # its place at the head (order is preserved). Sequence numbers tie a batch to the reports it
   # holds even when some of them were dropped meanwhile.
   #
-  # The reports live in one String, each followed by a comma, with their end offsets (Integers,
-  # which are not objects to Ruby's GC) beside it. Kept as an Array of Strings, reports lived
-  # long enough to reach the old generation of the app's heap, and each one freed took a major
-  # GC: a cost every Sidekiq thread paid.
+  # The reports live in chunks: binary Strings of a fixed size (CHUNK_BYTES), written front to
+  # back, each report followed by a comma, with their end offsets (Integers, which are not objects
+  # to Ruby's GC) beside them. A chunk whose reports have all left is emptied and reused, so a
+  # full buffer takes each new report, and drops the oldest, in the memory it already has.
+  # Two designs came before, and both cost the app memory while the supervisor was away:
+  # - an Array of Strings: reports lived long enough to reach the old generation of the app's
+  #   heap, and each one freed took a major GC, a cost every Sidekiq thread paid;
+  # - one String, compacted once 1 MB of it was consumed: every compaction copied the whole
+  #   buffer into a new block (under the lock the job threads take), from whichever job thread
+  #   pushed, and the freed blocks fragmented the malloc arenas of those threads and outlived
+  #   their reports in Ruby's old generation. A Sidekiq whose buffer held 2.5 MB grew by some 70 MB.
   #
   # Not thread-safe: the Reporter guards it with its mutex.
   class Buffer
@@ -54,25 +63,73 @@ module SidekiqSupervisor
       end
     end
 
-    # Past this many bytes of consumed reports at the front, the String is compacted.
-    COMPACT_AFTER = 1 << 20
+    # A block of memory that reports are written into, front to back, and that is reused once
+    # every report in it has left. Binary, so that StringIO writes a report as a plain copy of
+    # its bytes, in place: the String is allocated once, at its full size, and never resized.
+    class Chunk
+      attr_reader :used
+
+      def initialize(capacity)
+        @data = "\0".b * capacity
+        @io = StringIO.new(@data)
+        @used = 0
+      end
+
+      def capacity
+        @data.bytesize
+      end
+
+      # Whether +bytes+ more fit. The last byte is never written: a slice that reaches the end of
+      # a String shares its memory, and the chunk's next write would then copy it whole.
+      def room?(bytes)
+        @used + bytes < @data.bytesize
+      end
+
+      # Writes +report+ and its separator; returns where the separator ends.
+      def write(report)
+        @io.write(report, SEPARATOR)
+        @used = @io.pos
+      end
+
+      # A copy of the bytes from +from+ to +to+, as UTF-8 text (reports are JSON).
+      def slice(from, to)
+        @data.byteslice(from, to - from).force_encoding(Encoding::UTF_8)
+      end
+
+      def clear
+        @io.rewind
+        @used = 0
+      end
+    end
+
+    SEPARATOR = ","
+    # The capacity of a chunk; a larger report gets a chunk of its own, not reused.
+    CHUNK_BYTES = 64 * 1024
+    # Emptied chunks kept for reuse (1 MiB); those past it are left to the GC.
+    SPARE_CHUNKS = 16
 
     attr_reader :dropped, :head_seq
 
     def initialize(max_size:, max_bytes: nil)
       @max_size = [max_size.to_i, 1].max
       @max_bytes = max_bytes
-      @data = String.new(encoding: Encoding::UTF_8)
-      @start = 0 # where the oldest report begins in @data
-      @ends = [] # where each report's trailing comma ends, oldest first
-      @head_seq = 0 # sequence number of the oldest report
+      @chunks = []    # Chunks, oldest first
+      @counts = []    # how many of the held reports each chunk has
+      @spare = []     # emptied Chunks of CHUNK_BYTES, ready for reuse
+      @start = 0      # where the oldest report begins in the first chunk
+      @ends = []      # where each report's separator ends in its chunk, oldest first
+      @written = 0    # bytes written to the chunks held, consumed ones included
+      @head_seq = 0   # sequence number of the oldest report
       @dropped = 0
     end
 
     # Adds a report; returns how many old reports it pushed out.
     def push(report)
-      @data << report << ","
-      @ends << @data.bytesize
+      needed = report.bytesize + SEPARATOR.bytesize
+      chunk = chunk_for(needed)
+      @ends << chunk.write(report)
+      @written += needed
+      @counts[-1] += 1
       lost = 0
       while @ends.size > @max_size || (@max_bytes && bytes > @max_bytes && @ends.size > 1)
         forget(1)
@@ -92,7 +149,7 @@ module SidekiqSupervisor
 
     # The bytes of the reports held (without their separators).
     def bytes
-      @data.bytesize - @start - @ends.size
+      @written - @start - @ends.size
     end
 
     # Sequence number the next pushed report will get.
@@ -103,12 +160,17 @@ module SidekiqSupervisor
     # The oldest reports, at most +max_count+ of them and +max_bytes+ of body (but always one,
     # so that a single large report is sent and the supervisor decides), left in place.
     def peek(max_count, max_bytes = nil)
-      count = [max_count, @ends.size].min
-      count -= 1 while count > 1 && max_bytes && @ends[count - 1] - @start > max_bytes
+      count = fitting([max_count, @ends.size].min, max_bytes)
       return Batch.new(@head_seq, "", []) if count.zero?
 
-      ends = @ends.first(count).map! { |offset| offset - @start }
-      Batch.new(@head_seq, @data.byteslice(@start, ends.last), ends)
+      joined = String.new(capacity: span(count), encoding: Encoding::UTF_8)
+      ends = []
+      each_run(count) do |chunk, from, first, last|
+        offset = joined.bytesize - from
+        (first..last).each { |index| ends << (@ends[index] + offset) }
+        joined << chunk.slice(from, @ends[last])
+      end
+      Batch.new(@head_seq, joined, ends)
     end
 
     # Forgets the reports of +batch+ that are still here.
@@ -120,19 +182,83 @@ module SidekiqSupervisor
 
     private
 
-    def forget(count)
-      return if count.zero?
+    # The chunk the next report goes to: the last one if it has room, else a spare or new one.
+    def chunk_for(needed)
+      last = @chunks.last
+      return last if last&.room?(needed)
 
-      @start = @ends[count - 1]
-      @ends.shift(count)
-      @head_seq += count
-      compact if @start > COMPACT_AFTER || @ends.empty?
+      chunk = needed < CHUNK_BYTES ? (@spare.pop || Chunk.new(CHUNK_BYTES)) : Chunk.new(needed + 1)
+      @chunks << chunk
+      @counts << 0
+      chunk
     end
 
-    def compact
-      @data = @data.byteslice(@start, @data.bytesize - @start)
-      @ends.map! { |offset| offset - @start }
+    def forget(count)
+      while count.positive?
+        held = @counts.first
+        if count < held
+          @start = @ends[count - 1]
+          # shift(n) returns a new Array: one object per dropped report, on the job threads' path.
+          count == 1 ? @ends.shift : @ends.shift(count)
+          @counts[0] -= count
+          @head_seq += count
+          return
+        end
+        drop_first_chunk(held)
+        count -= held
+      end
+    end
+
+    def drop_first_chunk(held)
+      chunk = @chunks.shift
+      @written -= chunk.used
+      @counts.shift
+      @ends.shift(held)
+      @head_seq += held
       @start = 0
+      return unless chunk.capacity == CHUNK_BYTES && @spare.size < SPARE_CHUNKS
+
+      chunk.clear
+      @spare << chunk
+    end
+
+    # The largest count up to +count+ whose reports (with separators) fit in +limit+ bytes; at
+    # least one.
+    def fitting(count, limit)
+      return count if limit.nil? || count <= 1
+
+      total = 0
+      taken = 0
+      each_run(count) do |_chunk, from, first, last|
+        (first..last).each do |index|
+          size = @ends[index] - (index == first ? from : @ends[index - 1])
+          return [taken, 1].max if total + size > limit
+
+          total += size
+          taken += 1
+        end
+      end
+      taken
+    end
+
+    # The bytes (with separators) of the oldest +count+ reports.
+    def span(count)
+      total = 0
+      each_run(count) { |_chunk, from, _first, last| total += @ends[last] - from }
+      total
+    end
+
+    # Yields, chunk by chunk, the part of the oldest +count+ reports each chunk holds: the chunk,
+    # where the part begins in it, and the indexes (in @ends) of its first and last reports.
+    def each_run(count)
+      first = 0
+      @chunks.each_with_index do |chunk, position|
+        break if first >= count
+
+        last = [first + @counts[position], count].min - 1
+        yield chunk, position.zero? ? @start : 0, first, last
+        first = last + 1
+      end
     end
   end
 end
