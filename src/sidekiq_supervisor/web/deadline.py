@@ -2,12 +2,12 @@
 
 A database that stops answering (a network partition, a hung server) would otherwise hold each
 request for as long as TCP takes to notice, minutes at worst: no driver timeout covers a peer
-that accepts packets but never replies. Past ``SUPERVISOR_REQUEST_TIMEOUT_SECONDS`` the request
-is answered 503 with ``Retry-After``; a report no transaction has taken yet is withdrawn
-(``GroupCommitWriter.submit``), so it is not stored behind the client's back. Restarts are
-exempt: they act on Sidekiq's Redis, and stopping one halfway would only confuse. So are
-reports: the group-commit writer refuses those it cannot commit in time itself, with one watchdog
-rather than a timer per request, which at ingest rates cost more CPU than the rest of the request.
+that accepts packets but never replies. Past ``SUPERVISOR_REQUEST_TIMEOUT_SECONDS`` a read is
+answered 503 with ``Retry-After``. Reports are exempt here because the group-commit writer keeps
+the same deadline itself and leaves a late report out of its transaction, so the 503 is true
+(``GroupCommitWriter``); it does so with one watchdog rather than a timer per request, which at
+ingest rates cost more CPU than the rest of the request. Restarts are exempt too: they act on
+Sidekiq's Redis, and stopping one halfway would only confuse.
 """
 
 from __future__ import annotations
