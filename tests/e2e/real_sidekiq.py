@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.e2e.fault_sidekiq import HarnessError, wait_for
 from tests.live_service import stop
 
 APP = Path(__file__).parent / "sidekiq_app"
@@ -32,15 +32,11 @@ def require_sidekiq(*gems: str) -> None:
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting until {what}")
-        time.sleep(0.2)
+    """Poll ``check`` until it returns something truthy; fail the test naming ``what`` after ``timeout``."""
+    try:
+        return wait_for(what, check, timeout, poll=0.2)
+    except HarnessError as exc:
+        pytest.fail(str(exc))
 
 
 def enqueue(env: dict[str, str], jobs: list[tuple[str, list[Any]]]) -> list[str]:
