@@ -84,8 +84,9 @@ def _caption(shown: int, total: int | None) -> str:
 
 
 def summary_table(summary: DurationSummary) -> Table:
-    """One row: count, mean, p50, p95, p99 and max."""
-    table = Table(title="summary", title_justify="left")
+    """One row: count, mean, p50, p95, p99 and max, titled as an estimate when it is one."""
+    title = "summary (estimated from a sample)" if summary.estimated else "summary"
+    table = Table(title=title, title_justify="left")
     for header in ("count", "mean", "p50", "p95", "p99", "max"):
         table.add_column(header, justify="right")
     table.add_row(

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # Words that mark a key of the job arguments as secret: its value is masked before storage.
     redact_keys: str = Field(DEFAULT_REDACT_KEYS)
     # FastAPI's native OpenTelemetry (spans, metrics and logs through the global providers). Off
-    # unless asked for: looking the providers up costs about 35 µs on every report otherwise.
+    # unless asked for: looking the providers up cost 38 µs of the 220 µs a report took.
     opentelemetry: bool = Field(False)
 
     @property

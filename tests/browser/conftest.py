@@ -38,6 +38,14 @@ def screenshot_folder() -> Path:
     return _screenshots[0]
 
 
+def assert_fits_and_photograph(page, name: str, width_name: str, scheme: str) -> None:
+    """At phone width the page must not scroll sideways; at any width, save its screenshot."""
+    if width_name == "phone":
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at phone width"
+    page.screenshot(path=str(screenshot_folder() / f"{name}-{width_name}-{scheme}.png"), full_page=True)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print the screenshot folder whatever the capture mode."""
     if _screenshots:

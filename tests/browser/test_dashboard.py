@@ -7,7 +7,13 @@ import time
 import orjson
 import pytest
 
-from tests.browser.conftest import DESKTOP, PHONE, dashboard_service, screenshot_folder
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    assert_fits_and_photograph,
+    dashboard_service,
+    screenshot_folder,
+)
 from tests.web.pages.dataset import XSS_ARGUMENT, XSS_CLASS, XSS_ERROR, XSS_JID, XSS_WORKER, Dataset
 
 PAGES = {
@@ -68,7 +74,6 @@ def test_pages_refuse_a_browser_without_the_right_credentials(browser, service):
 
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_each_page_fits_a_phone_and_is_photographed(browser, service, name):
-    folder = screenshot_folder()
     for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         for scheme in ("light", "dark"):
             context = browser.new_context(
@@ -79,10 +84,7 @@ def test_each_page_fits_a_phone_and_is_photographed(browser, service, name):
             try:
                 page = context.new_page()
                 page.goto(service.url + PAGES[name])
-                if width_name == "phone":
-                    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-                    assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at phone width"
-                page.screenshot(path=str(folder / f"{name}-{width_name}-{scheme}.png"), full_page=True)
+                assert_fits_and_photograph(page, name, width_name, scheme)
             finally:
                 context.close()
 

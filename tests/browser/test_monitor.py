@@ -10,7 +10,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, USER, dashboard_service, screenshot_folder
+from tests.browser.conftest import (
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    USER,
+    assert_fits_and_photograph,
+    dashboard_service,
+)
 from tests.conftest import REDIS_TEST_URL
 from tests.sidekiq_fixtures import load
 
@@ -59,7 +66,6 @@ def sidekiq_data() -> Iterator[redis.Redis]:
 def test_each_page_fits_a_phone_in_both_themes_and_is_photographed(
     browser, monitor_service, sidekiq_data, name
 ):
-    folder = screenshot_folder()
     for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         for scheme in ("light", "dark"):
             credentials = {"username": USER, "password": PASSWORD}
@@ -75,10 +81,7 @@ def test_each_page_fits_a_phone_in_both_themes_and_is_photographed(
                 response = page.goto(monitor_service + PAGES[name])
                 assert response is not None and response.status == 200
                 assert page.locator("nav.monitor-tabs a[aria-current=page]").count() == 1
-                if width_name == "phone":
-                    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-                    assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at phone width"
-                page.screenshot(path=str(folder / f"{name}-{width_name}-{scheme}.png"), full_page=True)
+                assert_fits_and_photograph(page, name, width_name, scheme)
             finally:
                 context.close()
             assert dialogs == [], f"a script from job data ran on {name}: {dialogs}"

@@ -25,7 +25,6 @@ from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.durations import DurationSummary
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
 from sidekiq_supervisor.services.job_manager import JobManager
-from sidekiq_supervisor.services.results import summary_table
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine, write_transaction
 from sidekiq_supervisor.store.migrate import MIGRATIONS
@@ -334,8 +333,8 @@ def test_an_estimated_summary_is_titled_as_one():
     exact = DurationSummary.from_micros(10, 1.0, 1, 1, 1, 1)
     estimated = replace(exact, estimated=True)
 
-    assert "estimated" not in render.to_text(summary_table(exact), width=120)
-    assert "summary (estimated from a sample)" in render.to_text(summary_table(estimated), width=120)
+    assert "estimated" not in render.to_text(render.summary_table(exact), width=120)
+    assert "summary (estimated from a sample)" in render.to_text(render.summary_table(estimated), width=120)
 
 
 def test_restart_dry_run_lists_the_candidates_and_changes_nothing(seeded, redis_client):

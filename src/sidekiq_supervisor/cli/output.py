@@ -19,7 +19,7 @@ from rich.progress import Progress
 from sidekiq_supervisor import render
 from sidekiq_supervisor.services.liveness import LivenessReport
 from sidekiq_supervisor.services.restart import RestartReport
-from sidekiq_supervisor.services.results import DurationList, Job, JobList, summary_table
+from sidekiq_supervisor.services.results import DurationList, Job, JobList
 
 # Streams shorter than this print without a progress bar.
 PROGRESS_THRESHOLD = 10_000
@@ -55,7 +55,7 @@ def show(answer: JobList, *, limit: int, as_json: bool) -> None:
     else:
         _print_table(console, answer, limit)
     if isinstance(answer, DurationList):
-        console.print(summary_table(answer.summary()))
+        console.print(render.summary_table(answer.summary()))
 
 
 def _print_table(console: Console, answer: JobList, limit: int) -> None:

@@ -15,7 +15,6 @@ from itertools import islice
 from typing import Any
 
 import orjson
-from rich.table import Table
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
@@ -24,7 +23,6 @@ from sidekiq_supervisor.services.ledger import Count, JobFilter, Ledger
 from sidekiq_supervisor.store.records import StoredJob
 
 PREVIEW_ROWS = 20
-ESTIMATED_SUMMARY_TITLE = "summary (estimated from a sample)"
 NEGATIVE_INDEX = "negative indexes would need the whole answer; count from the newest job (0) instead"
 
 
@@ -155,12 +153,4 @@ class DurationList(JobList):
         return self._ledger.duration_summary(self.origin, self.filter)
 
     def __rich__(self) -> Any:
-        return render.stacked(super().__rich__(), summary_table(self.summary()))
-
-
-def summary_table(summary: DurationSummary) -> Table:
-    """The summary as a one-row table, titled as an estimate when it is one."""
-    table = render.summary_table(summary)
-    if summary.estimated:
-        table.title = ESTIMATED_SUMMARY_TITLE
-    return table
+        return render.stacked(super().__rich__(), render.summary_table(self.summary()))

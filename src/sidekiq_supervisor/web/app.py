@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor import __version__
-from sidekiq_supervisor.services.ingest import GroupCommitWriter
+from sidekiq_supervisor.services.ingest import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.settings import Settings
@@ -153,7 +153,7 @@ async def healthz(services: ServicesDep) -> Response:
     writer = services.writer.health
     checks = {
         "database": await run_in_threadpool(_database_check, services.engine),
-        "writer": _writer_check(writer.running, writer.pending_reports, writer.queue_limit),
+        "writer": _writer_check(writer),
         "writes": "ok",
     }
     if writer.overdue:
@@ -179,11 +179,11 @@ def _database_check(engine: Engine) -> str:
     return "read-only" if read_only else "ok"
 
 
-def _writer_check(running: bool, pending_reports: int, queue_limit: int) -> str:
-    if not running:
+def _writer_check(writer: WriterHealth) -> str:
+    if not writer.running:
         return "stopped"
-    if pending_reports >= queue_limit:
-        return f"queue full: {pending_reports} reports waiting (limit {queue_limit})"
+    if writer.pending_reports >= writer.queue_limit:
+        return f"queue full: {writer.pending_reports} reports waiting (limit {writer.queue_limit})"
     return "ok"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from sidekiq_supervisor.web.api.presenters import json_response
 logger = logging.getLogger(__name__)
 # Seconds a client should wait after a 503 (the database, the writer or Redis unavailable).
 RETRY_AFTER_SECONDS = "2"
+AnyResponse = TypeVar("AnyResponse", bound=Response)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -74,7 +76,11 @@ async def _restart_failed(_request: Request, exc: Exception) -> Response:
 
 def retry_later(body: dict[str, object]) -> Response:
     """A JSON 503 with ``Retry-After``, as every 503 of the service is answered."""
-    response = json_response(body, 503)
+    return with_retry_after(json_response(body, 503))
+
+
+def with_retry_after(response: AnyResponse) -> AnyResponse:
+    """``response`` (a 503, JSON or a page) saying when to try again."""
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -29,11 +29,12 @@ from sidekiq_supervisor.web.api.schemas import (
 )
 from sidekiq_supervisor.web.deps import Services, ServicesDep
 
-# The paths of the seed's report routes: /api/v1/jobs, and /api/v1/jobs/{job_id}/<event>.
-REPORT_PATH = re.compile(r"/api/v1/jobs(?:/([^/]+)/(started|complete|failed))?")
-EVENTS_PATH = "/api/v1/events"
-
 router = APIRouter(prefix="/api/v1", tags=["ingest"], dependencies=[Depends(require_api_token)])
+# The full paths of the seed's report routes (/jobs, /jobs/{job_id}/<event>) and of the batch route.
+REPORT_PATH = re.compile(rf"{router.prefix}/jobs(?:/([^/]+)/(started|complete|failed))?")
+EVENTS_PATH = f"{router.prefix}/events"
+
+Body = TypeVar("Body", JobQueuedIn, JobReportIn)
 
 STORED = {200: {"description": "The job was known; the report is stored."}}
 CREATED = {201: {"description": "The job is new; the report is stored."}}
@@ -47,16 +48,18 @@ def report_from_fields(
 
     Raises ``RequestValidationError`` naming each invalid field.
     """
-    if path_jid is not None:
-        path_jid = _valid_path_jid(path_jid)
-    model = JobQueuedIn if path_jid is None else JobReportIn
+    if path_jid is None:
+        queued = _validated(JobQueuedIn, fields, services)
+        return _report(queued, kind, queued.job_id, received, services.redaction_words)
+    jid = _valid_path_jid(path_jid)
+    return _report(_validated(JobReportIn, fields, services), kind, jid, received, services.redaction_words)
+
+
+def _validated(model: type[Body], fields: dict[str, Any], services: Services) -> Body:
     try:
-        valid = model.model_validate(fields, context=services.validation_limits)
+        return model.model_validate(fields, context=services.validation_limits)
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
-    jid = valid.job_id if isinstance(valid, JobQueuedIn) else path_jid
-    assert jid is not None
-    return _report(valid, kind, jid, received, services.redaction_words)
 
 
 def _report(
@@ -161,9 +164,7 @@ async def job_failed(job_id: str, request: Request, services: ServicesDep) -> Re
     return await _store_path_report(job_id, request, services, EventKind.FAILED)
 
 
-@router.post(
-    EVENTS_PATH.removeprefix("/api/v1"), responses=BATCH_ERRORS, openapi_extra=request_body(EventsIn)
-)
+@router.post("/events", responses=BATCH_ERRORS, openapi_extra=request_body(EventsIn))
 async def events(request: Request, services: ServicesDep) -> Response:
     """Store a batch of reports; each item gets its own status (201, 200 or 422 with errors).
 

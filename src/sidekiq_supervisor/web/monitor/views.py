@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from sidekiq_supervisor.services.monitor import SidekiqUnavailable, Stats
-from sidekiq_supervisor.web.errors import RETRY_AFTER_SECONDS
+from sidekiq_supervisor.web.errors import with_retry_after
 from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_duration, format_time
 from sidekiq_supervisor.web.security import csrf_token
 
@@ -138,9 +138,7 @@ def render(
 
 def unavailable(request: Request, exc: SidekiqUnavailable) -> HTMLResponse:
     """The page shown instead of any monitor page while Sidekiq's Redis cannot be read."""
-    page = render(request, "unavailable.html", 503, problem=str(exc))
-    page.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return page
+    return with_retry_after(render(request, "unavailable.html", 503, problem=str(exc)))
 
 
 # What an action did, by the code it puts in the URL: only these texts can ever be shown, so a

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.services.restart import RestartFailed
-from sidekiq_supervisor.web.errors import RETRY_AFTER_SECONDS
+from sidekiq_supervisor.web.errors import with_retry_after
 from sidekiq_supervisor.web.pages.deps import DashboardDep
 from sidekiq_supervisor.web.pages.templating import render
 from sidekiq_supervisor.web.security import read_form, require_csrf
@@ -39,7 +39,9 @@ async def restart_preview(
     try:
         report = await run_in_threadpool(dashboard.restart_preview, q or None, _older_than(older_than))
     except (RestartFailed, SidekiqUnavailable) as exc:
-        return _retry_later(render(request, "restart.html", 503, report=None, problem=str(exc), **context))
+        return with_retry_after(
+            render(request, "restart.html", 503, report=None, problem=str(exc), **context)
+        )
     return render(request, "restart.html", report=report, problem=None, **context)
 
 
@@ -56,14 +58,8 @@ async def restart_confirm(request: Request, dashboard: DashboardDep) -> HTMLResp
         report = await run_in_threadpool(dashboard.restart, q or None, older_than, chosen)
     except (RestartFailed, SidekiqUnavailable) as exc:
         partial = exc.report if isinstance(exc, RestartFailed) else None
-        return _retry_later(render(request, "restarted.html", 503, report=partial, problem=str(exc), q=q))
+        return with_retry_after(render(request, "restarted.html", 503, report=partial, problem=str(exc), q=q))
     return render(request, "restarted.html", report=report, problem=None, q=q)
-
-
-def _retry_later(page: HTMLResponse) -> HTMLResponse:
-    """The 503 page of a Redis outage, saying when to try again (as the API's 503s do)."""
-    page.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return page
 
 
 def _minutes(text: str) -> float | None:
