@@ -76,7 +76,7 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path) -> str:
     url = request.getfixturevalue("postgres_url")
     engine = make_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE jobs, job_events, job_rollups RESTART IDENTITY"))
+        connection.execute(text("TRUNCATE jobs, job_events, job_rollups, job_payloads RESTART IDENTITY"))
     engine.dispose()
     return url
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     history_retention_days: float = Field(30.0, ge=0)
     prune_interval_seconds: float = Field(300.0, gt=0)
     prune_batch_size: int = Field(1000, ge=1, le=10_000)
+    # Fernet keys, comma-separated, newest first: the exact payload of a job whose arguments were
+    # masked is kept encrypted with the first, so that a restart pushes the real values.
+    secret_key: str | None = Field(None, repr=False)
     # Words that mark a key of the job arguments as secret: its value is masked before storage.
     redact_keys: str = Field(DEFAULT_REDACT_KEYS)
     # FastAPI's native OpenTelemetry (spans, metrics and logs through the global providers). Off
@@ -58,6 +61,11 @@ class Settings(BaseSettings):
     def redaction_words(self) -> tuple[str, ...]:
         """The lower-case words of ``redact_keys``; empty when redaction is off."""
         return tuple(word.strip().lower() for word in self.redact_keys.split(",") if word.strip())
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """The keys that seal kept payloads (the first) and open them (any); empty when none."""
+        return tuple(key.strip() for key in (self.secret_key or "").split(",") if key.strip())
 
     @property
     def api_tokens(self) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ class Ledger:
 def _emptied(url: str) -> str:
     engine = make_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE jobs, job_events RESTART IDENTITY"))
+        connection.execute(text("TRUNCATE jobs, job_events, job_payloads RESTART IDENTITY"))
     engine.dispose()
     return url
 

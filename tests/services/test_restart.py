@@ -246,7 +246,7 @@ def test_a_restart_run_again_after_a_crash_never_pushes_the_same_original_twice(
     enqueuer = SidekiqEnqueuer(redis_client)
     # The first run pushed, then died before the ledger committed: Redis has the push and its marker.
     first = enqueuer.push_restart(
-        original_jid="s-crash", jid="a" * 24, job_class="K", arguments=["crash"], queue="default", now=1.0
+        original_jid="s-crash", jid="a" * 24, queue="default", payload=b'{"class":"K","args":["crash"]}'
     )
 
     report = manager_on(engine, redis_client).restart_uncompleted_jobs()

@@ -474,6 +474,7 @@ def test_it_publishes_every_route_and_the_request_bodies_in_openapi(client):
         "at",
         "worker",
         "error",
+        "payload",
     }
     assert "job_id" not in components["JobReportIn"]["properties"]
     assert components["EventsIn"]["required"] == ["events"]

@@ -41,6 +41,8 @@ class Report:
     ``arguments`` is canonical JSON text (compact, raw UTF-8) of a JSON array. ``worker`` is
     JSON text of the Sidekiq process and thread that started the job (``started`` reports);
     ``error`` is JSON text of the class and message a run raised (``failed`` reports).
+    ``payload_form`` and ``payload`` are what a restart needs beyond class, queue and arguments
+    (see ``domain.payload``); ``None`` when there is nothing more.
     """
 
     jid: str
@@ -51,6 +53,8 @@ class Report:
     arguments: str
     worker: str | None = None
     error: str | None = None
+    payload_form: str | None = None
+    payload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

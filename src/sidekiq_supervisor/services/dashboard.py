@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, duration_of, nearest_rank
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
+from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavailable
 from sidekiq_supervisor.services.restart import Restarter, RestartReport
@@ -112,6 +113,7 @@ class Dashboard:
         self._settings = settings
         reader = None if client is None else SidekiqReader(client)
         self._liveness = LivenessChecker(reader, stale_after=settings.process_stale_seconds)
+        self._seal = PayloadSeal(settings.secret_keys)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> Dashboard:
@@ -238,7 +240,7 @@ class Dashboard:
             raise SidekiqUnavailable("no Sidekiq Redis is configured")
         ledger = self.ledger if jids is None else _ChosenJobs(self.ledger.engine, jids)
         enqueuer = SidekiqEnqueuer(self._client, sidekiq_version=self._settings.sidekiq_version)
-        return Restarter(ledger, enqueuer, self._liveness)
+        return Restarter(ledger, enqueuer, self._liveness, self._seal)
 
     def restart_preview(self, needle: str | None, older_than: timedelta | None) -> RestartReport:
         """What a restart with this filter would take and skip (and why); changes nothing."""

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import normalize_filter
 from sidekiq_supervisor.domain.model import JobStatus
+from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
 from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartReport
@@ -36,10 +37,11 @@ class JobManager:
         reader: SidekiqReader | None = None,
         *,
         stale_after: float = 60.0,
+        seal: PayloadSeal | None = None,
     ) -> None:
         self.ledger = Ledger(engine)
         self._liveness = LivenessChecker(reader, stale_after=stale_after)
-        self._restarter = Restarter(self.ledger, enqueuer, self._liveness)
+        self._restarter = Restarter(self.ledger, enqueuer, self._liveness, seal)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> JobManager:
@@ -56,7 +58,13 @@ class JobManager:
             else _unconfigured_redis()
         )
         enqueuer = SidekiqEnqueuer(client, sidekiq_version=settings.sidekiq_version)
-        return cls(engine, enqueuer, SidekiqReader(client), stale_after=settings.process_stale_seconds)
+        return cls(
+            engine,
+            enqueuer,
+            SidekiqReader(client),
+            stale_after=settings.process_stale_seconds,
+            seal=PayloadSeal(settings.secret_keys),
+        )
 
     @classmethod
     def from_environment(cls) -> JobManager:

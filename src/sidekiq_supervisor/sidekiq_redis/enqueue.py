@@ -1,16 +1,13 @@
-"""Push a job into Sidekiq's Redis exactly as ``Sidekiq::Client`` would, for a real server to run.
+"""Push a restarted job into Sidekiq's Redis as ``Sidekiq::Client`` would, for a real server to run.
 
-The payload carries ``class``, ``args``, ``jid``, ``queue`` and an explicit ``retry`` (without it a
-job whose class fails to load is dropped, not retried), and ``created_at``/``enqueued_at`` in the
-server's unit: float seconds up to Sidekiq 7, integer milliseconds from Sidekiq 8.
+The payload itself is built by ``services.job_payloads``: the job as it was pushed, with a new jid
+and fresh times. Here it is pushed, once per original.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
-import orjson
 import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
@@ -34,54 +31,19 @@ def new_jid() -> str:
     return secrets.token_hex(12)
 
 
-def job_payload(
-    *, jid: str, job_class: str, arguments: list[Any], queue: str, now: float, sidekiq_version: int
-) -> bytes:
-    """The compact JSON payload Sidekiq's client would store for this job."""
-    stamp: float | int = int(now * 1000) if sidekiq_version >= 8 else float(now)
-    payload = {
-        "class": job_class,
-        "args": arguments,
-        "queue": queue,
-        "retry": True,
-        "jid": jid,
-        "created_at": stamp,
-        "enqueued_at": stamp,
-    }
-    return orjson.dumps(payload)
-
-
 class SidekiqEnqueuer:
     """Pushes restarted jobs into one Sidekiq Redis database."""
 
     def __init__(self, client: redis.Redis, *, sidekiq_version: int = 7) -> None:
-        self._sidekiq_version = sidekiq_version
+        # The configured major version: the unit of a restart's times when no live process says.
+        self.sidekiq_version = sidekiq_version
         self._restart_push = client.register_script(RESTART_PUSH)
 
-    def push_restart(
-        self,
-        *,
-        original_jid: str,
-        jid: str,
-        job_class: str,
-        arguments: list[Any],
-        queue: str,
-        now: float,
-        sidekiq_version: int | None = None,
-    ) -> str:
-        """Push the restart of ``original_jid`` as job ``jid``, unless it was pushed before.
+    def push_restart(self, *, original_jid: str, jid: str, queue: str, payload: bytes) -> str:
+        """Push ``payload`` (the restart of ``original_jid`` as job ``jid``) unless it was pushed before.
 
-        ``sidekiq_version`` (the major version the live processes run, when known) overrides the
-        configured one. Returns the jid that runs the restart: ``jid``, or the one of the earlier push.
+        Returns the jid that runs the restart: ``jid``, or the one of the earlier push.
         """
-        payload = job_payload(
-            jid=jid,
-            job_class=job_class,
-            arguments=arguments,
-            queue=queue,
-            now=now,
-            sidekiq_version=sidekiq_version or self._sidekiq_version,
-        )
         pushed = self._restart_push(
             keys=[keys.restart_marker(original_jid), keys.QUEUES, keys.queue(queue)],
             args=[jid, queue, payload, MARKER_TTL_SECONDS],

@@ -7,12 +7,12 @@ If the push fails, the transaction rolls back and the original stays as it was.
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import delete
+from sqlalchemy import delete, literal, select
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
 from sidekiq_supervisor.store.records import StoredJob
-from sidekiq_supervisor.store.schema import job_events, jobs
+from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 from sidekiq_supervisor.store.writer import dialect_insert
 
 
@@ -30,6 +30,14 @@ def claim_original(connection: Connection, original: StoredJob) -> bool:
         )
     ).rowcount
     return deleted == 1
+
+
+def kept_payload(connection: Connection, jid: str) -> tuple[str | None, str | None]:
+    """The form and text of the payload kept for ``jid`` (``(None, None)`` when none was kept)."""
+    row = connection.execute(
+        select(job_payloads.c.form, job_payloads.c.payload).where(job_payloads.c.jid == jid)
+    ).first()
+    return (None, None) if row is None else (row.form, row.payload)
 
 
 def record_replacement(
@@ -52,6 +60,7 @@ def record_replacement(
         "attempts": 0,
         "restarted_from": original.jid,
     }
+    _move_payload(connection, original.jid, replacement.jid)
     insert_job = dialect_insert(connection, jobs).values(row)
     connection.execute(
         insert_job.on_conflict_do_update(index_elements=["jid"], set_={"restarted_from": original.jid})
@@ -74,3 +83,13 @@ def record_replacement(
             for jid, kind, detail in events
         ],
     )
+
+
+def _move_payload(connection: Connection, original_jid: str, new_jid: str) -> None:
+    """The copy is the same job: it takes the original's kept payload (its own, if it has one)."""
+    kept = select(literal(new_jid), job_payloads.c.form, job_payloads.c.payload).where(
+        job_payloads.c.jid == original_jid
+    )
+    copy = dialect_insert(connection, job_payloads).from_select(["jid", "form", "payload"], kept)
+    connection.execute(copy.on_conflict_do_nothing(index_elements=["jid"]))
+    connection.execute(delete(job_payloads).where(job_payloads.c.jid == original_jid))

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, select, text
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros
 from sidekiq_supervisor.store.rollups import add_to_rollups
-from sidekiq_supervisor.store.schema import job_events, jobs
+from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
 # Any constant works: it names the lock that keeps two processes' pruners from interleaving.
 PRUNE_LOCK_KEY = 0x5155_5045_5256
@@ -58,6 +58,7 @@ def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int,
         add_to_rollups(connection, old)
         jids = [row.jid for row in old]
         connection.execute(delete(job_events).where(job_events.c.jid.in_(jids)))
+        connection.execute(delete(job_payloads).where(job_payloads.c.jid.in_(jids)))
         connection.execute(delete(jobs).where(jobs.c.id.in_([row.id for row in old])))
     return PrunedBatch(len(rows), len(old), rows[-1].id if rows else None)
 

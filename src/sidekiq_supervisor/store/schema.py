@@ -71,6 +71,18 @@ job_events = Table(
     UniqueConstraint("jid", "kind", "at"),
 )
 
+job_payloads = Table(
+    "job_payloads",
+    metadata,
+    # What a restart needs of a job's Sidekiq payload beyond its class, queue and arguments
+    # (domain.payload): "plain" keys as JSON, the whole payload "sealed" (encrypted), or
+    # "withheld" (secret, and no key to keep it). A job with nothing more has no row. Kept apart
+    # from ``jobs`` so that lists never read it; the first report that carries it wins.
+    Column("jid", String(128), primary_key=True),
+    Column("form", String(8), nullable=False),
+    Column("payload", Text),
+)
+
 job_rollups = Table(
     "job_rollups",
     metadata,

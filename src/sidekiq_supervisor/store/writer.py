@@ -22,7 +22,7 @@ from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
 from sidekiq_supervisor.domain.status import fold_events, status_of
 from sidekiq_supervisor.store.bulk import insert_ignoring_conflicts, select_where_in, update_by_key
 from sidekiq_supervisor.store.records import StoredJob, job_from_row
-from sidekiq_supervisor.store.schema import job_events, jobs
+from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
 # Keeps every IN list and multi-row VALUES well inside both databases' bind-parameter limits.
 CHUNK = 500
@@ -31,6 +31,7 @@ NEW_JOB_COLUMNS = ["jid", "job_class", "queue", "arguments", "status", "attempts
 TIMELINE_COLUMNS = ["status", "queued_at", "started_at", "completed_at", "attempts", "worker"]
 EVENT_COLUMNS = ["jid", "kind", "at", "recorded_at", "detail"]
 EVENT_KEY = ["jid", "kind", "at"]
+PAYLOAD_COLUMNS = ["jid", "form", "payload"]
 
 EventKey = tuple[str, str, Micros]
 
@@ -58,6 +59,7 @@ def write_reports(
     restarted = _restarted(connection, sorted(first_report))
     jids = sorted(jid for jid in first_report if jid not in restarted)
     created = _create_missing_jobs(connection, [first_report[jid] for jid in jids])
+    _keep_payloads(connection, reports, restarted)
     rows = _lock_jobs(connection, jids)
     new_events = _append_events(connection, reports, recorded_at)
     changed = _fold_new_events(rows, reports, new_events)
@@ -97,6 +99,19 @@ def _create_missing_jobs(connection: Connection, firsts: list[Report]) -> set[st
         )
         created.update(jid for (jid,) in inserted)
     return created
+
+
+def _keep_payloads(connection: Connection, reports: Sequence[Report], restarted: set[str]) -> None:
+    """Keep the first payload reported for each job; later ones collide on the jid and are dropped."""
+    first: dict[str, tuple[str, str, str | None]] = {}
+    for r in reports:
+        if r.payload_form is not None and r.jid not in restarted:
+            first.setdefault(r.jid, (r.jid, r.payload_form, r.payload))
+    for chunk in _chunks(sorted(first)):
+        rows = [first[jid] for jid in chunk]
+        insert_ignoring_conflicts(
+            connection, job_payloads, PAYLOAD_COLUMNS, rows, conflict=["jid"], returning=["jid"]
+        )
 
 
 def _lock_jobs(connection: Connection, jids: list[str]) -> dict[str, StoredJob]:

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from sidekiq_supervisor import __version__
 from sidekiq_supervisor.services.ingest import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine
@@ -117,6 +118,7 @@ def _open_services(settings: Settings) -> Services:
         JobManager.from_settings(settings, engine),
         api_tokens=settings.api_tokens,
         redaction_words=settings.redaction_words,
+        payload_seal=PayloadSeal(settings.secret_keys),
         validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},
     )
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from sidekiq_supervisor.services.ingest import GroupCommitWriter
 from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import Ledger
 from sidekiq_supervisor.settings import Settings
 
@@ -25,6 +26,7 @@ class Services:
     # Derived from the settings once, at start-up, rather than on every ingest request:
     api_tokens: tuple[str, ...]
     redaction_words: tuple[str, ...]
+    payload_seal: PayloadSeal
     # The pydantic validation context that carries the configured limits to the validators.
     validation_limits: dict[str, int]
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
-from sidekiq_supervisor.web.api import json_text
+from sidekiq_supervisor.domain import json_text
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -42,8 +42,10 @@ def json_object(body: bytes) -> dict[str, Any]:
     """A JSON object body, or a 400/422 saying what is wrong with it."""
     try:
         data = json_text.loads(body)
-    except json_text.InvalidJSON:
-        raise HTTPException(400, "the body is not valid JSON") from None
+    except json_text.InvalidJSON as exc:
+        raise HTTPException(
+            400, f"the body {exc}" if str(exc) == json_text.TOO_DEEP else "the body is not valid JSON"
+        ) from None
     if not isinstance(data, dict):
         # Shaped like every other 422 (and as /openapi.json documents it): ``detail`` is a list of
         # {loc, msg, type}. A plain string there broke the published schema (found by the fuzzer).

@@ -11,9 +11,8 @@ from pydantic import ValidationError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, Micros, Report, micros_from_seconds
-from sidekiq_supervisor.domain.redaction import may_need_redaction, redact
 from sidekiq_supervisor.services.ingest import WriteResult
-from sidekiq_supervisor.web.api import json_text
+from sidekiq_supervisor.services.job_payloads import job_content
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
 from sidekiq_supervisor.web.api.presenters import job_document, json_response, restarted_document
@@ -50,9 +49,9 @@ def report_from_fields(
     """
     if path_jid is None:
         queued = _validated(JobQueuedIn, fields, services)
-        return _report(queued, kind, queued.job_id, received, services.redaction_words)
+        return _report(queued, kind, queued.job_id, received, services)
     jid = _valid_path_jid(path_jid)
-    return _report(_validated(JobReportIn, fields, services), kind, jid, received, services.redaction_words)
+    return _report(_validated(JobReportIn, fields, services), kind, jid, received, services)
 
 
 def _validated(model: type[Body], fields: dict[str, Any], services: Services) -> Body:
@@ -62,30 +61,25 @@ def _validated(model: type[Body], fields: dict[str, Any], services: Services) ->
         raise RequestValidationError(_errors(exc, "body")) from None
 
 
-def _report(
-    valid: ReportBody, kind: EventKind, jid: str, received: Micros, redaction_words: tuple[str, ...]
-) -> Report:
+def _report(valid: ReportBody, kind: EventKind, jid: str, received: Micros, services: Services) -> Report:
     """The domain report; the worker counts on starts only and the error on failures only."""
     worker = valid.worker if kind is EventKind.STARTED else None
     error = valid.error if kind is EventKind.FAILED else None
+    content = job_content(
+        valid.job_class, valid.arguments, valid.payload, services.redaction_words, services.payload_seal
+    )
     return Report(
         jid,
         kind,
         _event_time(valid.at, received),
-        valid.job_class,
+        content.job_class,
         valid.queue,
-        _redacted(valid.arguments, redaction_words),
+        content.arguments,
         worker=None if worker is None else worker.model_dump_json(exclude_none=True),
         error=None if error is None else error.model_dump_json(by_alias=True),
+        payload_form=content.payload_form,
+        payload=content.payload,
     )
-
-
-def _redacted(arguments: str, words: tuple[str, ...]) -> str:
-    """The arguments with secret-looking values masked (parsed only when a word appears in them)."""
-    if not words or not may_need_redaction(arguments, words):
-        return arguments
-    value, masked = redact(json_text.loads(arguments), words)
-    return json_text.dumps(value).decode() if masked else arguments
 
 
 def _event_time(at: float | None, received: Micros) -> Micros:
@@ -180,8 +174,7 @@ async def events(request: Request, services: ServicesDep) -> Response:
     limit = services.settings.max_batch_reports
     if len(batch.events) > limit:
         return json_response({"error": f"a batch holds at most {limit} events"}, 413)
-    words, limits = services.redaction_words, services.validation_limits
-    items = [_batch_item(item, index, received, words, limits) for index, item in enumerate(batch.events)]
+    items = [_batch_item(item, index, received, services) for index, item in enumerate(batch.events)]
     reports = [item for item in items if isinstance(item, Report)]
     stored = await services.writer.submit(reports) if reports else []
     summary = {"stored": len(reports), "rejected": len(items) - len(reports)}
@@ -200,15 +193,13 @@ def _prefers_minimal(request: Request) -> bool:
     return "return=minimal" in preferences
 
 
-def _batch_item(
-    item: Any, index: int, received: Micros, words: tuple[str, ...], limits: dict[str, int]
-) -> Report | dict[str, Any]:
+def _batch_item(item: Any, index: int, received: Micros, services: Services) -> Report | dict[str, Any]:
     """The item as a report, or its 422 result."""
     try:
-        valid = EventIn.model_validate(item, context=limits)
+        valid = EventIn.model_validate(item, context=services.validation_limits)
     except ValidationError as exc:
         return {"status": 422, "detail": _errors(exc, "body", "events", index)}
-    return _report(valid, EventKind(valid.event), valid.job_id, received, words)
+    return _report(valid, EventKind(valid.event), valid.job_id, received, services)
 
 
 def _item_result(result: WriteResult) -> dict[str, Any]:

@@ -15,11 +15,14 @@ from pydantic import (
     model_validator,
 )
 
-from sidekiq_supervisor.web.api import json_text
+from sidekiq_supervisor.domain import json_text
+from sidekiq_supervisor.domain.payload import MAX_ARGUMENTS_DEPTH, may_be_deeper_than, nesting_depth
 
 MAX_ARGUMENTS_BYTES = 64 * 1024
 # The highest plausible epoch-seconds value; a larger ``at`` is almost surely milliseconds.
 MAX_EPOCH_SECONDS = 1e11
+
+TOO_DEEP = f"nests deeper than {MAX_ARGUMENTS_DEPTH} levels (the most Sidekiq can push)"
 
 JobId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 JOB_ID: TypeAdapter[str] = TypeAdapter(JobId)
@@ -39,13 +42,38 @@ def canonical_arguments(value: Any, info: ValidationInfo) -> str:
         # Characters never outnumber UTF-8 bytes, so this refuses early what is surely too long.
         if len(value) > limit:
             raise ValueError(f"is longer than {limit} bytes")
-        value = json_text.loads(value)
+        try:
+            value = json_text.loads(value)
+        except json_text.InvalidJSON as exc:
+            raise ValueError(TOO_DEEP if str(exc) == json_text.TOO_DEEP else str(exc)) from None
     if not isinstance(value, list):
         raise ValueError("must be a JSON array (Sidekiq's job args)")
     encoded = json_text.dumps(value)
     if len(encoded) > limit:
         raise ValueError(f"is longer than {limit} bytes")
-    return encoded.decode()
+    text = encoded.decode()
+    if may_be_deeper_than(text, MAX_ARGUMENTS_DEPTH) and nesting_depth(value) > MAX_ARGUMENTS_DEPTH:
+        raise ValueError(TOO_DEEP)
+    return text
+
+
+def payload_object(value: Any, info: ValidationInfo) -> Any:
+    """A reported Sidekiq payload: a JSON object within the size and nesting limits of arguments."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object (Sidekiq's job payload)")
+    limit = (info.context or {}).get("max_arguments_bytes", MAX_ARGUMENTS_BYTES)
+    try:
+        encoded = json_text.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        raise ValueError(f"nests deeper than {MAX_ARGUMENTS_DEPTH + 1} levels") from None
+    if len(encoded) > limit:
+        raise ValueError(f"is longer than {limit} bytes")
+    # The payload is the object around the args: one level more than they may have.
+    if nesting_depth(value, stop_after=MAX_ARGUMENTS_DEPTH + 1) > MAX_ARGUMENTS_DEPTH + 1:
+        raise ValueError(f"nests deeper than {MAX_ARGUMENTS_DEPTH + 1} levels (the most Sidekiq can push)")
+    return value
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -114,6 +142,14 @@ class ReportBody(BaseModel):
     at: EventTime = None
     worker: WorkerIn | None = Field(None, description="On `started`: who runs the job.")
     error: ErrorIn | None = Field(None, description="On `failed`: what the run raised.")
+    payload: Annotated[dict[str, Any] | None, BeforeValidator(payload_object)] = Field(
+        None,
+        description=(
+            "On `queued` and `started` (JSON bodies): the job's Sidekiq payload less `args` and the "
+            "keys Sidekiq writes per run, so that a restart pushes the very same job "
+            "(`class`, `wrapped`, `retry`, `tags`, custom keys). Never shown."
+        ),
+    )
 
 
 class JobReportIn(ReportBody):

@@ -20,7 +20,10 @@ _LONG_INTEGER_BYTES = re.compile(_LONG_INTEGER.pattern.encode())
 
 
 class InvalidJSON(ValueError):
-    """The text is not valid JSON."""
+    """The text is not valid JSON (or nests deeper than a parser can follow)."""
+
+
+TOO_DEEP = "nests too deep to read"
 
 
 def loads(text: str | bytes) -> Any:
@@ -29,19 +32,25 @@ def loads(text: str | bytes) -> Any:
     if pattern.search(text) is None:
         try:
             return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise InvalidJSON("is not valid JSON text") from None
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSON(TOO_DEEP if "depth" in str(exc) else "is not valid JSON text") from None
     try:
         return json.loads(text, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except RecursionError:
+        raise InvalidJSON(TOO_DEEP) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidJSON("is not valid JSON text") from None
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of ``value``, integers beyond 64 bits included."""
+    """Compact UTF-8 JSON of ``value``, integers beyond 64 bits included.
+
+    orjson refuses integers beyond 64 bits and nesting beyond 254 levels; the standard library
+    writes both (ingest refuses arguments deeper than ``domain.payload.MAX_ARGUMENTS_DEPTH``).
+    """
     try:
         return orjson.dumps(value)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+    except orjson.JSONEncodeError:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
