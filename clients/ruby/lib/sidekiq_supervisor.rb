@@ -45,7 +45,10 @@ module SidekiqSupervisor
     def report(event, job, queue, at: nil)
       target = reporter or return
       fields = Report.fields(job, queue)
-      extra = Report.worker_member if event == Report::STARTED
+      extra = case event
+              when Report::STARTED then Report.worker_member + Report.payload_member(job)
+              when Report::QUEUED then Report.payload_member(job)
+              end
       target.record(Report.line(event, fields, at || Report.now, extra))
     rescue StandardError => e
       log_report_error("could not report #{event}: #{e.class}: #{e.message}")

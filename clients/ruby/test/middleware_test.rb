@@ -22,7 +22,8 @@ class MiddlewareTest < SupervisorTest
   end
 
   def test_the_reports_match_the_wire_contract_exactly
-    payload = job(args: [42, "alice@example.com", { "nested" => [1.5, nil] }])
+    payload = job(args: [42, "alice@example.com", { "nested" => [1.5, nil] }], retry: false, tags: ["vip"],
+                  "created_at" => 1.5, "enqueued_at" => 1.5, "retry_count" => 2, "tenant" => { "id" => 9 })
     before = Time.now.to_f
     @client.call("HardWorker", payload, "default", nil) { true }
     @worker.call(Object.new, payload, "default") { :done }
@@ -32,8 +33,10 @@ class MiddlewareTest < SupervisorTest
 
     common = { "job_id" => payload["jid"], "job_class" => "HardWorker", "queue" => "default",
                "arguments" => [42, "alice@example.com", { "nested" => [1.5, nil] }] }
-    assert_equal common.merge("event" => "queued"), queued.reject { |k, _| k == "at" }
-    assert_equal %w[event job_id job_class queue arguments at worker].sort, started.keys.sort
+    kept = { "class" => "HardWorker", "retry" => false, "tags" => ["vip"], "tenant" => { "id" => 9 } }
+    assert_equal common.merge("event" => "queued", "payload" => kept), queued.reject { |k, _| k == "at" }
+    assert_equal %w[event job_id job_class queue arguments at worker payload].sort, started.keys.sort
+    assert_equal kept, started["payload"]
     assert_equal common.merge("event" => "complete"), complete.reject { |k, _| k == "at" }
     assert_equal({ "class" => "MiddlewareTest::JobFailed", "message" => "boom" }, failed["error"])
     assert_equal common.merge("event" => "failed"), failed.reject { |k, _| %w[at error].include?(k) }
@@ -63,6 +66,10 @@ class MiddlewareTest < SupervisorTest
     events = delivered(2)
 
     assert_equal %w[SignupMailerJob MiddlewareTest::SignupMailer], events.map { |e| e["job_class"] }
+    # Restarts push the wrapper Sidekiq runs; the wrapped class is kept beside it.
+    wrapper = "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
+    assert_equal [[wrapper, "SignupMailerJob"], [wrapper, "MiddlewareTest::SignupMailer"]],
+                 events.map { |e| e["payload"].values_at("class", "wrapped") }
     assert_equal %w[mailers mailers], events.map { |e| e["queue"] }
   end
 

@@ -9,11 +9,12 @@ module SidekiqSupervisor
   class JobReports
     def initialize(reporter, job, queue)
       @reporter = reporter
+      @job = job
       @fields = Report.fields(job, queue)
     end
 
     def started
-      record(Report::STARTED) { Report.worker_member }
+      record(Report::STARTED) { Report.worker_member + Report.payload_member(@job) }
     end
 
     def complete

@@ -6,7 +6,7 @@ require_relative "identity"
 module SidekiqSupervisor
   # Encodes the reports of the wire contract from Sidekiq's job hash, as JSON text:
   #   {"event", "job_id", "job_class", "queue", "arguments" (the args array), "at",
-  #    "worker" (started), "error" (failed)}
+  #    "worker" (started), "error" (failed), "payload" (queued and started)}
   #
   # A job's own fields are encoded once, as a fragment that each of its reports repeats: the
   # server middleware makes two or three reports per job on the job's thread, so this is the
@@ -22,6 +22,10 @@ module SidekiqSupervisor
     # Class and queue names repeat from job to job: their JSON is kept, up to this many names.
     NAMES_KEPT = 10_000
     JSON_STATE = :sidekiq_supervisor_json_state
+    # Keys of Sidekiq's job hash that the payload member leaves out: the report carries args and
+    # queue itself, and Sidekiq writes the others anew for each push or run.
+    PER_RUN_KEYS = %w[args queue jid created_at enqueued_at at retry_count retried_at failed_at
+                      error_message error_class error_backtrace discarded_at].freeze
     NAMES = {} # rubocop:disable Style/MutableConstant -- a cache; CRuby's GVL makes Hash#[]= safe here
 
     class << self
@@ -56,6 +60,13 @@ module SidekiqSupervisor
       # The `worker` member of a started report (encoded once per thread by Identity).
       def worker_member
         ",\"worker\":#{Identity.worker_json}"
+      end
+
+      # The `payload` member of queued and started reports: the job hash as pushed, less args and
+      # the per-run keys, so that a restart pushes the very same job (ActiveJob's wrapper class,
+      # retry policy, tags, custom keys).
+      def payload_member(job)
+        ",\"payload\":#{json_state.generate(job.reject { |key, _| PER_RUN_KEYS.include?(key) })}"
       end
 
       def error_member(error)
