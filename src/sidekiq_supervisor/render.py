@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from rich.console import Console, Group
 from rich.table import Table
 
+from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import DurationSummary
 
 ARGUMENTS_WIDTH = 60
@@ -41,8 +41,7 @@ def format_time(moment: datetime | None) -> str:
 
 def format_arguments(arguments: Any) -> str:
     """Arguments as compact JSON, shortened to fit a table cell."""
-    text = orjson.dumps(arguments).decode()
-    return text if len(text) <= ARGUMENTS_WIDTH else text[: ARGUMENTS_WIDTH - 1] + "…"
+    return json_text.preview(arguments, ARGUMENTS_WIDTH)
 
 
 def job_table(jobs: Sequence[Any], *, title: str, total: int | None = None) -> Table:

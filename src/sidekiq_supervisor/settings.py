@@ -79,6 +79,23 @@ class Settings(BaseSettings):
             return self.username, self.password
         return None
 
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: str | None) -> str | None:
+        from cryptography.fernet import Fernet
+
+        for key in (value or "").split(","):
+            if key.strip():
+                try:
+                    Fernet(key.strip().encode())
+                except ValueError:
+                    # The key itself is never echoed: it is a secret.
+                    raise ValueError(
+                        "each key must be a Fernet key, 32 url-safe base64-encoded bytes "
+                        "(sidekiq-supervisor secret-key prints a new one)"
+                    ) from None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _use_psycopg_for_postgres(cls, url: str) -> str:

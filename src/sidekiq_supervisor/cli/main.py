@@ -68,6 +68,14 @@ def serve(
     )
 
 
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for SUPERVISOR_SECRET_KEY (it encrypts the exact arguments of masked jobs)."""
+    from sidekiq_supervisor.services.job_payloads import PayloadSeal
+
+    print(PayloadSeal.new_key())
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only accepts connections from this machine."""
     if host == "localhost":

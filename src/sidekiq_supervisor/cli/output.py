@@ -6,9 +6,11 @@ come, so printing a million jobs takes no more memory than printing fifty.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timedelta
 from itertools import chain, islice
 from typing import Any, TextIO
 
@@ -34,12 +36,19 @@ _CONTROL_CHARACTERS = {code: "\N{REPLACEMENT CHARACTER}" for code in (*range(32)
 def _default(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
+    if isinstance(value, datetime):  # only on the standard library's path (bignums)
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def dumps(value: Any) -> bytes:
-    """JSON for scripts: datetimes in RFC 3339, durations in seconds."""
-    return orjson.dumps(value, default=_default)
+    """JSON for scripts: datetimes in RFC 3339, durations in seconds, integers exact at any size."""
+    try:
+        return orjson.dumps(value, default=_default)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits in the arguments
+        return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def show(answer: JobList, *, limit: int, as_json: bool) -> None:

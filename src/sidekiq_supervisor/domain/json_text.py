@@ -56,3 +56,15 @@ def dumps(value: Any) -> bytes:
 
 def _refuse_constant(name: str) -> Any:
     raise InvalidJSON(f"is not valid JSON text ({name})")
+
+
+def preview(value: Any, limit: int | None = None) -> str:
+    """Compact JSON of ``value`` for people, cut to ``limit`` characters; never raises.
+
+    Arguments stored before ingest limited their nesting may be too deep to write again.
+    """
+    try:
+        text = dumps(value).decode()
+    except (TypeError, ValueError, RecursionError):
+        text = "(too deeply nested to show)"
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"

@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-import orjson
-
 from sidekiq_supervisor import render
+from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
 from sidekiq_supervisor.domain.model import JobStatus, datetime_from_micros
 from sidekiq_supervisor.services.ledger import Count, JobFilter, Ledger
@@ -49,7 +48,7 @@ class Job:
             jid=stored.jid,
             job_class=stored.job_class,
             queue=stored.queue,
-            arguments=orjson.loads(stored.arguments),
+            arguments=_decoded(stored.arguments),
             status=stored.status,
             queued_at=datetime_from_micros(timeline.queued_at),
             started_at=datetime_from_micros(timeline.started_at),
@@ -57,6 +56,14 @@ class Job:
             attempts=timeline.attempts,
             restarted_from=stored.restarted_from,
         )
+
+
+def _decoded(arguments: str) -> Any:
+    """Stored arguments as values (integers exact); text too deep to read stays text."""
+    try:
+        return json_text.loads(arguments)
+    except json_text.InvalidJSON:
+        return arguments
 
 
 @dataclass(frozen=True, slots=True)

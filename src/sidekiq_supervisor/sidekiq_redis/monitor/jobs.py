@@ -11,10 +11,9 @@ from typing import Any
 
 import orjson
 
-# Both names Sidekiq's ActiveJob adapter writes as ``class``: the 6.x/7.x one and the 8.x one.
-ACTIVE_JOB_WRAPPERS = frozenset(
-    {"ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper", "Sidekiq::ActiveJob::Wrapper"}
-)
+from sidekiq_supervisor.domain import json_text
+from sidekiq_supervisor.domain.payload import ACTIVE_JOB_WRAPPERS
+
 MAILER_JOBS = frozenset({"ActionMailer::DeliveryJob", "ActionMailer::MailDeliveryJob"})
 ACTIVE_JOB_PREFIX = "_aj_"
 GLOBAL_ID_KEY = "_aj_globalid"
@@ -79,8 +78,8 @@ def parse_job(value: bytes | str | dict[str, Any]) -> JobRecord:
     else:
         raw = decode_member(value)
         try:
-            item = orjson.loads(encode_member(raw))
-        except orjson.JSONDecodeError:
+            item = json_text.loads(encode_member(raw))
+        except json_text.InvalidJSON:
             item = None
     if not isinstance(item, dict):
         return _invalid(raw)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
 import redis
 
+from sidekiq_supervisor.domain import json_text
+from sidekiq_supervisor.domain.payload import job_timestamp
 from sidekiq_supervisor.sidekiq_redis import keys
 from sidekiq_supervisor.sidekiq_redis.monitor.jobs import decode_member, encode_member
 from sidekiq_supervisor.sidekiq_redis.monitor.sets import JobSet
@@ -64,8 +65,8 @@ def push_payload(raw: str, *, decrement: bool, now: float, sidekiq_major: int) -
     since a payload carrying one would be sent straight back to the schedule.
     """
     try:
-        item: Any = orjson.loads(encode_member(raw))
-    except orjson.JSONDecodeError:
+        item: Any = json_text.loads(encode_member(raw))
+    except json_text.InvalidJSON:
         return None  # an unparseable Dead-set member: Sidekiq cannot push it either
     if (
         not isinstance(item, dict)
@@ -79,10 +80,10 @@ def push_payload(raw: str, *, decrement: bool, now: float, sidekiq_major: int) -
     item.pop("at", None)
     queue = str(item.get("queue") or "default")
     item["queue"] = queue
-    item["enqueued_at"] = int(now * 1000) if sidekiq_major >= 8 else float(now)
+    item["enqueued_at"] = job_timestamp(now, sidekiq_major)
     try:
-        return queue, orjson.dumps(item)
-    except orjson.JSONEncodeError:
+        return queue, json_text.dumps(item)
+    except (TypeError, ValueError, RecursionError):
         return None
 
 

@@ -48,7 +48,10 @@ def canonical_arguments(value: Any, info: ValidationInfo) -> str:
             raise ValueError(TOO_DEEP if str(exc) == json_text.TOO_DEEP else str(exc)) from None
     if not isinstance(value, list):
         raise ValueError("must be a JSON array (Sidekiq's job args)")
-    encoded = json_text.dumps(value)
+    try:
+        encoded = json_text.dumps(value)
+    except RecursionError:
+        raise ValueError(TOO_DEEP) from None
     if len(encoded) > limit:
         raise ValueError(f"is longer than {limit} bytes")
     text = encoded.decode()
@@ -66,7 +69,7 @@ def payload_object(value: Any, info: ValidationInfo) -> Any:
     limit = (info.context or {}).get("max_arguments_bytes", MAX_ARGUMENTS_BYTES)
     try:
         encoded = json_text.dumps(value)
-    except (TypeError, ValueError, RecursionError):
+    except RecursionError:
         raise ValueError(f"nests deeper than {MAX_ARGUMENTS_DEPTH + 1} levels") from None
     if len(encoded) > limit:
         raise ValueError(f"is longer than {limit} bytes")

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from sidekiq_supervisor import __version__
+from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -72,8 +72,7 @@ def format_ago(moment: datetime | None) -> str:
 
 def format_arguments(arguments: Any, limit: int | None = ARGUMENTS_PREVIEW) -> str:
     """Arguments as compact JSON, cut to ``limit`` characters for tables."""
-    text = orjson.dumps(arguments).decode()
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+    return json_text.preview(arguments, limit)
 
 
 def _environment() -> Environment:
