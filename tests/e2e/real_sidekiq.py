@@ -1,4 +1,10 @@
-"""A real Sidekiq process (Debian's ruby-sidekiq) for end-to-end tests, and polling helpers."""
+"""A real Sidekiq process for end-to-end tests, and polling helpers.
+
+Line 6 is Debian's ruby-sidekiq (6.4.1); lines 7 and 8 are the real 7.3.9 and 8.1.7 from
+``../shared/sidekiq-versions`` (beside this checkout), selected by the environment its ``env.sh``
+prints. Where that folder is absent the cases of lines 7 and 8 skip, saying how to get it; in CI
+(``SUPERVISOR_CI=1``, set by ``.ci/run``) an absent line fails instead.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,37 @@ from tests.e2e.fault_sidekiq import HarnessError, wait_for
 from tests.live_service import stop
 
 APP = Path(__file__).parent / "sidekiq_app"
+# Every Sidekiq line the project supports, as test parameters named by the line.
+LINES = [pytest.param(6, id="sidekiq6"), pytest.param(7, id="sidekiq7"), pytest.param(8, id="sidekiq8")]
+
+
+def _versions_folder() -> Path:
+    configured = os.environ.get("SIDEKIQ_VERSIONS_DIR")
+    if configured:
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout.parent / "shared" / "sidekiq-versions"
+
+
+def line_environment(line: int, *, rails7: bool = False) -> dict[str, str]:
+    """The environment that runs Sidekiq ``line`` (6, 7 or 8), ActiveJob 7.2 with ``rails7``."""
+    if line == 6 and not rails7:
+        return {"SIDEKIQ_LINE": "6"}
+    env_sh = _versions_folder() / "env.sh"
+    if not env_sh.exists():
+        reason = (
+            f"Sidekiq {line} needs the real Sidekiq sources in {env_sh.parent} "
+            "(or SIDEKIQ_VERSIONS_DIR); see docs/testing.md"
+        )
+        if os.environ.get("SUPERVISOR_CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    words = [str(line), *(["rails7"] if rails7 else [])]
+    show = 'printf "%s\\0%s\\0%s" "${RUBYOPT:-}" "$PATH" "$SIDEKIQ_LINE"'
+    script = f'eval "$({env_sh} {" ".join(words)})"; {show}'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    rubyopt, path, reported = done.stdout.split("\0")
+    return {"RUBYOPT": rubyopt, "PATH": path, "SIDEKIQ_LINE": reported}
 
 
 def require_sidekiq(*gems: str) -> None:
@@ -70,11 +107,22 @@ class SidekiqProcess:
 
 
 @contextmanager
-def sidekiq(env: dict[str, str], workdir: Path, client: redis.Redis, name: str) -> Iterator[SidekiqProcess]:
-    """A Sidekiq server on queue ``default`` with 3 threads, once its first heartbeat is in Redis."""
+def sidekiq(
+    env: dict[str, str],
+    workdir: Path,
+    client: redis.Redis,
+    name: str,
+    *,
+    app: str = "jobs.rb",
+    threads: int = 3,
+) -> Iterator[SidekiqProcess]:
+    """A Sidekiq server on queue ``default``, once its first heartbeat is in Redis.
+
+    ``app`` is the file of ``sidekiq_app`` it loads; ``env`` may select a line (``line_environment``).
+    """
     log = workdir / f"sidekiq-{name}.log"
     before = client.smembers("processes")
-    command = ["sidekiq", "-r", str(APP / "jobs.rb"), "-c", "3", "-q", "default", "-t", "1"]
+    command = ["sidekiq", "-r", str(APP / app), "-c", str(threads), "-q", "default", "-t", "1"]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=workdir
