@@ -351,10 +351,11 @@ def test_restart_dry_run_json_and_filter(seeded, redis_client):
     result = run("restart", "carol", "--dry-run", "--json")
 
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["dry_run"] is True
-    assert [o["original"]["jid"] for o in report["restarted"]] == ["started-carol"]
-    assert report["restarted"][0]["new_jid"] is None
+    *outcomes, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert summary == {"done": True, "dry_run": True, "counts": {"restarted": 1, "skipped": 0}}
+    assert [(o["outcome"], o["jid"], o["new_jid"]) for o in outcomes] == [
+        ("restarted", "started-carol", None)
+    ]
     assert redis_client.keys("*") == []
 
 
@@ -524,3 +525,54 @@ def test_prune_deletes_old_completed_jobs_and_says_how_many(tmp_path):
         assert find_job(connection, "old") is None
         assert find_job(connection, "recent") is not None
     engine.dispose()
+
+
+def run_on_a_terminal(*args: str, answer: str) -> subprocess.CompletedProcess[str]:
+    """The real command on a pseudo-terminal (util-linux ``script``), ``answer`` typed at its prompt."""
+    command = " ".join(["sidekiq-supervisor", *args])
+    return subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        input=answer,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+        check=False,
+    )
+
+
+def test_restart_without_a_filter_asks_on_a_terminal_and_changes_nothing_when_refused(seeded, redis_client):
+    refused = run_on_a_terminal("restart", answer="n\n")
+
+    assert refused.returncode != 0
+    assert "restart every one of the 2 uncompleted jobs" in refused.stdout
+    assert redis_client.keys("*") == []
+    assert len(json.loads(run("jobs", "uncompleted", "--json").stdout)) == 2
+
+    accepted = run_on_a_terminal("restart", "--yes", answer="")
+
+    assert accepted.returncode == 0, accepted.stdout
+    assert "restart every one" not in accepted.stdout
+    assert redis_client.llen("queue:default") + redis_client.llen("queue:mail") == 2
+
+
+def test_a_restart_of_thousands_prints_a_line_per_job_as_it_goes_and_the_counts(
+    cli_env, engine, redis_client
+):
+    count = output.RICH_TABLE_ROWS + 5
+    now = now_micros()
+    write(
+        engine,
+        [
+            Report(f"lost-{n:05d}", EventKind.STARTED, now - n, "HardWorker", "default", "[]")
+            for n in range(count)
+        ],
+    )
+
+    result = run("restart", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    *rows, summary = result.stdout.splitlines()
+    assert summary == f"would restart {count:,}, skipped 0"
+    assert sorted(row.split()[0] for row in rows) == [f"lost-{n:05d}" for n in range(count)]
+    assert redis_client.keys("*") == []

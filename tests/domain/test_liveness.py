@@ -58,3 +58,24 @@ def test_the_identity_comes_from_the_report_or_from_a_live_process_on_the_same_h
     assert worker_identity({"hostname": "web-5", "pid": 5}, SNAPSHOT) == "web-5:5"
     assert worker_identity({"thread": "abc"}, SNAPSHOT) is None
     assert worker_identity(None, SNAPSHOT) is None
+
+
+@pytest.mark.parametrize(
+    ("jid", "identity", "started_at"),
+    [
+        pytest.param("busy", ALIVE, NOW - 100, id="in-a-live-work-hash"),
+        pytest.param("fresh", ALIVE, NOW - 1, id="started-after-the-last-beat"),
+        pytest.param("anon", None, NOW - 1, id="no-identity-started-after-a-live-beat"),
+    ],
+)
+def test_a_job_that_may_still_run_says_when_its_process_is_taken_for_gone(jid, identity, started_at):
+    verdict = classify(jid, identity, started_at, SNAPSHOT, stale_after=60)
+
+    assert verdict.liveness is Liveness.RUNNING
+    assert verdict.settles_in == 56
+    assert "last heartbeat 4 s ago; taken for gone at 60 s" in verdict.reason
+
+
+def test_decided_verdicts_have_nothing_to_wait_for():
+    for jid, identity in (("retry-me", ALIVE), ("lost", ALIVE), ("gone", STALE), ("anon", None)):
+        assert classify(jid, identity, NOW - 200, SNAPSHOT, stale_after=60).settles_in is None

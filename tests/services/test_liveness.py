@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
@@ -104,3 +106,31 @@ def test_the_job_manager_answers_the_liveness_question(engine, redis_client):
 
     assert row.verdict.liveness is Liveness.UNKNOWN
     assert "uncompleted" in repr(manager.uncompleted_jobs_liveness())
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_wait_decides_a_job_of_a_quiet_process_once_it_is_taken_for_gone(engine, redis_client, version):
+    dump = load(redis_client, version)
+    now, process = dump["captured_at"], identity(dump)
+    running = sorted(running_jids(dump))[0]
+    start(engine, running, now - 9, {"identity": process})
+    beat_age = now - float(redis_client.hget(process, "beat"))
+    stale_after = beat_age + 1.5  # the process is taken for gone 1.5 s from "now"
+    began = time.monotonic()
+
+    def checker_now() -> LivenessChecker:
+        # Sidekiq's data is frozen in the dump: its clock moves on from the capture time.
+        clock = lambda: now + (time.monotonic() - began)  # noqa: E731
+        return LivenessChecker(SidekiqReader(redis_client), stale_after=stale_after, clock=clock)
+
+    restarter = Restarter(Ledger(engine), SidekiqEnqueuer(redis_client), checker_now())
+    (skipped,) = restarter.restart(JobFilter()).skipped
+    assert skipped.original.jid == running
+    assert f"taken for gone at {stale_after:g} s" in skipped.reason
+
+    waited = Restarter(Ledger(engine), SidekiqEnqueuer(redis_client), checker_now()).restart(
+        JobFilter(), wait=True
+    )
+
+    assert [outcome.original.jid for outcome in waited.restarted] == [running]
+    assert waited.skipped == []

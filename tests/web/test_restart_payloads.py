@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sidekiq_supervisor.domain.payload import MAX_ARGUMENTS_DEPTH
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis import keys
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.web.app import create_app
 from tests.conftest import REDIS_TEST_URL
@@ -284,3 +285,57 @@ def test_a_payload_that_is_not_an_object_or_too_deep_is_refused_naming_the_field
     results = response.json()["results"]
     assert [result["status"] for result in results] == [422, 422, 422]
     assert all(result["detail"][0]["loc"][-1] == "payload" for result in results)
+
+
+def started_jobs(client, count, queue="default"):
+    for n in range(count):
+        seed_report(client, f"lost-{queue}-{n:03d}", "started", f"[{n}]", "HardWorker", queue=queue)
+
+
+def test_a_large_restart_answers_its_counts_and_the_first_of_each_kind(service, redis_client):
+    started_jobs(service, 30)
+
+    response = service.post("/api/v1/jobs/restart", params={"dry_run": True, "limit": 10})
+
+    document = response.json()
+    assert document["counts"] == {"restarted": 30, "skipped": 0}
+    assert len(document["restarted"]) == 10
+    assert document["truncated"] is True
+    assert redis_client.keys("*") == []
+
+
+def test_a_restart_streams_a_line_per_job_then_the_counts(service, redis_client):
+    started_jobs(service, 5)
+
+    with service.stream(
+        "POST", "/api/v1/jobs/restart", headers={"Accept": "application/x-ndjson"}
+    ) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+
+    *jobs, summary = lines
+    assert summary == {"done": True, "dry_run": False, "counts": {"restarted": 5, "skipped": 0}}
+    assert sorted(line["jid"] for line in jobs) == [f"lost-default-{n:03d}" for n in range(5)]
+    assert {line["new_jid"] for line in jobs} == {
+        json.loads(raw)["jid"] for raw in redis_client.lrange("queue:default", 0, -1)
+    }
+
+
+def test_a_restart_stopped_midway_names_the_jobs_it_had_restarted_and_leaves_the_rest(service, redis_client):
+    started_jobs(service, 1, queue="broken")  # the oldest: a restart walks newest first
+    started_jobs(service, 2, queue="default")
+    redis_client.set("queue:broken", "not a list")  # Sidekiq's Redis refuses the push into it
+
+    failed = service.post("/api/v1/jobs/restart")
+    streamed = service.post("/api/v1/jobs/restart", headers={"Accept": "application/x-ndjson"})
+
+    assert failed.status_code == 503
+    document = failed.json()
+    assert "WRONGTYPE" in document["error"]
+    assert sorted(row["jid"] for row in document["restarted"]) == ["lost-default-000", "lost-default-001"]
+    assert document["counts"] == {"restarted": 2, "skipped": 0}
+    assert redis_client.llen("queue:default") == 2
+    assert service.get("/api/v1/jobs/lost-broken-000").json()["status"] == "started"  # left as it was
+    assert not redis_client.exists(keys.restart_marker("lost-broken-000"))  # a re-run will push it
+    (last,) = [json.loads(line) for line in streamed.text.splitlines()]
+    assert "WRONGTYPE" in last["error"]

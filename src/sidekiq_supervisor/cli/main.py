@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -160,14 +161,35 @@ def restart(
     older_than: Annotated[
         float | None, typer.Option(help="Only jobs started more than this many seconds ago.")
     ] = None,
-    as_json: AsJson = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Decide jobs whose process may still be alive once it is taken for gone "
+            "(up to SUPERVISOR_PROCESS_STALE_SECONDS), instead of skipping them.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Restart everything without asking.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines: one per job as it is decided, then the counts.")
+    ] = False,
 ) -> None:
-    """Queue uncompleted jobs again in Sidekiq and delete the originals from the ledger."""
+    """Queue uncompleted jobs again in Sidekiq, as they were pushed, and delete the originals."""
     manager = open_manager()
+    everything = filter is None and older_than is None
+    if everything and not dry_run and not yes and sys.stdin.isatty():
+        count = len(manager.uncompleted_jobs())
+        typer.confirm(
+            f"No filter: restart every one of the {count:,} uncompleted jobs that no Sidekiq runs?",
+            abort=True,
+        )
     age = None if older_than is None else timedelta(seconds=older_than)
+    outcomes = manager.restart_outcomes(filter, dry_run=dry_run, older_than=age, wait=wait)
+    if as_json:
+        output.stream_restart_lines(outcomes, dry_run)
+        return
     with reported_failures():
-        report = manager.restart_uncompleted_jobs(filter, dry_run=dry_run, older_than=age)
-    output.show_restart(report, as_json)
+        output.show_restart(outcomes, dry_run)
 
 
 @app.command()

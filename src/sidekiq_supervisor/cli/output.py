@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.services.liveness import LivenessReport
-from sidekiq_supervisor.services.restart import RestartReport
+from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, RestartReport, outcome_lines
 from sidekiq_supervisor.services.results import DurationList, Job, JobList
 
 # Streams shorter than this print without a progress bar.
@@ -162,12 +162,44 @@ def show_liveness(report: LivenessReport, as_json: bool) -> None:
     Console().print(report)
 
 
-def show_restart(report: RestartReport, as_json: bool) -> None:
-    """Print what a restart did (or would do)."""
-    if as_json:
-        sys.stdout.buffer.write(dumps(report) + b"\n")
+def show_restart(outcomes: Iterable[RestartOutcome], dry_run: bool) -> None:
+    """Print a restart's outcomes: a table when they are few, a line per job as it goes when many.
+
+    On ``RestartFailed`` what was done so far is printed before the failure propagates.
+    """
+    console = Console()
+    report = RestartReport(dry_run=dry_run)
+    stream = iter(outcomes)
+    try:
+        for outcome in islice(stream, RICH_TABLE_ROWS):
+            report.add(outcome)
+        first = next(stream, None)
+    except RestartFailed as exc:
+        exc.report = report
+        raise
+    if first is None:
+        console.print(report)
         return
-    Console().print(report)
+    verb = "would restart" if dry_run else "restarted"
+    counts = {"restarted": 0, "skipped": 0}
+    try:
+        for outcome in chain(report.restarted, report.skipped, [first], stream):
+            counts[outcome.kind] += 1
+            detail = (outcome.new_jid if outcome.taken else outcome.reason) or ""
+            cells = (outcome.original.jid, outcome.original.job_class, verb if outcome.taken else "skipped")
+            print("  ".join((*cells, detail)).translate(_CONTROL_CHARACTERS))
+    finally:
+        print(f"{verb} {counts['restarted']:,}, skipped {counts['skipped']:,}")
+
+
+def stream_restart_lines(outcomes: Iterable[RestartOutcome], dry_run: bool) -> None:
+    """JSON lines for scripts, each written as its job is decided (see ``outcome_lines``)."""
+    out = sys.stdout.buffer
+    for line in outcome_lines(outcomes, dry_run):
+        out.write(dumps(line) + b"\n")
+        out.flush()
+        if "error" in line:
+            raise SystemExit(1)
 
 
 def warn(message: str) -> None:

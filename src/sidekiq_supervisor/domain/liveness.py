@@ -47,10 +47,15 @@ class SidekiqSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A job's liveness and the reason, in words a person can check."""
+    """A job's liveness and the reason, in words a person can check.
+
+    ``settles_in`` is set when the verdict rests on a process that may be gone: the seconds until
+    that process, if it does not beat again, is taken for gone and the job becomes restartable.
+    """
 
     liveness: Liveness
     reason: str
+    settles_in: float | None = None
 
 
 def classify(
@@ -61,29 +66,46 @@ def classify(
     runner = snapshot.running.get(jid)
     # A killed process's work hash outlives it by up to a minute: only a live runner counts.
     if runner in live:
-        return Verdict(Liveness.RUNNING, f"process {runner} is running it")
+        return _may_be_alive(f"process {runner} is running it", [live[runner]], snapshot, stale_after)
     if jid in snapshot.retrying:
         return Verdict(Liveness.RETRYING, "it is in Sidekiq's retry or scheduled set")
     if identity is None:
-        return _without_identity(jid, started_at, live, snapshot)
+        return _without_identity(jid, started_at, live, snapshot, stale_after)
     beat = live.get(identity)
     if beat is None:
         return Verdict(Liveness.ORPHANED, f"its process {identity} is gone (no heartbeat)")
     if started_at is not None and started_at >= beat:
-        return Verdict(Liveness.RUNNING, f"process {identity} started it after its last heartbeat")
+        reason = f"process {identity} started it after its last heartbeat"
+        return _may_be_alive(reason, [beat], snapshot, stale_after)
     if jid in snapshot.dead:
         return Verdict(Liveness.ORPHANED, "Sidekiq gave up on it: it is in the Dead set")
     return Verdict(Liveness.ORPHANED, f"process {identity} is alive but no longer runs it")
 
 
 def _without_identity(
-    jid: str, started_at: float | None, live: Mapping[str, float], snapshot: SidekiqSnapshot
+    jid: str,
+    started_at: float | None,
+    live: Mapping[str, float],
+    snapshot: SidekiqSnapshot,
+    stale_after: float,
 ) -> Verdict:
     # Any live process that has not beaten since the start may run the job without showing it yet.
-    if started_at is not None and any(started_at >= beat for beat in live.values()):
-        return Verdict(Liveness.RUNNING, "it started after a live process's last heartbeat")
+    if started_at is not None:
+        silent = [beat for beat in live.values() if started_at >= beat]
+        if silent:
+            reason = "it started after a live process's last heartbeat"
+            return _may_be_alive(reason, silent, snapshot, stale_after)
     reason = "in Sidekiq's Dead set" if jid in snapshot.dead else "no worker identity was reported"
     return Verdict(Liveness.UNKNOWN, reason)
+
+
+def _may_be_alive(reason: str, beats: list[float], snapshot: SidekiqSnapshot, stale_after: float) -> Verdict:
+    """A running verdict that holds until the last of ``beats``' processes is taken for gone."""
+    newest = max(beats)
+    age = max(0.0, snapshot.taken_at - newest)
+    settles_in = max(0.0, stale_after - age)
+    timing = f"last heartbeat {age:.0f} s ago; taken for gone at {stale_after:g} s"
+    return Verdict(Liveness.RUNNING, f"{reason} ({timing})", settles_in)
 
 
 def worker_identity(worker: Mapping[str, object] | None, snapshot: SidekiqSnapshot) -> str | None:

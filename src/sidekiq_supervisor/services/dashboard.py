@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -102,6 +103,10 @@ class _ChosenJobs(Ledger):
     def iterate(self, flt: JobFilter, *, page_size: int = 1000) -> Iterator[StoredJob]:
         """The matching jobs among the chosen jids."""
         return (job for job in super().iterate(flt, page_size=page_size) if job.jid in self._jids)
+
+
+# The restart page previews this many matching jobs, newest first: a page a person can read.
+PREVIEW_LIMIT = 1000
 
 
 class Dashboard:
@@ -242,15 +247,24 @@ class Dashboard:
         enqueuer = SidekiqEnqueuer(self._client, sidekiq_version=self._settings.sidekiq_version)
         return Restarter(ledger, enqueuer, self._liveness, self._seal)
 
-    def restart_preview(self, needle: str | None, older_than: timedelta | None) -> RestartReport:
-        """What a restart with this filter would take and skip (and why); changes nothing."""
-        return self._restarter(None).restart(JobFilter(needle=needle), dry_run=True, older_than=older_than)
+    def restart_preview(
+        self, needle: str | None, older_than: timedelta | None, *, limit: int = PREVIEW_LIMIT
+    ) -> tuple[RestartReport, bool]:
+        """What a restart with this filter would take and skip (and why), for the newest ``limit``
+        matching jobs, and whether more match; changes nothing."""
+        outcomes = self._restarter(None).outcomes(
+            JobFilter(needle=needle), dry_run=True, older_than=older_than
+        )
+        report = RestartReport(dry_run=True)
+        for outcome in islice(outcomes, limit):
+            report.add(outcome)
+        return report, next(outcomes, None) is not None
 
     def restart(
-        self, needle: str | None, older_than: timedelta | None, jids: frozenset[str]
+        self, needle: str | None, older_than: timedelta | None, jids: frozenset[str], *, wait: bool = False
     ) -> RestartReport:
         """Restart the previewed jobs (``jids``) that still match and are still restartable."""
-        return self._restarter(jids).restart(JobFilter(needle=needle), older_than=older_than)
+        return self._restarter(jids).restart(JobFilter(needle=needle), older_than=older_than, wait=wait)
 
 
 def _entry(kind: EventKind, at: int, recorded_at: int, detail: str | None) -> HistoryEntry:

@@ -6,6 +6,7 @@ arguments) and returns a lazy :class:`~sidekiq_supervisor.services.results.JobLi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, cast
 
@@ -18,7 +19,7 @@ from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
-from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartReport
+from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartOutcome, RestartReport
 from sidekiq_supervisor.services.results import DurationList, Job, JobList
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
@@ -128,15 +129,34 @@ class JobManager:
         return self._durations(DurationOrigin.STARTED, filter, job_class, queue, "started → complete")
 
     def restart_uncompleted_jobs(
-        self, filter: str | None = None, *, dry_run: bool = False, older_than: timedelta | None = None
+        self,
+        filter: str | None = None,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta | None = None,
+        wait: bool = False,
     ) -> RestartReport:
         """Queue uncompleted jobs again in Sidekiq and delete the originals from the ledger.
 
-        Each new job is recorded as queued with ``restarted_from`` naming the original, whose
-        history stays readable. ``dry_run`` lists what would be restarted and changes nothing.
+        Each job is pushed as it was pushed, under a new jid, and recorded as queued with
+        ``restarted_from`` naming the original, whose history stays readable. ``dry_run`` lists
+        what would be restarted and changes nothing. ``wait`` decides a job whose process may
+        still be alive once that process is taken for gone, instead of skipping it.
         """
         flt = JobFilter(needle=normalize_filter(filter))
-        return self._restarter.restart(flt, dry_run=dry_run, older_than=older_than)
+        return self._restarter.restart(flt, dry_run=dry_run, older_than=older_than, wait=wait)
+
+    def restart_outcomes(
+        self,
+        filter: str | None = None,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta | None = None,
+        wait: bool = False,
+    ) -> Iterator[RestartOutcome]:
+        """``restart_uncompleted_jobs`` as a stream of outcomes, for restarts of any size."""
+        flt = JobFilter(needle=normalize_filter(filter))
+        return self._restarter.outcomes(flt, dry_run=dry_run, older_than=older_than, wait=wait)
 
     def uncompleted_jobs_liveness(self, filter: str | None = None) -> LivenessReport:
         """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or

@@ -11,6 +11,8 @@ be pushed exactly (its secrets were not kept, say) is skipped with the reason, a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -19,7 +21,7 @@ import redis
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.clock import now_micros
-from sidekiq_supervisor.domain.liveness import SidekiqSnapshot
+from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, PayloadUnavailable, restart_payload
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
@@ -51,11 +53,39 @@ class RestartFailed(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class RestartOutcome:
-    """What happened to one uncompleted job."""
+    """What happened to one uncompleted job: taken (restarted, or on a dry run to be) or skipped."""
 
     original: Job
     new_jid: str | None
     reason: str | None = None
+    taken: bool = True
+    # Skipped because its process may still be alive: the seconds until that is decided.
+    settles_in: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """``restarted`` (or, on a dry run, to be) or ``skipped``."""
+        return "restarted" if self.taken else "skipped"
+
+    def document(self) -> dict[str, Any]:
+        """The outcome for scripts: the jid, the new jid (restarted) and the reason."""
+        if self.taken:
+            return {"jid": self.original.jid, "new_jid": self.new_jid, "reason": self.reason}
+        return {"jid": self.original.jid, "reason": self.reason}
+
+
+def outcome_lines(outcomes: Iterable[RestartOutcome], dry_run: bool) -> Iterator[dict[str, Any]]:
+    """A restart as a stream for scripts: a document per job as it is decided, then the counts, or
+    the error that stopped the restart (the jobs listed before it were restarted)."""
+    counts = {"restarted": 0, "skipped": 0}
+    try:
+        for outcome in outcomes:
+            counts[outcome.kind] += 1
+            yield {"outcome": outcome.kind, **outcome.document()}
+    except RestartFailed as exc:
+        yield {"error": str(exc), "dry_run": dry_run, "counts": counts}
+        return
+    yield {"done": True, "dry_run": dry_run, "counts": counts}
 
 
 @dataclass
@@ -66,12 +96,20 @@ class RestartReport:
     restarted: list[RestartOutcome] = field(default_factory=list)
     skipped: list[RestartOutcome] = field(default_factory=list)
 
+    def add(self, outcome: RestartOutcome) -> None:
+        """File ``outcome`` under restarted or skipped."""
+        (self.restarted if outcome.taken else self.skipped).append(outcome)
+
     def __rich__(self) -> Any:
         verb = "would restart" if self.dry_run else "restarted"
         return render.restart_table(self, verb)
 
     def __repr__(self) -> str:
         return render.to_text(self)
+
+
+# Beyond the moment a process is taken for gone: a margin for the clocks of Redis and this host.
+WAIT_MARGIN_SECONDS = 1.0
 
 
 class Restarter:
@@ -83,45 +121,94 @@ class Restarter:
         enqueuer: Enqueuer | None,
         liveness: LivenessChecker,
         seal: PayloadSeal | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._ledger = ledger
         self._enqueuer = enqueuer
         self._liveness = liveness
         self._seal = seal or PayloadSeal(())
+        self._sleep = sleep
 
     def restart(
-        self, flt: JobFilter, *, dry_run: bool = False, older_than: timedelta | None = None
+        self,
+        flt: JobFilter,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta | None = None,
+        wait: bool = False,
     ) -> RestartReport:
-        """Restart every orphaned or unknown uncompleted job matching ``flt``; skip the others."""
+        """Restart every orphaned or unknown uncompleted job matching ``flt``; skip the others.
+
+        A ``RestartFailed`` carries the report of what was done before Sidekiq's Redis failed.
+        """
+        report = RestartReport(dry_run=dry_run)
+        try:
+            for outcome in self.outcomes(flt, dry_run=dry_run, older_than=older_than, wait=wait):
+                report.add(outcome)
+        except RestartFailed as exc:
+            exc.report = report
+            raise
+        return report
+
+    def outcomes(
+        self,
+        flt: JobFilter,
+        *,
+        dry_run: bool = False,
+        older_than: timedelta | None = None,
+        wait: bool = False,
+    ) -> Iterator[RestartOutcome]:
+        """Each matching uncompleted job's outcome, as it happens (a stream: 100,000 jobs or more).
+
+        With ``wait`` (never on a dry run), a job whose process may still be alive is decided once
+        that process would be taken for gone (``SUPERVISOR_PROCESS_STALE_SECONDS`` after its last
+        heartbeat), instead of being skipped now. Raises ``RestartFailed`` if Sidekiq's Redis fails.
+        """
         flt = replace(flt, status=JobStatus.STARTED)
         if older_than is not None:
             flt = replace(flt, started_before=now_micros() - older_than // timedelta(microseconds=1))
-        report = RestartReport(dry_run=dry_run)
-        try:
-            snapshot = self._liveness.snapshot()
-        except SidekiqUnavailable as exc:
-            raise RestartFailed(str(exc), report) from exc
+        snapshot = self._snapshot()
+        undecided: dict[str, float] = {}
         for stored in self._ledger.iterate(flt):
-            self._consider(stored, snapshot, report)
-        return report
+            verdict = self._liveness.verdict(stored, snapshot)
+            if wait and not dry_run and verdict.settles_in is not None:
+                undecided[stored.jid] = verdict.settles_in
+                continue
+            yield self._decide(stored, verdict, snapshot, dry_run)
+        if undecided:
+            yield from self._after_waiting(undecided)
 
-    def _consider(self, stored: StoredJob, snapshot: SidekiqSnapshot, report: RestartReport) -> None:
-        verdict = self._liveness.verdict(stored, snapshot)
+    def _after_waiting(self, undecided: dict[str, float]) -> Iterator[RestartOutcome]:
+        self._sleep(max(undecided.values()) + WAIT_MARGIN_SECONDS)
+        snapshot = self._snapshot()
+        for jid in undecided:
+            stored = self._ledger.get(jid)
+            if stored is None or stored.status is not JobStatus.STARTED:
+                continue  # completed, or restarted elsewhere, while we waited: nothing to do
+            yield self._decide(stored, self._liveness.verdict(stored, snapshot), snapshot, dry_run=False)
+
+    def _snapshot(self) -> SidekiqSnapshot:
+        try:
+            return self._liveness.snapshot()
+        except SidekiqUnavailable as exc:
+            raise RestartFailed(str(exc), RestartReport(dry_run=False)) from exc
+
+    def _decide(
+        self, stored: StoredJob, verdict: Verdict, snapshot: SidekiqSnapshot, dry_run: bool
+    ) -> RestartOutcome:
         job = Job.from_stored(stored)
         if not verdict.liveness.restartable:
-            report.skipped.append(RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}"))
-        elif report.dry_run:
-            report.restarted.append(RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}"))
-        else:
-            try:
-                outcome, done = self._restart_one(stored, job, snapshot.sidekiq_major)
-            except redis.RedisError as exc:
-                raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", report) from exc
-            (report.restarted if done else report.skipped).append(outcome)
+            reason = f"{verdict.liveness}: {verdict.reason}"
+            return RestartOutcome(job, None, reason, taken=False, settles_in=verdict.settles_in)
+        if dry_run:
+            return RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}")
+        try:
+            return self._restart_one(stored, job, snapshot.sidekiq_major)
+        except redis.RedisError as exc:
+            raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
 
-    def _restart_one(
-        self, stored: StoredJob, job: Job, sidekiq_major: int | None
-    ) -> tuple[RestartOutcome, bool]:
+    def _restart_one(self, stored: StoredJob, job: Job, sidekiq_major: int | None) -> RestartOutcome:
         enqueuer = self._enqueuer
         if enqueuer is None:
             raise SidekiqUnavailable("no Sidekiq Redis is configured for restarts")
@@ -130,7 +217,7 @@ class Restarter:
             with write_transaction(self._ledger.engine) as connection:
                 if not claim_original(connection, stored):
                     reason = "it changed while restarting (completed, or restarted elsewhere)"
-                    return RestartOutcome(job, None, reason), False
+                    return RestartOutcome(job, None, reason, taken=False)
                 form, kept = kept_payload(connection, stored.jid)
                 jid = new_jid()
                 payload = restart_payload(
@@ -152,5 +239,5 @@ class Restarter:
                 )
                 record_replacement(connection, stored, replacement, now)
         except PayloadUnavailable as exc:  # raised inside the transaction: the original is untouched
-            return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}"), False
-        return RestartOutcome(job, jid), True
+            return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
+        return RestartOutcome(job, jid)

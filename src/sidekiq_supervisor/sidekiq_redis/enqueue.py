@@ -14,10 +14,17 @@ from sidekiq_supervisor.sidekiq_redis import keys
 
 # One original is pushed at most once: the marker, the queue registration and the push happen
 # together or not at all, and a re-run (after a crash between push and ledger commit) gets the
-# jid of the first push back instead of pushing again.
+# jid of the first push back instead of pushing again. Redis does not undo a script's writes when
+# a later command fails, so the keys' types are checked before anything is written.
 RESTART_PUSH = """
 local pushed = redis.call('GET', KEYS[1])
 if pushed then return pushed end
+for _, expected in ipairs({{KEYS[2], 'set'}, {KEYS[3], 'list'}}) do
+  local found = redis.call('TYPE', expected[1]).ok
+  if found ~= 'none' and found ~= expected[2] then
+    return redis.error_reply('WRONGTYPE ' .. expected[1] .. ' holds a ' .. found .. ', not a ' .. expected[2])
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('LPUSH', KEYS[3], ARGV[3])

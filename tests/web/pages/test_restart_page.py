@@ -104,3 +104,49 @@ def test_no_redis_configured_is_said_plainly(client, settings):
     assert view.whereabouts.state is None and "no Sidekiq Redis is configured" in view.whereabouts.text
     with pytest.raises(SidekiqUnavailable):
         Dashboard(engine, None, settings).restart_preview(None, None)
+
+
+def test_a_preview_of_many_jobs_shows_the_newest_page_and_says_more_match(client, redis_client):
+    from sidekiq_supervisor.services import dashboard
+
+    count = dashboard.PREVIEW_LIMIT + 3
+    events = [
+        {
+            "event": "started",
+            "job_id": f"lost-{n:05d}",
+            "job_class": "ReportBuilder",
+            "arguments": [n],
+            "at": n + 1.0,
+        }
+        for n in range(count)
+    ]
+    assert client.post("/api/v1/events", json={"events": events}).json()["stored"] == count
+
+    preview = client.get("/restart").text
+
+    listed = jids_in(preview, "to-restart")
+    assert len(listed) == dashboard.PREVIEW_LIMIT
+    assert listed[0] == f"lost-{count - 1:05d}"  # newest first
+    assert 'id="more"' in preview
+    assert redis_client.keys("*") == []
+
+
+def test_the_confirm_can_wait_for_a_process_that_may_still_be_alive(ledger_url, redis_client):
+    from sidekiq_supervisor.settings import Settings
+    from tests.conftest import REDIS_TEST_URL
+
+    settings = Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL, process_stale_seconds=2)
+    with TestClient(create_app(settings)) as client:
+        started(client, "quiet1", 3600, {"identity": LIVE})
+        live_process(redis_client, "quiet1")  # it beat just now, then went quiet (killed)
+        preview = client.get("/restart").text
+        assert jids_in(preview, "skipped") == ["quiet1"]
+        assert "taken for gone at 2 s" in preview
+
+        outcome = client.post(
+            "/restart", data={"csrf_token": csrf_of(preview), "jids": "quiet1", "wait": "on"}
+        )
+
+    assert outcome.status_code == 200
+    assert jids_in(outcome.text, "restarted")[0] == "quiet1"
+    assert redis_client.llen("queue:reports") == 1

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
 from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.services.ledger import JobFilter
+from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, outcome_lines
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.presenters import (
     event_document,
@@ -26,6 +30,7 @@ from sidekiq_supervisor.web.api.responses import (
     error_responses,
 )
 from sidekiq_supervisor.web.deps import LedgerDep, ManagerDep
+from sidekiq_supervisor.web.errors import retry_later
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"], dependencies=[Depends(require_api_token)])
 
@@ -146,16 +151,71 @@ async def liveness(manager: ManagerDep, q: Needle = None) -> Response:
     )
 
 
+# The most outcomes of each kind a JSON answer lists; the counts are always complete.
+RESTART_LIST_LIMIT = 1000
+NDJSON = "application/x-ndjson"
+
+
 @router.post("/jobs/restart", responses=error_responses(401, 422, 503, describe={503: RESTART_FAILED}))
-async def restart(manager: ManagerDep, q: Needle = None, dry_run: bool = False) -> Response:
-    """Queue uncompleted jobs again in Sidekiq; the originals leave the ledger."""
-    report = await run_in_threadpool(manager.restart_uncompleted_jobs, q, dry_run=dry_run)
-    return json_response(
-        {
-            "dry_run": report.dry_run,
-            "restarted": [
-                {"jid": o.original.jid, "new_jid": o.new_jid, "reason": o.reason} for o in report.restarted
-            ],
-            "skipped": [{"jid": o.original.jid, "reason": o.reason} for o in report.skipped],
+async def restart(
+    request: Request,
+    manager: ManagerDep,
+    q: Needle = None,
+    dry_run: bool = False,
+    wait: Annotated[
+        bool, Query(description="Decide jobs whose process may still be alive once it is taken for gone.")
+    ] = False,
+    limit: Annotated[int, Query(ge=0, le=100_000, description="Most outcomes of each kind listed.")] = (
+        RESTART_LIST_LIMIT
+    ),
+) -> Response:
+    """Queue uncompleted jobs again in Sidekiq, as they were pushed; the originals leave the ledger.
+
+    The answer counts every outcome and lists the first ``limit`` of each kind. With
+    ``Accept: application/x-ndjson`` it streams one line per job as it is decided, then a line of
+    counts (or of the error that stopped the restart, the jobs before it being restarted).
+    """
+    outcomes = manager.restart_outcomes(q, dry_run=dry_run, wait=wait)
+    if NDJSON in request.headers.get("accept", ""):
+        lines = (orjson.dumps(line) + b"\n" for line in outcome_lines(outcomes, dry_run))
+        # Starlette iterates a plain iterator on a worker thread: the blocking restart never holds
+        # the event loop, and each line goes out as soon as its job is decided.
+        return StreamingResponse(lines, media_type=NDJSON)
+    tally = RestartTally(dry_run, limit)
+    try:
+        await run_in_threadpool(tally.take_all, outcomes)
+    except RestartFailed as exc:
+        return retry_later({"error": str(exc), **tally.document()})
+    return json_response(tally.document())
+
+
+class RestartTally:
+    """The outcomes of a restart, counted, with the first ``limit`` of each kind kept."""
+
+    def __init__(self, dry_run: bool, limit: int) -> None:
+        self.dry_run = dry_run
+        self.limit = limit
+        self.restarted: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []
+        self.counts = {"restarted": 0, "skipped": 0}
+
+    def take_all(self, outcomes: Iterable[RestartOutcome]) -> None:
+        """Count and keep each outcome (on a worker thread: restarts block on Redis and the database)."""
+        for outcome in outcomes:
+            self.counts[outcome.kind] += 1
+            kept = self.restarted if outcome.taken else self.skipped
+            if len(kept) < self.limit:
+                kept.append(outcome.document())
+
+    def document(self) -> dict[str, Any]:
+        """The JSON answer; ``truncated`` says whether a list stops short of its count."""
+        truncated = self.counts["restarted"] > len(self.restarted) or self.counts["skipped"] > len(
+            self.skipped
+        )
+        return {
+            "dry_run": self.dry_run,
+            "restarted": self.restarted,
+            "skipped": self.skipped,
+            "counts": self.counts,
+            "truncated": truncated,
         }
-    )

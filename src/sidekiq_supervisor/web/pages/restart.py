@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -37,12 +38,12 @@ async def restart_preview(
     """The filter form and the dry run: what would be restarted and what skipped, with reasons."""
     context = {"q": q, "older_than": older_than or "", "max_confirm": MAX_CONFIRM}
     try:
-        report = await run_in_threadpool(dashboard.restart_preview, q or None, _older_than(older_than))
+        report, more = await run_in_threadpool(dashboard.restart_preview, q or None, _older_than(older_than))
     except (RestartFailed, SidekiqUnavailable) as exc:
         return with_retry_after(
-            render(request, "restart.html", 503, report=None, problem=str(exc), **context)
+            render(request, "restart.html", 503, report=None, more=False, problem=str(exc), **context)
         )
-    return render(request, "restart.html", report=report, problem=None, **context)
+    return render(request, "restart.html", report=report, more=more, problem=None, **context)
 
 
 @router.post("/restart", response_class=HTMLResponse, dependencies=[Depends(require_csrf)])
@@ -54,11 +55,12 @@ async def restart_confirm(request: Request, dashboard: DashboardDep) -> HTMLResp
         return render(request, "restarted.html", 422, report=None, problem="invalid filter", q="")
     chosen = frozenset(form.get("jids", [])[:MAX_CONFIRM])
     older_than = _older_than(_minutes(form.get("older_than", [""])[0]))
+    wait = form.get("wait", [""])[0] == "on"
     try:
-        report = await run_in_threadpool(dashboard.restart, q or None, older_than, chosen)
+        report = await run_in_threadpool(partial(dashboard.restart, wait=wait), q or None, older_than, chosen)
     except (RestartFailed, SidekiqUnavailable) as exc:
-        partial = exc.report if isinstance(exc, RestartFailed) else None
-        return with_retry_after(render(request, "restarted.html", 503, report=partial, problem=str(exc), q=q))
+        done = exc.report if isinstance(exc, RestartFailed) else None
+        return with_retry_after(render(request, "restarted.html", 503, report=done, problem=str(exc), q=q))
     return render(request, "restarted.html", report=report, problem=None, q=q)
 
 
