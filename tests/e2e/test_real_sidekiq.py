@@ -1,5 +1,6 @@
-"""End to end with a real Sidekiq: jobs pushed and run by Sidekiq 6.4.1 report through the seed's
-middlewares; the supervisor answers, tells running jobs from dead ones, and restarts the dead."""
+"""End to end with a real Sidekiq: jobs pushed and run by Sidekiq 6.4.1, 7.3.9 and 8.1.7 report
+through the seed's middlewares or the gem; the supervisor answers, tells running jobs from dead
+ones, and restarts the dead."""
 
 from __future__ import annotations
 
@@ -7,20 +8,32 @@ import httpx2
 import pytest
 
 from tests.conftest import REDIS_TEST_URL
-from tests.e2e.real_sidekiq import enqueue, require_sidekiq, sidekiq, wait_until
+from tests.e2e.real_sidekiq import (
+    LINES,
+    enqueue,
+    line_environment,
+    require_sidekiq,
+    sidekiq,
+    stale_seconds,
+    wait_until,
+)
 from tests.live_service import running_service
 
-STALE_SECONDS = 8
+
+@pytest.fixture(params=LINES)
+def line(request) -> int:
+    """The Sidekiq line (6, 7 or 8) the test runs on."""
+    return request.param
 
 
 @pytest.fixture
-def api(tmp_path, redis_client):
+def api(tmp_path, redis_client, line):
     """The service on a new SQLite ledger, reading the tests' Redis as Sidekiq's."""
     require_sidekiq("faraday")
     settings = {
         "REDIS_URL": REDIS_TEST_URL,
-        "SUPERVISOR_SIDEKIQ_VERSION": "6",
-        "SUPERVISOR_PROCESS_STALE_SECONDS": str(STALE_SECONDS),
+        "SUPERVISOR_SIDEKIQ_VERSION": str(line),
+        "SUPERVISOR_PROCESS_STALE_SECONDS": str(stale_seconds(line)),
     }
     with (
         running_service(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, **settings) as service,
@@ -29,9 +42,10 @@ def api(tmp_path, redis_client):
         yield client
 
 
-def sidekiq_env(api, client: str = "seed") -> dict[str, str]:
+def sidekiq_env(api, client: str = "seed", line: int = 6) -> dict[str, str]:
     host = str(api.base_url).rstrip("/")
     return {
+        **line_environment(line),
         "REDIS_URL": REDIS_TEST_URL,
         "SUPERVISOR_CLIENT": client,
         "SIDEKIQ_SUPERVISOR_HOST": host,
@@ -55,8 +69,12 @@ def events(api, jid: str) -> list[dict]:
     return response.json()["history"] if response.status_code == 200 else []
 
 
-def test_seed_middlewares_with_a_real_sidekiq_record_run_classify_and_restart(api, redis_client, tmp_path):
-    env = sidekiq_env(api)
+# Sidekiq boots, a kill and a stale window: generous, for a loaded machine.
+@pytest.mark.timeout(240)
+def test_seed_middlewares_with_a_real_sidekiq_record_run_classify_and_restart(
+    api, redis_client, tmp_path, line
+):
+    env = sidekiq_env(api, line=line)
     redis_client.set("e2e:sleep:nap", 1)
     with sidekiq(env, tmp_path, redis_client, "first") as first:
         quick = enqueue(env, [("QuickJob", [n, f"user{n}@example.com"]) for n in range(5)])
@@ -98,7 +116,7 @@ def test_seed_middlewares_with_a_real_sidekiq_record_run_classify_and_restart(ap
     wait_until(
         "the killed process's job is no longer taken for running",
         lambda: liveness(api).get(sleepy) == "unknown",
-        timeout=STALE_SECONDS + 15,
+        timeout=stale_seconds(line) + 15,
     )
     redis_client.delete("e2e:sleep:nap")
     restart = api.post("/api/v1/jobs/restart").json()
@@ -110,10 +128,11 @@ def test_seed_middlewares_with_a_real_sidekiq_record_run_classify_and_restart(ap
     assert api.get("/api/v1/liveness").json()["data"] == []
 
 
+@pytest.mark.timeout(240)
 def test_the_gem_with_a_real_sidekiq_reports_workers_and_failures_and_a_killed_job_is_recovered(
-    api, redis_client, tmp_path
+    api, redis_client, tmp_path, line
 ):
-    env = sidekiq_env(api, client="gem")
+    env = sidekiq_env(api, client="gem", line=line)
     redis_client.set("e2e:sleep:nap", 1)
     with sidekiq(env, tmp_path, redis_client, "first") as first:
         (process,) = redis_client.smembers("processes")
@@ -142,7 +161,7 @@ def test_the_gem_with_a_real_sidekiq_reports_workers_and_failures_and_a_killed_j
     wait_until(
         "the killed job shows as orphaned",
         lambda: liveness(api).get(sleepy) == "orphaned",
-        timeout=STALE_SECONDS + 15,
+        timeout=stale_seconds(line) + 15,
     )
     redis_client.set("e2e:allow:ORD-9", 1)
     redis_client.delete("e2e:sleep:nap")

@@ -18,11 +18,18 @@ import pytest
 from sidekiq_supervisor.domain.payload import MAX_ARGUMENTS_DEPTH
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from tests.conftest import REDIS_TEST_URL
-from tests.e2e.real_sidekiq import LINES, enqueue, line_environment, require_sidekiq, sidekiq, wait_until
+from tests.e2e.real_sidekiq import (
+    LINES,
+    enqueue,
+    line_environment,
+    require_sidekiq,
+    sidekiq,
+    stale_seconds,
+    wait_until,
+)
 from tests.e2e.test_real_sidekiq import sidekiq_env, status
 from tests.live_service import running_service
 
-STALE_SECONDS = 8
 BIG = 123456789012345678901234567890
 SECRET = {"user_id": 7, "reset_token": "abc123"}
 MASKED = {"user_id": 7, "reset_token": "[REDACTED]"}
@@ -59,13 +66,13 @@ def restart_until(api, jids: set[str]) -> dict[str, str]:
 @pytest.mark.parametrize("line", LINES)
 def test_lost_jobs_run_again_exactly_as_they_were_pushed(line, client, tmp_path, redis_client):
     require_sidekiq("faraday", "active_job")
-    line_env = line_environment(line, rails7=line == 8)
+    line_env = line_environment(line, rails7=line == 8)  # ActiveJob 7.2: Sidekiq's own wrapper
     # The wrong unit on purpose: the unit must be learnt from the live process of each line.
     configured = "7" if line == 8 else "8"
     settings = {
         "REDIS_URL": REDIS_TEST_URL,
         "SUPERVISOR_SIDEKIQ_VERSION": configured,
-        "SUPERVISOR_PROCESS_STALE_SECONDS": str(STALE_SECONDS),
+        "SUPERVISOR_PROCESS_STALE_SECONDS": str(stale_seconds(line)),
         "SUPERVISOR_SECRET_KEY": PayloadSeal.new_key(),
     }
     with (
