@@ -51,7 +51,7 @@ def line_environment(line: int, *, rails7: bool = False) -> dict[str, str]:
     if not env_sh.exists():
         reason = (
             f"Sidekiq {line} needs the real Sidekiq sources in {env_sh.parent} "
-            "(or SIDEKIQ_VERSIONS_DIR); see docs/testing.md"
+            "(or point SIDEKIQ_VERSIONS_DIR at them); the README's Set up section says how"
         )
         if os.environ.get("SUPERVISOR_CI"):
             pytest.fail(reason)
