@@ -13,11 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.model import EventKind, Report
 from sidekiq_supervisor.domain.payload import MAX_ARGUMENTS_DEPTH
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.engine import make_engine, write_transaction
+from sidekiq_supervisor.store.writer import write_reports
 from sidekiq_supervisor.web.app import create_app
 from tests.conftest import REDIS_TEST_URL
 
@@ -339,3 +342,26 @@ def test_a_restart_stopped_midway_names_the_jobs_it_had_restarted_and_leaves_the
     assert not redis_client.exists(keys.restart_marker("lost-broken-000"))  # a re-run will push it
     (last,) = [json.loads(line) for line in streamed.text.splitlines()]
     assert "WRONGTYPE" in last["error"]
+
+
+@pytest.mark.parametrize("depth", [MAX_ARGUMENTS_DEPTH + 1, 300, 900])
+def test_arguments_stored_before_the_limit_never_break_a_page_a_list_or_a_restart(
+    service, redis_client, engine, depth
+):
+    # Written straight into the ledger, as an older release accepted them.
+    deep = Report(
+        "legacy-deep", EventKind.STARTED, now_micros() - 10**9, "DeepWorker", "default", nested(depth)
+    )
+    with write_transaction(engine) as connection:
+        write_reports(connection, [deep], now_micros())
+    seed_report(service, "fine", "started", "[1]", "FineWorker")
+
+    for path in ("/", "/jobs", "/jobs/legacy-deep", "/restart", "/api/v1/jobs", "/api/v1/jobs/legacy-deep"):
+        assert service.get(path).status_code == 200, path
+    report = restart(service)
+
+    assert [row["jid"] for row in report["restarted"]] == ["fine"]
+    ((jid, reason),) = [(row["jid"], row["reason"]) for row in report["skipped"]]
+    assert jid == "legacy-deep"
+    assert "more than Sidekiq can read" in reason
+    assert [json.loads(raw)["class"] for raw in redis_client.lrange("queue:default", 0, -1)] == ["FineWorker"]

@@ -18,9 +18,12 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.payload import (
     ACTIVE_JOB_WRAPPERS,
+    MAX_ARGUMENTS_DEPTH,
     PayloadForm,
     display_class,
     job_timestamp,
+    may_be_deeper_than,
+    nesting_depth,
     payload_keys,
     push_keys,
 )
@@ -143,6 +146,7 @@ def restart_payload(
         raise PayloadUnavailable(
             f"its arguments were masked as secret and kept nowhere (no key was configured): {SECRET_KEY_HINT}"
         )
+    _refuse_too_deep(arguments)
     keys_text: bytes = b"{}"
     arguments_text = arguments.encode()
     if form is PayloadForm.PLAIN and payload:
@@ -160,6 +164,20 @@ def restart_payload(
         return _with_arguments(json_text.dumps(head), arguments_text)
     except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadUnavailable(f"its payload cannot be encoded: {exc}") from None
+
+
+def _refuse_too_deep(arguments: str) -> None:
+    """Arguments stored before ingest limited nesting may be deeper than Sidekiq can read."""
+    if not may_be_deeper_than(arguments, MAX_ARGUMENTS_DEPTH):
+        return
+    try:
+        depth = nesting_depth(json_text.loads(arguments))
+    except json_text.InvalidJSON:
+        depth = MAX_ARGUMENTS_DEPTH + 1
+    if depth > MAX_ARGUMENTS_DEPTH:
+        raise PayloadUnavailable(
+            f"its arguments nest deeper than {MAX_ARGUMENTS_DEPTH} levels, more than Sidekiq can read"
+        )
 
 
 def _without_defaults(keys: dict[str, Any], shown_class: str) -> dict[str, Any]:
