@@ -177,7 +177,10 @@ def test_without_a_key_a_masked_job_is_skipped_with_how_to_fix_it_and_the_others
         seed_report(client, "masked", "started", '[{"password":"hunter2"}]', "LoginWorker")
         seed_report(client, "plain", "started", "[1]", "LoginWorker")
 
+        preview = client.post("/api/v1/jobs/restart", params={"dry_run": True}).json()
         report = restart(client)
+
+    assert [row["jid"] for row in preview["skipped"]] == ["masked"]  # the preview says so too
 
     assert [row["jid"] for row in report["restarted"]] == ["plain"]
     ((skipped, reason),) = [(row["jid"], row["reason"]) for row in report["skipped"]]

@@ -18,11 +18,12 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import redis
+from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
-from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
+from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, PayloadUnavailable, restart_payload
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavailable
@@ -108,6 +109,8 @@ class RestartReport:
         return render.to_text(self)
 
 
+# The unit of times when neither a live process nor an enqueuer says (as Settings.sidekiq_version).
+DEFAULT_SIDEKIQ_MAJOR = 7
 # Beyond the moment a process is taken for gone: a margin for the clocks of Redis and this host.
 WAIT_MARGIN_SECONDS = 1.0
 
@@ -202,6 +205,11 @@ class Restarter:
             reason = f"{verdict.liveness}: {verdict.reason}"
             return RestartOutcome(job, None, reason, taken=False, settles_in=verdict.settles_in)
         if dry_run:
+            try:
+                with self._ledger.engine.connect() as connection:
+                    self._payload(connection, stored, new_jid(), now_micros(), snapshot.sidekiq_major)
+            except PayloadUnavailable as exc:
+                return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
             return RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}")
         try:
             return self._restart_one(stored, job, snapshot.sidekiq_major)
@@ -218,19 +226,8 @@ class Restarter:
                 if not claim_original(connection, stored):
                     reason = "it changed while restarting (completed, or restarted elsewhere)"
                     return RestartOutcome(job, None, reason, taken=False)
-                form, kept = kept_payload(connection, stored.jid)
                 jid = new_jid()
-                payload = restart_payload(
-                    job_class=stored.job_class,
-                    queue=stored.queue,
-                    arguments=stored.arguments,
-                    payload_form=form,
-                    payload=kept,
-                    jid=jid,
-                    now=now / 1_000_000,
-                    sidekiq_major=sidekiq_major or enqueuer.sidekiq_version,
-                    seal=self._seal,
-                )
+                payload = self._payload(connection, stored, jid, now, sidekiq_major)
                 jid = enqueuer.push_restart(
                     original_jid=stored.jid, jid=jid, queue=stored.queue, payload=payload
                 )
@@ -241,3 +238,21 @@ class Restarter:
         except PayloadUnavailable as exc:  # raised inside the transaction: the original is untouched
             return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
         return RestartOutcome(job, jid)
+
+    def _payload(
+        self, connection: Connection, stored: StoredJob, jid: str, now: Micros, sidekiq_major: int | None
+    ) -> bytes:
+        """The exact payload that pushes ``stored`` again as ``jid``; ``PayloadUnavailable`` if none."""
+        form, kept = kept_payload(connection, stored.jid)
+        configured = self._enqueuer.sidekiq_version if self._enqueuer is not None else DEFAULT_SIDEKIQ_MAJOR
+        return restart_payload(
+            job_class=stored.job_class,
+            queue=stored.queue,
+            arguments=stored.arguments,
+            payload_form=form,
+            payload=kept,
+            jid=jid,
+            now=now / 1_000_000,
+            sidekiq_major=sidekiq_major or configured,
+            seal=self._seal,
+        )
