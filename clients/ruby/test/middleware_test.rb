@@ -55,6 +55,16 @@ class MiddlewareTest < SupervisorTest
     assert_match(/"at":\d+\.\d+/, @server.requests.first.body, "at is sent as a JSON number with decimals")
   end
 
+  def test_a_plain_job_sends_no_payload_since_its_class_and_retry_are_the_defaults
+    @client.call("HardWorker", job(queue: "mail", "created_at" => 1.5, "enqueued_at" => 1.5), "mail", nil) { true }
+    @worker.call(Object.new, job, "default") { :done }
+
+    queued, started, = delivered(3)
+
+    refute queued.key?("payload")
+    refute started.key?("payload")
+  end
+
   def test_activejob_wrapped_jobs_report_the_wrapped_class
     payload = job(klass: "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper", wrapped: "SignupMailerJob",
                   args: [{ "job_class" => "SignupMailerJob", "arguments" => [7] }])

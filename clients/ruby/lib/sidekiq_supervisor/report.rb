@@ -25,7 +25,7 @@ module SidekiqSupervisor
     # Keys of Sidekiq's job hash that the payload member leaves out: the report carries args and
     # queue itself, and Sidekiq writes the others anew for each push or run.
     PER_RUN_KEYS = %w[args queue jid created_at enqueued_at at retry_count retried_at failed_at
-                      error_message error_class error_backtrace discarded_at].freeze
+                      error_message error_class error_backtrace discarded_at].to_h { |key| [key, true] }.freeze
     NAMES = {} # rubocop:disable Style/MutableConstant -- a cache; CRuby's GVL makes Hash#[]= safe here
 
     class << self
@@ -64,9 +64,12 @@ module SidekiqSupervisor
 
       # The `payload` member of queued and started reports: the job hash as pushed, less args and
       # the per-run keys, so that a restart pushes the very same job (ActiveJob's wrapper class,
-      # retry policy, tags, custom keys).
+      # retry policy, tags, custom keys). Empty for the usual job, whose class and `retry: true`
+      # are what the supervisor assumes anyway: that check costs less than encoding it.
       def payload_member(job)
-        ",\"payload\":#{json_state.generate(job.reject { |key, _| PER_RUN_KEYS.include?(key) })}"
+        return "" if plain_job?(job)
+
+        ",\"payload\":#{json_state.generate(job.reject { |key, _| PER_RUN_KEYS[key] })}"
       end
 
       def error_member(error)
@@ -74,6 +77,15 @@ module SidekiqSupervisor
       end
 
       private
+
+      def plain_job?(job)
+        job.each do |key, value|
+          next if PER_RUN_KEYS[key] || key == "class" || (key == "retry" && value == true)
+
+          return false
+        end
+        true
+      end
 
       # A generator of this thread's own (JSON.generate makes one per call, and the generator
       # is not safe to share: to_json methods of the args may switch threads midway).
