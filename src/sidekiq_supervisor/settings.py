@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///sidekiq_supervisor.db"
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Limits of a report: its arguments as compact JSON, and a request body (413 beyond it).
     max_arguments_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_body_bytes: int = Field(1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
+    # A client that has not sent a request's headers (or a chunk of its body) within this many
+    # seconds is cut off (408 for a body), so slow clients cannot hold connections.
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    body_timeout_seconds: float = Field(10.0, gt=0, le=3600)
     # A request that touches the ledger and is not answered within this gets 503 (web.deadline).
     request_timeout_seconds: float = Field(8.0, gt=0)
     # API tokens, comma-separated so that a new one can be added before the old one goes. When
@@ -78,6 +82,17 @@ class Settings(BaseSettings):
         if self.username and self.password:
             return self.username, self.password
         return None
+
+    @model_validator(mode="after")
+    def _both_dashboard_credentials_or_none(self) -> Settings:
+        # Half a pair used to leave every page and action open without a word.
+        if bool(self.username) != bool(self.password):
+            given, missing = ("USERNAME", "PASSWORD") if self.username else ("PASSWORD", "USERNAME")
+            raise ValueError(
+                f"SUPERVISOR_{given} is set without SUPERVISOR_{missing}: set both to protect the "
+                "dashboard, or neither to leave it open"
+            )
+        return self
 
     @field_validator("secret_key")
     @classmethod

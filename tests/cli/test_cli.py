@@ -576,3 +576,33 @@ def test_a_restart_of_thousands_prints_a_line_per_job_as_it_goes_and_the_counts(
     assert summary == f"would restart {count:,}, skipped 0"
     assert sorted(row.split()[0] for row in rows) == [f"lost-{n:05d}" for n in range(count)]
     assert redis_client.keys("*") == []
+
+
+@pytest.mark.parametrize("given", ["SUPERVISOR_USERNAME", "SUPERVISOR_PASSWORD"])
+def test_half_a_dashboard_credential_pair_refuses_to_start_with_one_line(cli_env, monkeypatch, given):
+    monkeypatch.setenv(given, "admin")
+
+    result = run("serve", "--port", "1")
+
+    assert_one_line_error(result)
+    missing = "SUPERVISOR_PASSWORD" if given == "SUPERVISOR_USERNAME" else "SUPERVISOR_USERNAME"
+    assert f"{given} is set without {missing}" in result.stderr
+
+
+def test_the_app_refuses_half_a_credential_pair_too():
+    with pytest.raises(ValueError, match="set without"):
+        Settings(username="admin")
+
+
+@pytest.mark.parametrize("credentials", [False, True])
+def test_serve_warns_naming_the_open_pages_beyond_localhost_even_with_an_api_token(tmp_path, credentials):
+    env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_API_TOKEN": "s3cret"}
+    if credentials:
+        env |= {"SUPERVISOR_USERNAME": "admin", "SUPERVISOR_PASSWORD": "pw"}
+    with running_service(f"sqlite:///{tmp_path / 'pages.db'}", tmp_path, host="0.0.0.0", **env) as service:
+        log = service.log_text()
+
+    warned = "SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD" in log
+    assert warned is not credentials, log
+    if warned:
+        assert "/restart" in log and "/sidekiq" in log

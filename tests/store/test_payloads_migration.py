@@ -32,7 +32,9 @@ def test_masked_jobs_of_an_older_ledger_are_withheld_from_restarts_and_the_rest_
         rows = connection.execute(text("SELECT jid, form, payload FROM job_payloads ORDER BY jid")).all()
     assert [tuple(row) for row in rows] == [("masked", "withheld", None)]
     # New reports keep their own payloads beside the migrated ones.
-    report = Report("new", EventKind.QUEUED, T0, "W", "default", "[]", payload_form="plain", payload='{"a":1}')
+    report = Report(
+        "new", EventKind.QUEUED, T0, "W", "default", "[]", payload_form="plain", payload='{"a":1}'
+    )
     with write_transaction(engine) as connection:
         write_reports(connection, [report, report], T0)
     with engine.connect() as connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import sys
 from datetime import timedelta
@@ -14,6 +15,7 @@ from sidekiq_supervisor.cli import output
 from sidekiq_supervisor.cli.database import load_settings, open_database, open_manager
 from sidekiq_supervisor.cli.failures import reported_failures
 from sidekiq_supervisor.domain.durations import DurationOrigin
+from sidekiq_supervisor.settings import Settings
 
 app = typer.Typer(
     help="Monitoring and recovery for Sidekiq jobs.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -53,11 +55,9 @@ def serve(
     # schema at head instead of racing to create it.
     settings = load_settings()
     open_database(settings).dispose()
-    if not is_loopback(host) and not settings.api_tokens:
-        output.warn(
-            f"listening on {host} with no SUPERVISOR_API_TOKEN: anyone who can reach this port can "
-            "read job arguments and restart jobs. Set SUPERVISOR_API_TOKEN (and the gem's token)."
-        )
+    if not is_loopback(host):
+        _warn_of_open_doors(host, settings)
+    raise_open_files_limit()
     uvicorn.run(
         "sidekiq_supervisor.web.app:create_app",
         factory=True,
@@ -66,7 +66,42 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=False,
+        # Request headers have a deadline (SUPERVISOR_HEADER_TIMEOUT_SECONDS); bodies are bounded
+        # by the app itself.
+        http="sidekiq_supervisor.web.http_protocol:HeaderTimeoutProtocol",
     )
+
+
+def _warn_of_open_doors(host: str, settings: Settings) -> None:
+    if not settings.api_tokens:
+        output.warn(
+            f"listening on {host} with no SUPERVISOR_API_TOKEN: anyone who can reach this port can "
+            "read job arguments and restart jobs. Set SUPERVISOR_API_TOKEN (and the gem's token)."
+        )
+    if settings.dashboard_credentials is None:
+        output.warn(
+            f"listening on {host} with no SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD: the dashboard "
+            "(/, /jobs, /durations, /restart) and /sidekiq are open to anyone who can reach this port, "
+            "with job arguments and every action (restart; retry, delete and kill jobs; clear queues; "
+            "quiet and stop processes). Set both to protect them."
+        )
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's open-file limit to its hard limit (systemd's soft default is 1,024).
+
+    Each connection holds a file descriptor: with 1,024, a thousand idle or slow clients left no
+    room for anyone else (and for the database's files) until their deadlines passed.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 @app.command("secret-key")

@@ -30,6 +30,7 @@ from sidekiq_supervisor.web.api.presenters import json_response
 from sidekiq_supervisor.web.api.report_fast_path import ReportFastPath
 from sidekiq_supervisor.web.api.responses import HEALTH_RESPONSES, drop_undeclared_validation_errors
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
+from sidekiq_supervisor.web.body_guard import BodyGuard
 from sidekiq_supervisor.web.deadline import RequestDeadline
 from sidekiq_supervisor.web.deps import Services, ServicesDep
 from sidekiq_supervisor.web.errors import install_error_handlers, retry_later
@@ -91,6 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Innermost of ours: the seed's reports skip the routing and dependency layers, not the deadline.
     app.add_middleware(ReportFastPath)
+    # Outside the fast path, which reads bodies itself: every body bounded in bytes and in time.
+    app.add_middleware(
+        BodyGuard, max_bytes=settings.max_body_bytes, timeout_seconds=settings.body_timeout_seconds
+    )
     app.add_middleware(PageSecurity, settings=settings)
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
     _document_bodies(app)
