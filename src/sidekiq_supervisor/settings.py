@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -117,5 +119,46 @@ class Settings(BaseSettings):
         # Heroku-style and plain postgres URLs both mean psycopg 3 here.
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix) :]
+                url = "postgresql+psycopg://" + url[len(prefix) :]
+                break
+        _check_database_url(url)
         return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, url: str) -> str:
+        if url:  # empty: no Sidekiq Redis (no restarts, no /sidekiq)
+            from redis.connection import parse_url
+
+            try:
+                parse_url(url)
+            except ValueError as exc:
+                raise ValueError(f"{masked_url(url)} is not a usable Redis URL ({exc})") from None
+        return url
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, even when the URL cannot be parsed."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+DATABASES = ("sqlite", "postgresql")
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        _ = parsed.port  # a port that is not a number fails here
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            f"{masked_url(url)} is not a database URL (sqlite:///FILE or postgresql://...)"
+        ) from None
+    if parsed.get_backend_name() not in DATABASES:
+        raise ValueError(
+            f"{masked_url(url)} names {parsed.get_backend_name()!r}: the ledger runs on SQLite "
+            "(sqlite:///FILE) or PostgreSQL (postgresql://...)"
+        )

@@ -460,7 +460,7 @@ def test_the_installed_command_reports_a_bad_database_url_without_a_traceback():
     assert completed.stdout == ""
     lines = completed.stderr.splitlines()
     assert len(lines) == 1, completed.stderr
-    assert lines[0].startswith("sidekiq-supervisor: DATABASE_URL 'foo://'")
+    assert lines[0].startswith("sidekiq-supervisor: invalid configuration: DATABASE_URL: foo:// names 'foo'")
 
 
 def test_serve_runs_the_service_and_stores_a_form_encoded_report(tmp_path):
@@ -606,3 +606,24 @@ def test_serve_warns_naming_the_open_pages_beyond_localhost_even_with_an_api_tok
     assert warned is not credentials, log
     if warned:
         assert "/restart" in log and "/sidekiq" in log
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "says"),
+    [
+        ("DATABASE_URL", "postgres ql://u:S3CRETPW@h/db", "is not a database URL"),
+        ("DATABASE_URL", "postgresql://u:S3CRETPW@h:abc/db", "is not a database URL"),
+        ("DATABASE_URL", "mysql://u:S3CRETPW@h/db", "names 'mysql'"),
+        ("REDIS_URL", "redis://u:S3CRETPW@h:abc/0", "is not a usable Redis URL"),
+        ("REDIS_URL", "http://u:S3CRETPW@h/0", "is not a usable Redis URL"),
+    ],
+)
+def test_a_malformed_url_gets_one_line_without_its_password(cli_env, monkeypatch, variable, url, says):
+    monkeypatch.setenv(variable, url)
+
+    result = run("jobs", "all")
+
+    assert_one_line_error(result)
+    assert says in result.stderr
+    assert "S3CRETPW" not in result.output + result.stderr
+    assert "u:***@h" in result.stderr

@@ -661,3 +661,10 @@ def test_it_answers_the_liveness_of_uncompleted_jobs(client, redis_client):
     assert body["data"] == [
         {"jid": "anon", "liveness": "unknown", "reason": "no worker identity was reported"}
     ]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/%00", "/api/v1/jobs/a%00b/history", "/jobs/%00"])
+def test_a_nul_in_a_path_jid_is_no_job_on_either_database(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 404

@@ -10,7 +10,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from sidekiq_supervisor.cli.failures import fail
 from sidekiq_supervisor.services.job_manager import JobManager
-from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.settings import Settings, masked_url
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
 
@@ -19,8 +19,8 @@ def shown_url(url: str) -> str:
     """The URL with any password masked, fit for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):
+        return masked_url(url)
 
 
 def load_settings() -> Settings:
@@ -45,7 +45,7 @@ def open_database(settings: Settings) -> Engine:
     try:
         engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         upgrade(engine)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
         raise fail(f"DATABASE_URL {shown_url(settings.database_url)!r} is not a usable URL ({exc})") from None
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

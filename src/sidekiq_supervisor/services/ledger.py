@@ -55,6 +55,12 @@ class Page:
     next_cursor: int | None
 
 
+def storable(text: str) -> bool:
+    """Whether a jid can be in the ledger at all: PostgreSQL refuses NUL in text (a lookup with one
+    fails as a data error), and ingest refuses it on both databases."""
+    return "\x00" not in text
+
+
 class Ledger:
     """Read access to the ledger behind one engine."""
 
@@ -95,6 +101,8 @@ class Ledger:
 
     def get(self, jid: str) -> StoredJob | None:
         """The job with this jid, if known."""
+        if not storable(jid):
+            return None
         with self.engine.connect() as connection:
             return queries.find_job(connection, jid)
 
@@ -108,6 +116,8 @@ class Ledger:
 
     def history(self, jid: str) -> list[StoredEvent]:
         """The job's reports in event-time order (outlives the job when it is restarted)."""
+        if not storable(jid):
+            return []
         with self.engine.connect() as connection:
             return queries.job_history(connection, jid)
 

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from sidekiq_supervisor.domain.filters import InvalidFilter
@@ -30,6 +30,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IngestUnavailable, _unavailable)
     app.add_exception_handler(RestartFailed, _restart_failed)
     app.add_exception_handler(SidekiqUnavailable, _restart_failed)
+    app.add_exception_handler(DataError, _unstorable_value)
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(DBAPIError, _database_down)
 
@@ -83,6 +84,15 @@ def with_retry_after(response: AnyResponse) -> AnyResponse:
     """``response`` (a 503, JSON or a page) saying when to try again."""
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
+
+
+async def _unstorable_value(_request: Request, exc: Exception) -> Response:
+    # The database refused a value the client sent (PostgreSQL: a NUL in text, a number out of
+    # range): the request's fault, not an outage.
+    logger.info("a value the database cannot hold: %s", str(exc).splitlines()[0])
+    return json_response(
+        {"error": "a value in the request cannot be stored or looked up (a NUL character?)"}, 422
+    )
 
 
 async def _database_down(_request: Request, exc: Exception) -> Response:

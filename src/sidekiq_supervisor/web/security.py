@@ -88,7 +88,8 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     cached = getattr(request.state, "form", None)
     if cached is not None:
         return cached
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise HTTPException(413, "the form is too large")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:

@@ -201,3 +201,27 @@ def test_a_second_page_of_a_set_and_actions_on_it(loaded, redis_client):
     assert redis_client.zcard("retry") == total - 1
     first_on_page_two = sorted(extra, key=extra.get)[25 - len(loaded.value("retry"))]
     assert redis_client.zscore("retry", first_on_page_two) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"action": "delete", "sel": ["²"]},
+        {"row": "delete:²"},
+        {"action": "delete", "sel": ["9" * 5000]},
+        {"row": "delete:" + "9" * 5000},
+        {"action": "delete", "sel": ["١"]},  # an Arabic-Indic digit
+    ],
+    ids=["superscript-sel", "superscript-row", "5000-digit-sel", "5000-digit-row", "arabic-indic-digit"],
+)
+def test_indexes_int_would_refuse_select_nothing_instead_of_failing(loaded, redis_client, data):
+    html = act(loaded, "/sidekiq/retries", {**form_of(loaded, "/sidekiq/retries"), **data})
+
+    assert "Nothing was selected" in html
+    assert redis_client.zcard("retry") == len(loaded.value("retry"))
+
+
+def test_a_notice_count_int_would_refuse_is_shown_as_zero(loaded):
+    response = loaded.client.get("/sidekiq/retries", params={"done": "delete", "n": "9" * 5000})
+
+    assert response.status_code == 200

@@ -16,7 +16,7 @@ MAX_BODY_BYTES = 1024 * 1024
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The raw body, refused with 413 past ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the body is larger than {limit} bytes")
     body = await request.body()
     if len(body) > limit:

@@ -69,7 +69,8 @@ def _ordinary(headers: Headers, services: Services) -> bool:
     """A form body of a declared length within the limit, with a valid token when one is wanted."""
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
     length = headers.get("content-length", "")
-    if media_type not in FORM_TYPES or not length.isdigit() or int(length) > services.settings.max_body_bytes:
+    declared = length.isascii() and length.isdigit()
+    if media_type not in FORM_TYPES or not declared or int(length) > services.settings.max_body_bytes:
         return False
     if not services.api_tokens:
         return True

@@ -94,6 +94,18 @@ def _list_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse]]:
     return list_page
 
 
+# A page never shows more rows than this: a longer index is no row of it.
+MAX_ROW_DIGITS = 6
+
+
+def row_number(text: str) -> int | None:
+    """A row index posted by a form, or ``None``: ASCII digits only (``str.isdigit`` also takes
+    ``²`` and other digits ``int`` refuses), and few of them."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_ROW_DIGITS:
+        return int(text)
+    return None
+
+
 def _action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectResponse]]:
     allowed = {code for code, _label in spec.actions}
 
@@ -106,11 +118,12 @@ def _action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectResponse]]:
         if everything in allowed:
             count = await run_in_threadpool(_all_action(monitor, spec.job_set, everything))
             return done(back, everything, count)
-        if row_action in allowed and row.isdigit():
-            action, chosen = row_action, [int(row)]
+        row_index = row_number(row)
+        if row_action in allowed and row_index is not None:
+            action, chosen = row_action, [row_index]
         else:
             action = form.get("action", [""])[0]
-            chosen = [int(index) for index in form.get("sel", []) if index.isdigit()]
+            chosen = [i for i in map(row_number, form.get("sel", [])) if i is not None]
         picked = [members[i] for i in chosen if i < len(members) and members[i] is not None]
         if action not in allowed or not picked:
             return done(back, "none")

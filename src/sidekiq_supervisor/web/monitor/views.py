@@ -169,10 +169,9 @@ def notice_of(request: Request) -> str | None:
     outcome = request.query_params.get("done", "")
     if outcome not in OUTCOMES:
         return None
-    try:
-        count = max(0, int(request.query_params.get("n", "0")))
-    except ValueError:
-        count = 0
+    text = request.query_params.get("n", "0")
+    # Only ASCII digits, and not thousands of them (int() refuses over 4,300 digits).
+    count = int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
     return OUTCOMES[outcome].format(n=plural(count, NOUNS.get(outcome, "job")))
 
 
