@@ -23,10 +23,12 @@ NOW = 1_800_000_000_000_000
 SECOND = 1_000_000
 
 
-def store(engine, jid: str, *events: tuple[str, int], recorded: int = NOW) -> None:
+def store(engine, jid: str, *events: tuple[str, int], recorded: int | None = None) -> None:
+    """Reports received when they happened (at the latest one's time), unless ``recorded`` says."""
     reports = [Report(jid, EventKind(kind), at, "Mailer", "default", "[1]") for kind, at in events]
+    received = recorded if recorded is not None else max(at for _, at in events)
     with write_transaction(engine) as connection:
-        write_reports(connection, reports, recorded)
+        write_reports(connection, reports, received)
 
 
 def jids(engine) -> set[str]:
@@ -80,6 +82,21 @@ def test_every_pruned_job_is_counted_once_in_the_rollups_across_batches_and_pass
     assert exact.p95 <= started.p95 <= exact.p95 * 1.19
     assert queued.count == 25 and queued.max == exact.max + timedelta(seconds=1)
     assert hours == 2 * 1  # 25 minutes of completions fall in one hour, for each origin
+    assert jids(engine) == set()
+
+
+def test_a_report_dated_long_ago_but_just_received_is_kept_until_it_was_received_long_enough_ago(engine):
+    old = NOW - 31 * DAY_MICROS
+    # A client's clock (or a resend) dates the completion 31 days back; it arrived just now.
+    store(engine, "late", ("queued", old), ("complete", old + SECOND), recorded=NOW - SECOND)
+    store(engine, "old-done", ("queued", old), ("complete", old + SECOND))
+
+    first = pruner(engine).prune()
+
+    assert first.jobs == 1
+    assert jids(engine) == {"late"}
+    later = Pruner(engine, retention_days=30, history_retention_days=0, clock=lambda: NOW + 31 * DAY_MICROS)
+    assert later.prune().jobs == 1
     assert jids(engine) == set()
 
 

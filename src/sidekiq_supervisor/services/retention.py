@@ -114,7 +114,7 @@ class Pruner:
                 lock_against_other_pruners(connection)
                 batch = prune_completed_batch(connection, cutoff, after_id, self._batch_size)
             deleted += batch.deleted
-            if batch.last_id is None or batch.deleted == 0 or self._stopping.is_set():
+            if batch.last_id is None or batch.due == 0 or self._stopping.is_set():
                 return deleted
             after_id = batch.last_id
             time.sleep(self._pause)

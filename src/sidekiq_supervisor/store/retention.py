@@ -32,6 +32,8 @@ class PrunedBatch:
     scanned: int
     deleted: int
     last_id: int | None
+    # Completed before the cutoff by their reports' times (deleted, or kept as received since).
+    due: int = 0
 
 
 def lock_against_other_pruners(connection: Connection) -> None:
@@ -53,14 +55,25 @@ def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int,
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()  # a late report must not update a row being deleted
     rows = connection.execute(query).all()
-    old = [row for row in rows if row.completed_at is not None and row.completed_at < cutoff]
+    due = [row for row in rows if row.completed_at is not None and row.completed_at < cutoff]
+    # A client's clock (or a late resend) may date a report long before it arrived: a job is
+    # deleted only once every report of it was also received before the cutoff.
+    fresh = _received_since(connection, [row.jid for row in due], cutoff)
+    old = [row for row in due if row.jid not in fresh]
     if old:
         add_to_rollups(connection, old)
         jids = [row.jid for row in old]
         connection.execute(delete(job_events).where(job_events.c.jid.in_(jids)))
         connection.execute(delete(job_payloads).where(job_payloads.c.jid.in_(jids)))
         connection.execute(delete(jobs).where(jobs.c.id.in_([row.id for row in old])))
-    return PrunedBatch(len(rows), len(old), rows[-1].id if rows else None)
+    return PrunedBatch(len(rows), len(old), rows[-1].id if rows else None, len(due))
+
+
+def _received_since(connection: Connection, jids: list[str], cutoff: Micros) -> set[str]:
+    if not jids:
+        return set()
+    query = select(job_events.c.jid).where(job_events.c.jid.in_(jids), job_events.c.recorded_at >= cutoff)
+    return set(connection.execute(query.distinct()).scalars())
 
 
 def prune_history_batch(connection: Connection, cutoff: Micros, limit: int) -> int:
