@@ -1,13 +1,14 @@
-"""The arguments filter in SQL: a case-insensitive substring match that folds all of Unicode.
+"""The arguments filter in SQL: a case-insensitive substring match, the same on both databases.
 
-PostgreSQL's ILIKE folds case by the database's locale; migration 0002's pg_trgm GIN index serves
+PostgreSQL's ILIKE lowers one character at a time; migration 0002's pg_trgm GIN index serves
 it (the planner rechecks every candidate, so the answers are ILIKE's).
 
 SQLite's LIKE folds ASCII only, so on SQLite the match calls ``contains_casefold``, a function each
-connection registers (see ``store.engine``), which folds with Python's ``str.casefold``. A scan
+connection registers (see ``store.engine``), which folds with ``domain.filters.fold_case``, the
+same one-character-at-a-time rule (so ``STRASSE`` finds ``straße`` on neither). A scan
 calling it costs about half a microsecond a row, so for needles of three or more characters
-(once folded) reads start from ``jobs_search`` (migration 0002: FTS5 trigrams of the
-casefolded arguments), newest candidate first, and check only the rows holding every trigram of
+(once folded) reads start from ``jobs_search`` (migrations 0002 and 0005: FTS5 trigrams of the
+folded arguments), newest candidate first, and check only the rows holding every trigram of
 the folded needle (see ``trigram_source``). Every row that matches holds those trigrams, so the
 index never loses one; a candidate that merely holds the trigrams is dropped by the check.
 """
@@ -23,7 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import FromClause, Join
 
-from sidekiq_supervisor.domain.filters import LIKE_ESCAPE, like_pattern
+from sidekiq_supervisor.domain.filters import LIKE_ESCAPE, fold_case, like_pattern
 
 SQLITE_FUNCTION = "contains_casefold"
 # The folding that migration 0002's triggers apply before the trigram tokenizer sees the text.
@@ -92,7 +93,7 @@ def trigram_query(needle: str) -> str | None:
     its trigrams holds a NUL, which ends an FTS5 query string (arguments are JSON text, which
     never holds a raw NUL).
     """
-    folded = needle.casefold()
+    folded = fold_case(needle)
     if len(folded) < TRIGRAM:
         return None
     starts = [*range(0, len(folded) - TRIGRAM + 1, TRIGRAM), len(folded) - TRIGRAM]
@@ -103,12 +104,12 @@ def trigram_query(needle: str) -> str | None:
 
 def casefold_contains(haystack: str | None, needle: str | None) -> bool:
     """The SQLite function behind the match."""
-    return haystack is not None and needle is not None and needle.casefold() in haystack.casefold()
+    return haystack is not None and needle is not None and fold_case(needle) in fold_case(haystack)
 
 
 def casefold_text(text: str | None) -> str | None:
     """The SQLite function that folds the arguments before the trigram index sees them."""
-    return None if text is None else text.casefold()
+    return None if text is None else fold_case(text)
 
 
 @compiles(contains_text)
