@@ -74,6 +74,10 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def full_log(self) -> str:
+        """Everything the service logged."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
     def log_text(self) -> str:
         """The end of the current log, for failure messages."""
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""

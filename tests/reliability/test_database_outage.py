@@ -80,6 +80,13 @@ def test_postgres_cut_gets_quick_503s_json_read_errors_and_recovers_alone(
     finally:
         service.stop()
 
+    # The log tells the outage in a line when it starts and one when it ends, not a traceback a batch.
+    log = service.full_log()
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count("the database (storing reports) became unavailable") == 1, log[-3000:]
+    assert log.count("the database (storing reports) is available again after") == 1, log[-3000:]
+    assert log.count("became unavailable") <= 3, log[-3000:]  # storing, reading, health at most once each
+
     # While cut: the ingest probe got 503 + Retry-After, every read and /healthz a JSON 503.
     assert [p.what for p in during if not p.is_json_error(503)] == [], during
     assert during[0].retry_after is not None

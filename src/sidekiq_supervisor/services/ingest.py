@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import Report
+from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.writer import WriteResult, write_reports
 
@@ -74,6 +75,7 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._accepting = False
+        self._outage = OutageLog(logger, "the database (storing reports)")
 
     @property
     def health(self) -> WriterHealth:
@@ -185,10 +187,10 @@ class GroupCommitWriter:
         except _Abandoned:
             self._commit(tickets)  # again, without the tickets whose requests gave up meanwhile
             return
-        except OperationalError:
+        except OperationalError as exc:
             # The database failed (unreachable, locked), not a report: retrying each ticket alone
             # would only make every waiting request wait out the failure once more.
-            logger.exception("storing %d reports failed", len(reports))
+            self._outage.failed(exc)
             for ticket in tickets:
                 self._resolve(ticket, None, IngestUnavailable("the database is unavailable"))
             return
@@ -201,6 +203,7 @@ class GroupCommitWriter:
             for ticket in tickets:
                 self._commit([ticket])
             return
+        self._outage.succeeded()
         offset = 0
         for ticket in tickets:
             self._resolve(ticket, results[offset : offset + len(ticket[0])], None)

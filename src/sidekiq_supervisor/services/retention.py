@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import Micros
+from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.retention import (
@@ -62,6 +64,7 @@ class Pruner:
         self._clock = clock
         self._stopping = threading.Event()  # read by the pass, in its thread
         self._wake = asyncio.Event()
+        self._outage = OutageLog(logger, "the database (retention)")
 
     @classmethod
     def from_settings(cls, engine: Engine, settings: Settings) -> Pruner:
@@ -95,10 +98,15 @@ class Pruner:
                 return
             try:
                 report = await asyncio.to_thread(self.prune)
-                if report.jobs or report.events:
-                    logger.info("retention deleted %d jobs and %d events", report.jobs, report.events)
+            except OperationalError as exc:  # the database is down: once per outage, not per pass
+                self._outage.failed(exc)
+                continue
             except Exception:
                 logger.exception("retention failed; it will try again")
+                continue
+            self._outage.succeeded()
+            if report.jobs or report.events:
+                logger.info("retention deleted %d jobs and %d events", report.jobs, report.events)
 
     def stop(self) -> None:
         """End the current pass after its batch and :meth:`run` with it (call on the event loop)."""

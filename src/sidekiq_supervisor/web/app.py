@@ -21,6 +21,7 @@ from sidekiq_supervisor import __version__
 from sidekiq_supervisor.services.ingest import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
+from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine
@@ -181,9 +182,14 @@ def _database_check(engine: Engine) -> str:
         with engine.connect() as connection:
             read_only = bool(connection.execute(text(query)).scalar_one())
     except SQLAlchemyError as exc:
-        logger.warning("health check: the database is unreachable: %s", exc)
+        _HEALTH_OUTAGE.failed(exc)
         return "unreachable"
+    _HEALTH_OUTAGE.succeeded()
     return "read-only" if read_only else "ok"
+
+
+# /healthz is polled every few seconds: one line when the database goes, one when it is back.
+_HEALTH_OUTAGE = OutageLog(logger, "the database (health check)")
 
 
 def _writer_check(writer: WriterHealth) -> str:

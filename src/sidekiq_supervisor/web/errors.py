@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from sidekiq_supervisor.domain.filters import InvalidFilter
 from sidekiq_supervisor.services.ingest import IngestUnavailable
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
+from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.web.api.presenters import json_response
 
@@ -95,6 +96,11 @@ async def _unstorable_value(_request: Request, exc: Exception) -> Response:
     )
 
 
+# Requests that find the database down: one line when that starts, not one per request (a request
+# that succeeds does not pass here, so a quiet minute counts as the end of the outage).
+_READS_OUTAGE = OutageLog(logger, "the database (reading)", forget_after=60)
+
+
 async def _database_down(_request: Request, exc: Exception) -> Response:
-    logger.warning("database error: %s", exc)
+    _READS_OUTAGE.failed(exc)
     return retry_later({"error": "the database is unavailable; retry later"})
