@@ -29,7 +29,11 @@ from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.web.api import ingest, jobs
 from sidekiq_supervisor.web.api.presenters import json_response
 from sidekiq_supervisor.web.api.report_fast_path import ReportFastPath
-from sidekiq_supervisor.web.api.responses import HEALTH_RESPONSES, drop_undeclared_validation_errors
+from sidekiq_supervisor.web.api.responses import (
+    HEALTH_RESPONSES,
+    declare_security,
+    drop_undeclared_validation_errors,
+)
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
 from sidekiq_supervisor.web.body_guard import BodyGuard
 from sidekiq_supervisor.web.deadline import RequestDeadline
@@ -214,6 +218,7 @@ def _document_bodies(app: FastAPI) -> None:
             events = components["EventsIn"]["properties"]["events"]
             events["items"] = {"$ref": "#/components/schemas/EventIn"}
             drop_undeclared_validation_errors(schema)
+            declare_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from sidekiq_supervisor.domain.filters import InvalidFilter
 from sidekiq_supervisor.services.ingest import IngestUnavailable
@@ -36,11 +38,35 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_down)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     response = json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code)
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route whose path matched; a path served by
+        # several routes (GET and POST /api/v1/jobs) answers all of theirs.
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path."""
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        if route.matches(scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+def _leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    # FastAPI keeps an included router's routes in it (``original_router``), with their full paths.
+    for route in routes:
+        included = getattr(getattr(route, "original_router", None), "routes", None)
+        if included is not None:
+            yield from _leaf_routes(included)
+        else:
+            yield route
 
 
 async def _invalid_request(_request: Request, exc: Exception) -> Response:

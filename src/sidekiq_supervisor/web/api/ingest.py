@@ -158,7 +158,8 @@ async def job_failed(job_id: str, request: Request, services: ServicesDep) -> Re
     return await _store_path_report(job_id, request, services, EventKind.FAILED)
 
 
-@router.post("/events", responses=BATCH_ERRORS, openapi_extra=request_body(EventsIn))
+# Batches are JSON only (the gem's): no form encoding can carry a list of reports.
+@router.post("/events", responses=BATCH_ERRORS, openapi_extra=request_body(EventsIn, ("application/json",)))
 async def events(request: Request, services: ServicesDep) -> Response:
     """Store a batch of reports; each item gets its own status (201, 200 or 422 with errors).
 

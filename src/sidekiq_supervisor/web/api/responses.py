@@ -161,3 +161,36 @@ def drop_undeclared_validation_errors(schema: dict[str, Any]) -> None:
 
 def _schema_ref(response: dict[str, Any]) -> str | None:
     return response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+
+
+# The API's token, as clients may present it (web.api.auth), and the dashboard's basic auth.
+SECURITY_SCHEMES = {
+    "apiToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "One of `SUPERVISOR_API_TOKEN`'s tokens, as `Authorization: Bearer <token>`.",
+    },
+    "apiTokenAsPassword": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "The API token as the password (or the user, without one) of HTTP basic auth.",
+    },
+    "dashboard": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "`SUPERVISOR_USERNAME` and `SUPERVISOR_PASSWORD`, for the pages and /sidekiq.",
+    },
+}
+API_PREFIX = "/api/v1/"
+
+
+def declare_security(schema: dict[str, Any]) -> None:
+    """Publish the security schemes, and that every ``/api/v1`` operation takes the API token.
+
+    Either scheme opens the API when ``SUPERVISOR_API_TOKEN`` is set; without it the API is open.
+    """
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in schema.get("paths", {}).items():
+        if path.startswith(API_PREFIX):
+            for operation in operations.values():
+                operation["security"] = [{"apiToken": []}, {"apiTokenAsPassword": []}]

@@ -199,15 +199,12 @@ class EventsIn(BaseModel):
     events: list[Any] = Field(description="Reports shaped as `EventIn`.")
 
 
-def request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` declaring that ``model`` may come form-encoded or as JSON."""
+FORM_OR_JSON = ("application/x-www-form-urlencoded", "application/json")
+
+
+def request_body(model: type[BaseModel], media_types: tuple[str, ...] = FORM_OR_JSON) -> dict[str, Any]:
+    """``openapi_extra`` declaring that ``model`` comes in one of ``media_types`` (form or JSON)."""
     schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {"schema": schema},
-                "application/json": {"schema": schema},
-            },
-        }
+        "requestBody": {"required": True, "content": {media: {"schema": schema} for media in media_types}}
     }
