@@ -509,13 +509,15 @@ def test_prune_deletes_old_completed_jobs_and_says_how_many(tmp_path):
     database_url = f"sqlite:///{tmp_path / 'pruned.db'}"
     engine = database.open_database(Settings(database_url=database_url))
     old, recent = 1_000_000_000_000_000, now_micros()
-    reports = [
+    old_reports = [
         Report("old", EventKind.QUEUED, old, "W", "default", "[]"),
         Report("old", EventKind.COMPLETE, old + 1, "W", "default", "[]"),
-        Report("recent", EventKind.COMPLETE, recent, "W", "default", "[]"),
     ]
     with write_transaction(engine) as connection:
-        write_reports(connection, reports, recent)
+        write_reports(connection, old_reports, old + 1)  # received when they happened
+        write_reports(
+            connection, [Report("recent", EventKind.COMPLETE, recent, "W", "default", "[]")], recent
+        )
 
     result = CliRunner().invoke(app, ["prune"], env={"DATABASE_URL": database_url})
 
