@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -629,3 +630,39 @@ def test_a_malformed_url_gets_one_line_without_its_password(cli_env, monkeypatch
     assert says in result.stderr
     assert "S3CRETPW" not in result.output + result.stderr
     assert "u:***@h" in result.stderr
+
+
+@pytest.mark.parametrize("ipython", [False, True], ids=["plain", "ipython"])
+def test_the_console_offers_the_seeds_bare_calls_and_prints_tables(seeded, ipython):
+    if ipython and importlib.util.find_spec("IPython") is None:
+        pytest.skip("IPython is not installed (pip install '.[console]')")
+    # Without IPython, the standard library's console (IPython hidden from this one process).
+    hide = "" if ipython else "import sys; sys.modules['IPython'] = None; "
+    session = "\n".join(
+        [
+            "restart_uncompleted_jobs(dry_run=True)",
+            "JobManager.uncompleted_jobs().first(1)",
+            "JobManager.all_jobs()[0:2]",
+            "JobManager.completed_jobs_duration().summary()",
+            "1 / 0",
+            "exit()",
+            "",
+        ]
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", hide + "from sidekiq_supervisor.cli.main import app; app()", "console"],
+        input=session,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120"},
+        check=False,
+    )
+    out = completed.stdout + completed.stderr
+
+    assert "would restart" in out
+    assert "NameError" not in out
+    assert "Job(jid=" not in out and "DurationSummary(" not in out  # tables, not object dumps
+    assert out.count("┃ jid") >= 2 and "┃ count" in out
+    assert "ZeroDivisionError" in out
+    assert "No module named" not in out and "During handling" not in out

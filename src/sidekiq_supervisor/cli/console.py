@@ -11,12 +11,24 @@ from sidekiq_supervisor.services.job_manager import JobManager
 
 BANNER = """sidekiq-supervisor {version} console (Python {python})
 JobManager is ready:  JobManager.uncompleted_jobs("optional string")
-                      JobManager.queued_to_completion_duration().summary()"""
+                      JobManager.queued_to_completion_duration().summary()
+The seed's calls work bare too: restart_uncompleted_jobs("optional string", dry_run=True)"""
+# The seed writes these both as JobManager's methods and bare (``restart_uncompleted_jobs(...)``).
+SEED_CALLS = (
+    "queued_jobs",
+    "uncompleted_jobs",
+    "completed_jobs",
+    "all_jobs",
+    "queued_to_completion_duration",
+    "completed_jobs_duration",
+    "uncompleted_jobs_liveness",
+    "restart_uncompleted_jobs",
+)
 
 
 def namespace(manager: JobManager) -> dict[str, Any]:
-    """The names the console starts with."""
-    return {"JobManager": manager}
+    """The names the console starts with: ``JobManager`` and the seed's calls bound to it."""
+    return {"JobManager": manager, **{name: getattr(manager, name) for name in SEED_CALLS}}
 
 
 def interact(manager: JobManager) -> None:
@@ -26,6 +38,10 @@ def interact(manager: JobManager) -> None:
     try:
         from IPython import start_ipython
     except ImportError:
+        start_ipython = None
+    # Started outside the ``except``: a console run inside it chained the ImportError to, and
+    # printed it before, every traceback of the session.
+    if start_ipython is None:
         _stdlib_console(banner, names)
         return
     print(banner)

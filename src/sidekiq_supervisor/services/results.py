@@ -8,7 +8,7 @@ when the table is truncated. Nothing ever loads a whole table into memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from itertools import islice
@@ -102,7 +102,7 @@ class JobList:
         if isinstance(index, slice):
             if any(bound is not None and bound < 0 for bound in (index.start, index.stop, index.step)):
                 raise IndexError(NEGATIVE_INDEX)
-            return list(islice(iter(self), index.start, index.stop, index.step))
+            return JobRows(islice(iter(self), index.start, index.stop, index.step), title=self.title)
         if index < 0:
             raise IndexError(NEGATIVE_INDEX)
         rows = self.first(index + 1)
@@ -119,10 +119,10 @@ class JobList:
         planner's estimate when counting would take longer (``estimated`` says which)."""
         return self._ledger.estimated_count(self.filter)
 
-    def first(self, limit: int = PREVIEW_ROWS) -> list[Job]:
-        """The newest ``limit`` jobs of the answer."""
+    def first(self, limit: int = PREVIEW_ROWS) -> JobRows:
+        """The newest ``limit`` jobs of the answer (a list that prints as a table)."""
         page = self._ledger.page(self.filter, limit=limit)
-        return [self._convert(stored) for stored in page.jobs]
+        return JobRows((self._convert(stored) for stored in page.jobs), title=self.title)
 
     def __rich__(self) -> Any:
         rows = self.first(PREVIEW_ROWS)
@@ -141,6 +141,51 @@ class JobList:
         printer.text(repr(self))
 
 
+class JobRows(list[Job]):
+    """Jobs fetched from an answer (``first(n)``, a slice): a list that prints as a table."""
+
+    def __init__(self, jobs: Iterable[Job] = (), *, title: str = "jobs") -> None:
+        super().__init__(jobs)
+        self.title = title
+
+    def __rich__(self) -> Any:
+        return render.job_table(self, title=self.title, total=len(self))
+
+    def __repr__(self) -> str:
+        return render.to_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class PrintedSummary(DurationSummary):
+    """A duration summary that prints as a table in consoles (its fields are the summary's)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, summary: DurationSummary) -> PrintedSummary:
+        """The same figures, printable."""
+        return cls(**{field.name: getattr(summary, field.name) for field in fields(DurationSummary)})
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the plain summary of the same figures (dataclass equality wants one class).
+        if not isinstance(other, DurationSummary):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(DurationSummary))
+
+    __hash__ = DurationSummary.__hash__
+
+    def __rich__(self) -> Any:
+        return render.summary_table(self)
+
+    def __repr__(self) -> str:
+        return render.to_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
 class DurationList(JobList):
     """Completed jobs with their durations, plus a ``summary()`` of them all."""
 
@@ -151,13 +196,13 @@ class DurationList(JobList):
     def _convert(self, stored: StoredJob) -> JobDuration:
         return JobDuration.from_stored_with_origin(stored, self.origin)
 
-    def summary(self) -> DurationSummary:
+    def summary(self) -> PrintedSummary:
         """Count, mean, p50, p95, p99 and max over every job in the answer.
 
         Exact, or on PostgreSQL, when the exact figures would take over about a second, an
         estimate from a random sample of the jobs (``estimated`` says which).
         """
-        return self._ledger.duration_summary(self.origin, self.filter)
+        return PrintedSummary.of(self._ledger.duration_summary(self.origin, self.filter))
 
     def __rich__(self) -> Any:
         return render.stacked(super().__rich__(), render.summary_table(self.summary()))
