@@ -136,3 +136,13 @@ def test_redis_down_shows_a_clear_restart_page(browser, tmp_path):
         page.goto(service.url + "/restart")
         assert "Sidekiq's Redis is unavailable" in page.locator("#problem").inner_text()
         context.close()
+
+
+def test_the_api_docs_render_without_the_internet(page, service):
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(service.url + "/docs")
+    page.locator(".opblock-summary-path", has_text="/api/v1/jobs/restart").first.wait_for(timeout=20_000)
+
+    assert [url for url in requested if not url.startswith(service.url)] == []

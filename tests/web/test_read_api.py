@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from datetime import datetime
 from typing import Any
 
@@ -702,3 +703,18 @@ def test_openapi_declares_how_the_api_is_authenticated_and_that_batches_are_json
             else:
                 assert "security" not in operation, path
     assert list(schema["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]) == ["application/json"]
+
+
+@pytest.mark.parametrize(
+    ("path", "script"), [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")]
+)
+def test_the_api_docs_load_nothing_from_the_internet(client, path, script):
+    page = client.get(path)
+
+    assert page.status_code == 200
+    assert "https://" not in page.text and "http://" not in page.text
+    assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', page.text)
+    assert script in {asset.rsplit("/", 1)[1] for asset in assets}
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert "/openapi.json" in page.text

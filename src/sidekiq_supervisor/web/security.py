@@ -39,7 +39,8 @@ CSRF_COOKIE = "supervisor_csrf"
 CSRF_FIELD = "csrf_token"
 # Large enough for a restart confirmation of several thousand jids.
 MAX_FORM_BYTES = 512 * 1024
-# Routes that are not pages: the API has its own tokens, and /docs loads its assets elsewhere.
+# Routes that are not pages: the API has its own tokens, and /docs is Swagger UI (with its own
+# inline script; its assets are served under /docs/assets).
 NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz")
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
