@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx2
 import orjson
 import pytest
 
@@ -146,3 +147,37 @@ def test_the_api_docs_render_without_the_internet(page, service):
     page.locator(".opblock-summary-path", has_text="/api/v1/jobs/restart").first.wait_for(timeout=20_000)
 
     assert [url for url in requested if not url.startswith(service.url)] == []
+
+
+LONG_CLASSES = [
+    "Billing::Invoices::MonthlyStatementReminderDeliveryJob",
+    "Warehouse::Inventory::StockLevelReconciliationWorker",
+    "NotificationsFanOutForEveryRegisteredDeviceWorker",
+]
+# The widest piece of each cell's text that must stay on one line (between the "::" breaks).
+WIDEST_PIECE = """
+(cells) => cells.map((cell) => {
+  const canvas = document.createElement("canvas").getContext("2d");
+  canvas.font = getComputedStyle(cell).font;
+  const widest = Math.max(...cell.innerText.split("::").map((piece) => canvas.measureText(piece).width));
+  return {text: cell.innerText, widest, width: cell.clientWidth};
+})
+"""
+
+
+def test_class_names_wrap_only_between_their_parts_at_desktop_width(page, tmp_path):
+    with dashboard_service(tmp_path, None) as service:
+        events = [
+            {"event": "started", "job_id": f"long-{n}", "job_class": name, "arguments": [{"note": "x" * 300}]}
+            for n, name in enumerate(LONG_CLASSES)
+        ]
+        assert httpx2.post(
+            f"{service.url}/api/v1/events", json={"events": events}, trust_env=False
+        ).is_success
+        page.goto(service.url + "/jobs?status=all")
+        cells = page.eval_on_selector_all("td.name", WIDEST_PIECE)
+
+    assert sorted(cell["text"].replace("\n", "") for cell in cells) == sorted(LONG_CLASSES)
+    for cell in cells:
+        # Each part between "::" fits the column on one line: no part is broken mid-word.
+        assert cell["widest"] <= cell["width"] + 1, cell

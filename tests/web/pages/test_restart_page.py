@@ -71,7 +71,7 @@ def test_the_confirm_takes_only_the_previewed_jobs(client, redis_client):
     outcome = client.post("/restart", data={"csrf_token": csrf_of(preview), "jids": "orphan1"}).text
     assert jids_in(outcome, "restarted")[0] == "orphan1"
     assert "orphan2" not in outcome
-    assert "uncompleted" in client.get("/jobs/orphan2").text
+    assert '<span class="badge badge-started">started</span>' in client.get("/jobs/orphan2").text
 
 
 def test_the_job_page_says_where_a_job_is_in_sidekiq(client, redis_client):

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from sidekiq_supervisor import __version__
 from sidekiq_supervisor.domain import json_text
@@ -75,6 +76,11 @@ def format_arguments(arguments: Any, limit: int | None = ARGUMENTS_PREVIEW) -> s
     return json_text.preview(arguments, limit)
 
 
+def format_class_name(name: str) -> Markup:
+    """A class name that may wrap only after ``::`` (``Billing::<wbr>InvoiceJob``), never mid-word."""
+    return Markup("::<wbr>").join(escape(part) for part in str(name).split("::"))
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -83,7 +89,13 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=format_duration, when=format_time, ago=format_ago, arguments=format_arguments)
+    env.filters.update(
+        duration=format_duration,
+        when=format_time,
+        ago=format_ago,
+        arguments=format_arguments,
+        class_name=format_class_name,
+    )
     env.globals.update(version=__version__, csrf_field=CSRF_FIELD)
     return env
 
