@@ -73,6 +73,7 @@ class Load:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
+        self._in_flight = 0
 
     def start(self) -> Load:
         """Start the senders."""
@@ -104,6 +105,11 @@ class Load:
         for outcome in self.outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
         return counts
+
+    def in_flight(self) -> int:
+        """Requests sent and not answered yet."""
+        with self._lock:
+            return self._in_flight
 
     def _record(self, outcome: Outcome) -> None:
         with self._lock:
@@ -162,11 +168,16 @@ class Load:
         self, client: httpx2.Client, route: str, path: str, reports: tuple[Sent, ...], **kw: object
     ) -> None:
         sent = time.monotonic()
+        with self._lock:
+            self._in_flight += 1
         try:
             response = client.post(path, **kw)  # type: ignore[arg-type]
         except httpx2.HTTPError as exc:
             self._record(Outcome(route, None, sent, time.monotonic(), reports, error=type(exc).__name__))
             return
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         answered = time.monotonic()
         if route == "batch" and response.status_code < 300 and response.json().get("refused"):
             # A valid batch has no refused item; count it as a failure the test will show.

@@ -163,7 +163,9 @@ def test_sqlite_write_lock_past_busy_timeout(tmp_path: Path) -> None:
             _recovered(client)
     finally:
         service.stop(grace=2)
-    assert read.status == 200 and read.seconds < 2, read
+    # Answered while the write lock was still held (a read waiting for it would have met the
+    # request deadline's 503 first).
+    assert read.status == 200, read
     answered = [p for p in ingest if p.status is not None]
     assert all(p.is_json_error(503) and p.retry_after for p in answered), answered
     check_bound(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -23,10 +24,9 @@ from tests.reliability.locks import write_lock
 from tests.reliability.service import ServiceProcess
 
 SENDERS = 4
-# Far longer than the service needs to accept and parse a request on an idle event loop.
-PARK_SECONDS = 0.4
-# uvicorn checks for a signal every 0.1 s, then closes its listener first.
-LISTENER_CLOSE_SECONDS = 0.3
+# Bounds for what happens in a fraction of a second on an idle machine: waited for, not slept.
+PARK_BOUND_SECONDS = 30
+LISTENER_CLOSE_BOUND_SECONDS = 30
 
 
 def _new_connection_refused(url: str) -> bool:
@@ -37,7 +37,30 @@ def _new_connection_refused(url: str) -> bool:
     return False
 
 
-@pytest.mark.timeout(60)
+QUIET_SECONDS = 0.5
+_last_seen: dict[int, tuple[int, float]] = {}
+
+
+def _all_parked(load: Load) -> bool:
+    """All senders in flight, and no answer for ``QUIET_SECONDS``: none can be answered now."""
+    answered, now = len(load.outcomes), time.monotonic()
+    count, since = _last_seen.get(id(load), (-1, now))
+    if answered != count:
+        _last_seen[id(load)] = (answered, now)
+        return False
+    return load.in_flight() == SENDERS and now - since >= QUIET_SECONDS
+
+
+def _wait_until(what: str, check: Callable[[], bool], bound: float) -> bool:
+    deadline = time.monotonic() + bound
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {bound} s")
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.timeout(120)
 def test_sigterm_answers_in_flight_requests_commits_them_and_exits(ledger_url: str, tmp_path: Path) -> None:
     service = ServiceProcess(ledger_url, tmp_path)
     service.start()
@@ -45,11 +68,17 @@ def test_sigterm_answers_in_flight_requests_commits_them_and_exits(ledger_url: s
         with Load(service.url, threads=SENDERS, batch_size=30, timeout=30) as load:
             time.sleep(0.3)  # steady traffic first
             with write_lock(ledger_url):
-                time.sleep(PARK_SECONDS)  # every sender now waits on a parked request
+                # Every sender waits on a parked request: all are in flight, and none has been
+                # answered for a while (a request that was committing before the lock has finished).
+                _wait_until("every sender's request is parked", lambda: _all_parked(load), PARK_BOUND_SECONDS)
                 signalled = time.monotonic()
                 service.signal(signal.SIGTERM)
-                time.sleep(LISTENER_CLOSE_SECONDS)
-                refused = _new_connection_refused(service.url)
+                # uvicorn checks for a signal every 0.1 s, then closes its listener first.
+                refused = _wait_until(
+                    "the listener closes",
+                    lambda: _new_connection_refused(service.url),
+                    LISTENER_CLOSE_BOUND_SECONDS,
+                )
                 assert service.process is not None and service.process.poll() is None
             exit_code = service.wait(30)
         # uvicorn re-raises the SIGTERM it caught once its shutdown is done, so that the parent
