@@ -73,12 +73,17 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """The URL of an empty, migrated ledger: a new SQLite file, or the emptied PostgreSQL one."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
-    url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
+    return request.getfixturevalue("empty_postgres_url")
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """The session's PostgreSQL database with every table emptied (for PostgreSQL-only tests)."""
+    engine = make_engine(postgres_url)
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE jobs, job_events, job_rollups, job_payloads RESTART IDENTITY"))
     engine.dispose()
-    return url
+    return postgres_url
 
 
 @pytest.fixture

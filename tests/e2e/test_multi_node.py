@@ -33,7 +33,8 @@ def reports(n: int) -> list[tuple[int, str, dict[str, str]]]:
     return steps
 
 
-def test_two_processes_on_one_postgresql_give_one_exact_ledger(postgres_url, tmp_path):
+def test_two_processes_on_one_postgresql_give_one_exact_ledger(empty_postgres_url, tmp_path):
+    postgres_url = empty_postgres_url
     with ExitStack() as stack:
         nodes = []
         for name in ("node-a", "node-b"):

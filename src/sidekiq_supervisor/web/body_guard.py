@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sidekiq_supervisor.web.api.presenters import json_response
+from sidekiq_supervisor.web.deadline import TrackedSend
 
 
 class BodyRefused(HTTPException):
@@ -38,17 +39,11 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, self._bounded(receive), tracked_send)
+            await self.app(scope, self._bounded(receive), tracked)
         except BodyRefused as exc:
-            if not started:  # else the response is under way: the server closes the connection
+            if not tracked.started:  # else the response is under way: the server closes the connection
                 response = json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code)
                 response.headers["Connection"] = "close"
                 await response(scope, receive, send)

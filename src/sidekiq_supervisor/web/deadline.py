@@ -33,6 +33,20 @@ def _a_report(scope: Scope) -> bool:
     return scope["method"] == "POST" and (path == EVENTS_PATH or REPORT_PATH.fullmatch(path) is not None)
 
 
+class TrackedSend:
+    """An ASGI ``send`` that remembers whether the response has started (then no other answer can
+    replace it)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        """Send ``message``, noting the response's start."""
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)
+
+
 class RequestDeadline:
     """Pure ASGI middleware: 503 for a request that is not answered within ``seconds``."""
 
@@ -45,18 +59,12 @@ class RequestDeadline:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT) or _a_report(scope):
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
             async with asyncio.timeout(self.seconds):
-                await self.app(scope, receive, send_tracked)
+                await self.app(scope, receive, tracked)
         except TimeoutError:
-            if started:
+            if tracked.started:
                 raise  # half an answer went out already; only closing the connection is left
             error = f"the database did not answer within {self.seconds:g} s; retry later"
             await retry_later({"error": error})(scope, receive, send)
