@@ -134,3 +134,30 @@ def test_wait_decides_a_job_of_a_quiet_process_once_it_is_taken_for_gone(engine,
 
     assert [outcome.original.jid for outcome in waited.restarted] == [running]
     assert waited.skipped == []
+
+
+def test_a_job_that_completes_while_the_restart_waits_is_left_alone_and_said_so(engine, redis_client):
+    dump = load(redis_client, VERSIONS[-1])
+    now, process = dump["captured_at"], identity(dump)
+    running = sorted(running_jids(dump))[0]
+    start(engine, running, now - 9, {"identity": process})
+    stale_after = now - float(redis_client.hget(process, "beat")) + 0.5
+    began = time.monotonic()
+    checker = LivenessChecker(
+        SidekiqReader(redis_client), stale_after=stale_after, clock=lambda: now + (time.monotonic() - began)
+    )
+
+    def wait_while_it_completes(seconds: float) -> None:
+        time.sleep(seconds)
+        complete = Report(running, EventKind.COMPLETE, micros_from_seconds(now), "LongJob", "default", "[1]")
+        with write_transaction(engine) as connection:
+            write_reports(connection, [complete], complete.at)
+
+    restarter = Restarter(
+        Ledger(engine), SidekiqEnqueuer(redis_client), checker, sleep=wait_while_it_completes
+    )
+    report = restarter.restart(JobFilter(), wait=True)
+
+    assert report.restarted == [], report
+    ((skipped, reason),) = [(o.original.jid, o.reason) for o in report.skipped]
+    assert skipped == running and "completed" in reason, report

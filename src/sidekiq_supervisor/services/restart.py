@@ -172,23 +172,25 @@ class Restarter:
         if older_than is not None:
             flt = replace(flt, started_before=now_micros() - older_than // timedelta(microseconds=1))
         snapshot = self._snapshot()
-        undecided: dict[str, float] = {}
+        undecided: list[tuple[StoredJob, float]] = []
         for stored in self._ledger.iterate(flt):
             verdict = self._liveness.verdict(stored, snapshot)
             if wait and not dry_run and verdict.settles_in is not None:
-                undecided[stored.jid] = verdict.settles_in
+                undecided.append((stored, verdict.settles_in))
                 continue
             yield self._decide(stored, verdict, snapshot, dry_run)
         if undecided:
             yield from self._after_waiting(undecided)
 
-    def _after_waiting(self, undecided: dict[str, float]) -> Iterator[RestartOutcome]:
-        self._sleep(max(undecided.values()) + WAIT_MARGIN_SECONDS)
+    def _after_waiting(self, undecided: list[tuple[StoredJob, float]]) -> Iterator[RestartOutcome]:
+        self._sleep(max(settles_in for _, settles_in in undecided) + WAIT_MARGIN_SECONDS)
         snapshot = self._snapshot()
-        for jid in undecided:
-            stored = self._ledger.get(jid)
+        for before, _ in undecided:
+            stored = self._ledger.get(before.jid)
             if stored is None or stored.status is not JobStatus.STARTED:
-                continue  # completed, or restarted elsewhere, while we waited: nothing to do
+                reason = "it completed, or was restarted elsewhere, while the restart waited"
+                yield RestartOutcome(Job.from_stored(before), None, reason, taken=False)
+                continue
             yield self._decide(stored, self._liveness.verdict(stored, snapshot), snapshot, dry_run=False)
 
     def _snapshot(self) -> SidekiqSnapshot:
