@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from rich import box
 from rich.console import Console, ConsoleOptions, Group
 from rich.table import Table
+from rich.text import Text
 
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import DurationSummary
+from sidekiq_supervisor.table_fit import Column, Flexible, Layout, fitted
 
 ARGUMENTS_WIDTH = 60
 STATUS_STYLES = {"queued": "cyan", "started": "yellow", "complete": "green"}
@@ -46,8 +46,94 @@ def format_arguments(arguments: Any) -> str:
     return json_text.preview(arguments, ARGUMENTS_WIDTH)
 
 
-NAME_WIDTH_CAP = 48
+# jid, class and queue come from reports: a control character (a terminal escape, a newline) is
+# shown as U+FFFD, so it can neither drive the terminal nor break a row in two.
+CONTROL_CHARACTERS = {code: "\N{REPLACEMENT CHARACTER}" for code in (*range(32), 127)}
+# The arguments column gets at least this much, else a narrower layout is tried.
 ARGUMENTS_MIN_WIDTH = 10
+# The most of a job's arguments laid out in a table: more than any terminal is wide.
+ARGUMENTS_LAID_OUT = 500
+# Beside a reason the arguments get at most this much: the reason matters more.
+ARGUMENTS_BESIDE_REASONS = 40
+# A reason column narrower than this wraps too often to read: a narrower layout is tried.
+REASON_MIN_WIDTH = 36
+SHORT_JID = 12
+
+
+def shown(name: str) -> str:
+    """A name from a report, safe to print: control characters replaced."""
+    return name.translate(CONTROL_CHARACTERS)
+
+
+def short_jid(jid: str) -> str:
+    """The jid's first characters (enough to tell jobs apart), with an ellipsis when cut."""
+    jid = shown(jid)
+    return jid if len(jid) <= SHORT_JID else jid[:SHORT_JID] + "…"
+
+
+def _status(job: Any) -> Text:
+    return Text(str(job.status), style=STATUS_STYLES.get(job.status, ""))
+
+
+def _named(jid: Callable[[str], str]) -> Column:
+    """Class over queue and jid: for terminals too narrow for them side by side."""
+
+    def cell(job: Any) -> Text:
+        return Text.assemble(shown(job.job_class), "\n", shown(job.queue), (f" · {jid(job.jid)}", "dim"))
+
+    return Column("job", cell)
+
+
+_JID = Column("jid", lambda job: Text(shown(job.jid)))
+_SHORT_JID = Column("jid", lambda job: Text(short_jid(job.jid)))
+_CLASS = Column("class", lambda job: Text(shown(job.job_class)))
+_QUEUE = Column("queue", lambda job: Text(shown(job.queue)))
+_NAMED = _named(shown)
+_NAMED_SHORT = _named(short_jid)
+_STATUS = Column("status", _status)
+_TRIES = Column("tries", lambda job: Text(str(job.attempts)), justify="right")
+_DURATION = Column("duration", lambda job: Text(format_duration(job.duration)), justify="right")
+_FULL_TIMES = (
+    Column("queued", lambda job: Text(format_time(job.queued_at))),
+    Column("started", lambda job: Text(format_time(job.started_at))),
+    Column("completed", lambda job: Text(format_time(job.completed_at))),
+)
+_SHORT_TIMES = (
+    Column("queued", lambda job: Text(format_short_time(job.queued_at))),
+    Column("started", lambda job: Text(format_short_time(job.started_at))),
+    Column("completed", lambda job: Text(format_short_time(job.completed_at))),
+)
+_LATEST = Column("latest", lambda job: Text(format_short_time(_latest(job))))
+_ARGUMENTS = Flexible(
+    "arguments", lambda job: Text(json_text.preview(job.arguments, ARGUMENTS_LAID_OUT)), ARGUMENTS_MIN_WIDTH
+)
+# Richest first: each drops what matters least, until the names and some arguments fit; then
+# the names go one over the other. Whatever the layout, names are whole and the arguments cut.
+_JOB_LAYOUTS = (
+    Layout((_JID, _CLASS, _QUEUE), _ARGUMENTS, (_STATUS, *_FULL_TIMES, _TRIES)),
+    Layout((_JID, _CLASS, _QUEUE), _ARGUMENTS, (_STATUS, *_SHORT_TIMES, _TRIES)),
+    Layout((_JID, _CLASS, _QUEUE), _ARGUMENTS, (_STATUS, _LATEST, _TRIES)),
+    Layout((_JID, _CLASS, _QUEUE), _ARGUMENTS, (_STATUS, _LATEST), boxed=False),
+    Layout((_JID, _CLASS, _QUEUE), _ARGUMENTS, (_STATUS,), boxed=False),
+    Layout((_SHORT_JID, _CLASS, _QUEUE), _ARGUMENTS, (_STATUS,), boxed=False),
+    Layout((_NAMED,), _ARGUMENTS, (_STATUS, _LATEST), boxed=False),
+    Layout((_NAMED_SHORT,), _ARGUMENTS, (_STATUS,), boxed=False),
+)
+_DURATION_LAYOUTS = tuple(layout.plus(_DURATION) for layout in _JOB_LAYOUTS)
+
+
+def _job_card(job: Any) -> list[Text]:
+    details = Text.assemble(
+        shown(job.queue), " · ", _status(job), " · ", shown(job.jid), " · ", format_short_time(_latest(job))
+    )
+    if hasattr(job, "duration"):
+        details.append(f" · {format_duration(job.duration)}")
+    arguments = json_text.preview(job.arguments, ARGUMENTS_LAID_OUT)
+    return [
+        Text(shown(job.job_class), style="bold", overflow="fold"),
+        details,
+        Text(arguments, no_wrap=True, overflow="ellipsis"),
+    ]
 
 
 def job_table(jobs: Sequence[Any], *, title: str, total: int | None = None) -> JobTable:
@@ -69,81 +155,11 @@ class JobTable:
         yield self.table(options.max_width)
 
     def table(self, width: int) -> Table:
-        """The table for ``width`` columns: the richest layout that fits, every column as wide as
-        its widest cell, the arguments in what is left (cut with an ellipsis, never the names)."""
-        jobs = self.jobs
-        layouts = _LAYOUTS if not (jobs and hasattr(jobs[0], "duration")) else _WITH_DURATION
-        for layout in layouts:
-            rows = [[cell(job) for _, cell in layout.columns] for job in jobs]
-            widths = [
-                max([len(header), *(len(row[i]) for row in rows)])
-                for i, (header, _) in enumerate(layout.columns)
-            ]
-            left = width - sum(widths) - layout.overhead(len(widths) + 1)
-            if left >= ARGUMENTS_MIN_WIDTH:
-                break
-        table = Table(
-            title=self.title,
-            caption=_caption(len(jobs), self.total),
-            title_justify="left",
-            box=layout.box,
-            show_edge=layout.box is box.HEAVY_HEAD,
-        )
-        for (header, _), column_width in zip(layout.columns, widths, strict=True):
-            table.add_column(header, no_wrap=True, width=column_width, overflow="ellipsis")
-            if header == "queue":
-                table.add_column(
-                    "arguments", no_wrap=True, overflow="ellipsis", width=max(left, ARGUMENTS_MIN_WIDTH)
-                )
-        status_at = [header for header, _ in layout.columns].index("status")
-        for job, row in zip(jobs, rows, strict=True):
-            row[status_at] = f"[{STATUS_STYLES.get(job.status, '')}]{row[status_at]}[/]"
-            table.add_row(*row[:3], format_arguments(job.arguments), *row[3:])
-        return table
-
-
-Column = tuple[str, Callable[[Any], str]]
-
-
-@dataclass(frozen=True)
-class _Layout:
-    columns: tuple[Column, ...]
-    box: box.Box
-
-    def overhead(self, count: int) -> int:
-        """Borders and padding of ``count`` columns: a space each side and a line between them,
-        plus the two edges when they are drawn."""
-        return 3 * count + 1 if self.box is box.HEAVY_HEAD else 3 * count - 1
-
-
-_JID: Column = ("jid", lambda job: job.jid)
-_SHORT_JID: Column = ("jid", lambda job: job.jid[:12] + ("…" if len(job.jid) > 12 else ""))
-_NAMES: tuple[Column, ...] = (("class", lambda job: job.job_class), ("queue", lambda job: job.queue))
-_STATUS: Column = ("status", lambda job: str(job.status))
-_TRIES: Column = ("tries", lambda job: str(job.attempts))
-_DURATION: Column = ("duration", lambda job: format_duration(job.duration))
-_FULL_TIMES: tuple[Column, ...] = (
-    ("queued", lambda job: format_time(job.queued_at)),
-    ("started", lambda job: format_time(job.started_at)),
-    ("completed", lambda job: format_time(job.completed_at)),
-)
-_SHORT_TIMES: tuple[Column, ...] = (
-    ("queued", lambda job: format_short_time(job.queued_at)),
-    ("started", lambda job: format_short_time(job.started_at)),
-    ("completed", lambda job: format_short_time(job.completed_at)),
-)
-_LATEST: tuple[Column, ...] = (("latest", lambda job: format_short_time(_latest(job))),)
-# Richest first: each drops what matters least, until the names and some arguments fit. The jid is
-# shortened only on the narrowest terminals, where no whole one fits beside the names.
-_LAYOUTS = [
-    _Layout((_JID, *_NAMES, _STATUS, *_FULL_TIMES, _TRIES), box.HEAVY_HEAD),
-    _Layout((_JID, *_NAMES, _STATUS, *_SHORT_TIMES, _TRIES), box.HEAVY_HEAD),
-    _Layout((_JID, *_NAMES, _STATUS, *_LATEST, _TRIES), box.HEAVY_HEAD),
-    _Layout((_JID, *_NAMES, _STATUS, *_LATEST), box.SIMPLE_HEAD),
-    _Layout((_JID, *_NAMES, _STATUS), box.SIMPLE_HEAD),
-    _Layout((_SHORT_JID, *_NAMES, _STATUS), box.SIMPLE_HEAD),
-]
-_WITH_DURATION = [_Layout((*layout.columns, _DURATION), layout.box) for layout in _LAYOUTS]
+        """The table for ``width`` columns: the richest layout that fits (see ``table_fit``)."""
+        with_duration = bool(self.jobs) and hasattr(self.jobs[0], "duration")
+        layouts = _DURATION_LAYOUTS if with_duration else _JOB_LAYOUTS
+        caption = _caption(len(self.jobs), self.total)
+        return fitted(self.jobs, layouts, _job_card, width, title=self.title, caption=caption)
 
 
 def _latest(job: Any) -> datetime | None:
@@ -151,19 +167,15 @@ def _latest(job: Any) -> datetime | None:
     return max(moments) if moments else None
 
 
-def _widest(names: Iterable[str]) -> int:
-    return min(NAME_WIDTH_CAP, max((len(name) for name in names), default=5))
-
-
 def format_short_time(moment: datetime | None) -> str:
     """UTC month, day and time to the second, or a dash (for narrow tables)."""
     return "—" if moment is None else moment.strftime("%m-%d %H:%M:%S")
 
 
-def _caption(shown: int, total: int | None) -> str:
-    if total is None or total == shown:
-        return f"{shown:,} job{'s' if shown != 1 else ''}"
-    return f"showing the newest {shown:,} of {total:,} jobs (iterate, or use .first(n), for more)"
+def _caption(count: int, total: int | None) -> str:
+    if total is None or total == count:
+        return f"{count:,} job{'s' if count != 1 else ''}"
+    return f"showing the newest {count:,} of {total:,} jobs (iterate, or use .first(n), for more)"
 
 
 def summary_table(summary: DurationSummary) -> Table:
@@ -182,10 +194,6 @@ def summary_table(summary: DurationSummary) -> Table:
     return table
 
 
-# Restart and liveness tables show the arguments only where the reasons still have room.
-ARGUMENTS_SHOWN_FROM = 140
-
-
 class WidthAware:
     """A Rich renderable that builds its table for the width it is printed in."""
 
@@ -197,51 +205,66 @@ class WidthAware:
         yield self.build(options.max_width)
 
 
+_ARGUMENTS_BESIDE_REASONS = Column(
+    "arguments", lambda job: Text(json_text.preview(job.arguments, ARGUMENTS_BESIDE_REASONS))
+)
+# How a job is named beside a reason, richest first, and whether the table is boxed.
+_NAMES_BESIDE_REASONS: tuple[tuple[tuple[Column, ...], bool], ...] = (
+    ((_JID, _CLASS, _QUEUE, _ARGUMENTS_BESIDE_REASONS), True),
+    ((_JID, _CLASS, _QUEUE), True),
+    ((_SHORT_JID, _CLASS, _QUEUE), False),
+    ((_NAMED,), False),
+    ((_NAMED_SHORT,), False),
+)
+
+
+def _reasons_table(
+    rows: Sequence[Any],
+    job_of: Callable[[Any], Any],
+    columns: Sequence[tuple[Column, ...]],
+    reason: Flexible,
+    *,
+    title: str,
+    width: int,
+) -> Table:
+    """Rows that each name a job (``job_of`` finds it), then ``columns`` (alternatives, richest
+    first), then a ``reason`` that wraps; laid out for ``width`` (see ``table_fit``)."""
+
+    def of_job(column: Column) -> Column:
+        return Column(column.header, lambda row: column.cell(job_of(row)), column.justify)
+
+    layouts = [
+        Layout((*map(of_job, names), *extra), reason, boxed=boxed)
+        for extra in columns
+        for names, boxed in _NAMES_BESIDE_REASONS
+    ]
+
+    def card(row: Any) -> list[Text]:
+        job = job_of(row)
+        details = Text(" · ").join(
+            [Text(shown(job.queue)), *(c.cell(row) for c in columns[0]), Text(shown(job.jid))]
+        )
+        return [Text(shown(job.job_class), style="bold", overflow="fold"), details, reason.cell(row)]
+
+    return fitted(rows, layouts, card, width, title=title)
+
+
 def restart_table(report: Any, verb: str) -> WidthAware:
     """A restart's outcome: each job restarted (with its new jid) or skipped (with the reason)."""
     outcomes = [*report.restarted, *report.skipped]
     title = f"{verb} {len(report.restarted):,}, skipped {len(report.skipped):,}"
-
-    def build(width: int) -> Table:
-        table = _named_jobs_table(title, [o.original for o in outcomes], width)
-        table.add_column("outcome", no_wrap=True)
-        table.add_column("new jid / reason", overflow="fold", ratio=1, min_width=20)
-        for outcome in outcomes:
-            detail = (outcome.new_jid or "") if outcome.taken else (outcome.reason or "")
-            cells = _named_job_cells(outcome.original, width)
-            table.add_row(*cells, verb if outcome.taken else "skipped", detail)
-        return table
-
-    return WidthAware(build)
-
-
-# Below this width a job is named in one column, its jid over its class and queue.
-STACKED_BELOW = 120
-
-
-def _named_jobs_table(title: str, jobs: Sequence[Any], width: int) -> Table:
-    """A table whose first columns name each job (jid, class, queue, and arguments when wide)."""
-    if width < STACKED_BELOW:
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
-        names = (f"{job.job_class} · {job.queue}" for job in jobs)
-        table.add_column("job", no_wrap=True, min_width=max(24, _widest(names)))
-        return table
-    table = Table(title=title, title_justify="left")
-    table.add_column("jid", no_wrap=True)
-    table.add_column("class", no_wrap=True, min_width=_widest(job.job_class for job in jobs))
-    table.add_column("queue", no_wrap=True, min_width=_widest(job.queue for job in jobs))
-    if width >= ARGUMENTS_SHOWN_FROM:
-        table.add_column("arguments", no_wrap=True, overflow="ellipsis", max_width=ARGUMENTS_WIDTH)
-    return table
-
-
-def _named_job_cells(job: Any, width: int) -> list[str]:
-    if width < STACKED_BELOW:
-        return [f"{job.jid}\n{job.job_class} · {job.queue}"]
-    cells = [job.jid, job.job_class, job.queue]
-    if width >= ARGUMENTS_SHOWN_FROM:
-        cells.append(format_arguments(job.arguments))
-    return cells
+    outcome = Column("outcome", lambda row: Text(verb if row.taken else "skipped"))
+    detail = Flexible(
+        "new jid / reason",
+        lambda row: Text((row.new_jid or "") if row.taken else (row.reason or "")),
+        REASON_MIN_WIDTH,
+        wrap=True,
+    )
+    return WidthAware(
+        lambda width: _reasons_table(
+            outcomes, lambda row: row.original, [(outcome,)], detail, title=title, width=width
+        )
+    )
 
 
 LIVENESS_STYLES = {"running": "green", "retrying": "cyan", "orphaned": "red", "unknown": "yellow"}
@@ -249,24 +272,18 @@ LIVENESS_STYLES = {"running": "green", "retrying": "cyan", "orphaned": "red", "u
 
 def liveness_table(rows: Sequence[Any]) -> WidthAware:
     """Uncompleted jobs with their liveness and the reason."""
-    title = f"{len(rows):,} uncompleted jobs"
-
-    def build(width: int) -> Table:
-        table = _named_jobs_table(title, [row.job for row in rows], width)
-        table.add_column("started", no_wrap=True)
-        table.add_column("liveness", no_wrap=True)
-        table.add_column("why", overflow="fold", ratio=1, min_width=20)
-        for row in rows:
-            style = LIVENESS_STYLES.get(row.verdict.liveness, "")
-            table.add_row(
-                *_named_job_cells(row.job, width),
-                format_short_time(row.job.started_at),
-                f"[{style}]{row.verdict.liveness}[/]",
-                row.verdict.reason,
-            )
-        return table
-
-    return WidthAware(build)
+    title = f"{len(rows):,} uncompleted job{'s' if len(rows) != 1 else ''}"
+    started = Column("started", lambda row: Text(format_short_time(row.job.started_at)))
+    liveness = Column(
+        "liveness",
+        lambda row: Text(str(row.verdict.liveness), style=LIVENESS_STYLES.get(row.verdict.liveness, "")),
+    )
+    why = Flexible("why", lambda row: Text(row.verdict.reason), REASON_MIN_WIDTH, wrap=True)
+    return WidthAware(
+        lambda width: _reasons_table(
+            rows, lambda row: row.job, [(started, liveness), (liveness,)], why, title=title, width=width
+        )
+    )
 
 
 def stacked(*renderables: Any) -> Group:

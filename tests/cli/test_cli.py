@@ -396,6 +396,26 @@ def test_the_jobs_table_shows_whole_sidekiq_jids_at_80_columns(cli_env, engine, 
     assert jid in result.stdout
 
 
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_the_jobs_table_keeps_long_class_and_queue_names_whole_and_cuts_the_arguments(
+    cli_env, engine, monkeypatch, columns
+):
+    job_class = "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
+    arguments = json.dumps(["ORD-7", "y" * 300])
+    write(
+        engine, [Report("j1", EventKind.QUEUED, now_micros(), job_class, "mailers_low_priority", arguments)]
+    )
+    monkeypatch.setenv("COLUMNS", columns)
+
+    result = run("jobs", "all")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any(job_class in line for line in lines), result.stdout
+    assert any("mailers_low_priority" in line for line in lines), result.stdout
+    assert '["ORD-7"' in result.stdout and "y" * 300 not in result.stdout and "…" in result.stdout
+
+
 def test_db_upgrade_prints_the_schema_revision(cli_env):
     result = run("db", "upgrade")
 

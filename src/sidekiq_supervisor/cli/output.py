@@ -28,9 +28,8 @@ PROGRESS_THRESHOLD = 10_000
 # Rich lays a whole table out in memory before printing it, at about a millisecond a row: a
 # longer answer is printed as a plain-text table instead, a line at a time.
 RICH_TABLE_ROWS = 1000
-# jid, class and queue come from reports: control characters (a terminal escape, a newline)
-# are shown as U+FFFD so that they can neither drive the terminal nor break a row in two.
-_CONTROL_CHARACTERS = {code: "\N{REPLACEMENT CHARACTER}" for code in (*range(32), 127)}
+# jid, class and queue come from reports: see ``render.CONTROL_CHARACTERS``.
+_CONTROL_CHARACTERS = render.CONTROL_CHARACTERS
 
 
 def _default(value: Any) -> Any:
