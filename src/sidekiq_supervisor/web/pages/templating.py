@@ -77,8 +77,13 @@ def format_arguments(arguments: Any, limit: int | None = ARGUMENTS_PREVIEW) -> s
 
 
 def format_class_name(name: str) -> Markup:
-    """A class name that may wrap only after ``::`` (``Billing::<wbr>InvoiceJob``), never mid-word."""
-    return Markup("::<wbr>").join(escape(part) for part in str(name).split("::"))
+    """A class name that may wrap only after ``::`` (``Billing::<wbr>InvoiceJob``), never mid-word.
+
+    A part too long for its box is cut with an ellipsis (``.class-name`` in app.css), and the
+    title shows the whole name.
+    """
+    parts = Markup("::<wbr>").join(escape(part) for part in str(name).split("::"))
+    return Markup('<span class="class-name" title="{}">{}</span>').format(name, parts)
 
 
 def _environment() -> Environment:
