@@ -14,10 +14,17 @@ import redis
 
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis import keys
 from sidekiq_supervisor.sidekiq_redis.monitor import metrics, processes, queues, set_actions, sets, stats
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import JobRecord
+from sidekiq_supervisor.sidekiq_redis.monitor.jobs import JobRecord, error_backtrace, extra_items
 from sidekiq_supervisor.sidekiq_redis.monitor.metrics import ClassMetrics, MetricsBucket, MetricsResult
-from sidekiq_supervisor.sidekiq_redis.monitor.paging import DEFAULT_PAGE_SIZE, Page, clamp_page, slice_page
+from sidekiq_supervisor.sidekiq_redis.monitor.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    clamp_page,
+    slice_page,
+)
 from sidekiq_supervisor.sidekiq_redis.monitor.processes import ProcessInfo, Signal, SignalOutcome, Work
 from sidekiq_supervisor.sidekiq_redis.monitor.queues import InvalidQueueName, QueueOrder, QueueSummary
 from sidekiq_supervisor.sidekiq_redis.monitor.sets import DEFAULT_SORT, JobSet, SetEntry, Sort
@@ -25,6 +32,7 @@ from sidekiq_supervisor.sidekiq_redis.monitor.stats import DailyStat, RedisInfo,
 
 # The records and enums pages need, re-exported: the web layer may import services, not sidekiq_redis.
 __all__ = [
+    "MAX_PAGE_SIZE",
     "ClassMetrics",
     "DailyStat",
     "InvalidQueueName",
@@ -44,6 +52,8 @@ __all__ = [
     "Sort",
     "Stats",
     "Work",
+    "error_backtrace",
+    "extra_items",
 ]
 
 MAX_SEARCH_LENGTH = 200
@@ -93,6 +103,12 @@ class SidekiqMonitor:
         """Release the connection pool."""
         if self._client is not None:
             self._client.close()
+
+    def ping(self) -> None:
+        """One cheap read (the default queue's length, as Sidekiq's ``HEAD /``): raises
+        ``SidekiqUnavailable`` unless Redis answers."""
+        with self._redis() as client:
+            client.llen(keys.queue("default"))
 
     def stats(self) -> Stats:
         """The summary bar: processed, failed, busy, enqueued, set sizes, default queue latency."""
@@ -187,6 +203,15 @@ class SidekiqMonitor:
         """The entry whose member is exactly ``raw`` (a detail page), or None if it is gone."""
         with self._redis() as client:
             return sets.find_entry(client, job_set, raw)
+
+    def entries_at(self, job_set: JobSet, key: str) -> tuple[SetEntry, ...]:
+        """The entries a ``<score>-<jid>`` key of Sidekiq's URLs names (usually one; none once it has
+        gone, or for a key that is not one)."""
+        parsed = sets.parse_entry_key(key)
+        if parsed is None:
+            return ()
+        with self._redis() as client:
+            return sets.fetch_entries(client, job_set, *parsed)
 
     def retry_now(self, job_set: JobSet, members: Sequence[str]) -> int:
         """Sidekiq's "Retry Now" for these retry- or dead-set members: pushed to their queues with

@@ -84,7 +84,7 @@ def test_the_main_app_links_the_monitor_and_guards_its_forms(main):
     assert client.post("/sidekiq/retries", data={"all": "delete"}).status_code == 403
     token = csrf_of(client.get("/sidekiq/retries").text)
     assert client.post("/sidekiq/retries", data={"all": "delete", "csrf_token": token}).status_code == 200
-    assert client.get("/sidekiq/stats").json()["retries"] == 0
+    assert client.get("/sidekiq/stats").json()["sidekiq"]["retries"] == 0
 
 
 def test_the_monitor_app_alone_wants_the_page_credentials(redis_client):

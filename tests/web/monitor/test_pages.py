@@ -52,17 +52,37 @@ def test_the_dashboard_shows_the_summary_history_and_redis(loaded, redis_client)
 def test_the_history_period_changes_the_chart(loaded):
     week = loaded.client.get("/sidekiq?days=7").text
     quarter = loaded.client.get("/sidekiq?days=90").text
+    half_year = loaded.client.get("/sidekiq?days=180").text  # Sidekiq's longest period
     # The history's line is the last one (the realtime chart's comes first, empty until polled).
     points = [len(re.findall(r'series-processed" fill="none" points="([^"]*)"', page)[-1].split())
-              for page in (week, quarter)]  # fmt: skip
-    assert points == [7, 90]
-    assert loaded.client.get("/sidekiq?days=91").status_code == 422
+              for page in (week, quarter, half_year)]  # fmt: skip
+    assert points == [7, 90, 180]
+    assert loaded.client.get("/sidekiq?days=181").status_code == 422
+    assert loaded.client.get("/sidekiq?days=0").status_code == 422
 
 
-def test_the_stats_json_that_the_realtime_graph_polls(loaded):
-    figures = loaded.client.get("/sidekiq/stats").json()
+def test_the_stats_json_that_the_realtime_graph_polls_has_sidekiqs_shape(loaded):
+    document = loaded.client.get("/sidekiq/stats").json()
+    assert set(document) == {"sidekiq", "redis", "server_utc_time"}
+    figures = document["sidekiq"]
     assert {k: figures[k] for k in loaded.expected_stats()} == loaded.expected_stats()
     assert figures["processes"] == 1
+    assert set(figures) == {*loaded.expected_stats(), "processes", "default_latency"}
+    redis_keys = {"redis_version", "uptime_in_days", "connected_clients", "used_memory_human",
+                  "used_memory_peak_human"}  # fmt: skip
+    # Sidekiq 8 adds the store's name and version; the line is learnt from the live process.
+    store = {"store_name", "store_version"} if loaded.version.startswith("8") else set()
+    assert set(document["redis"]) == redis_keys | store
+    assert re.fullmatch(r"\d\d:\d\d:\d\d UTC", document["server_utc_time"])
+
+
+def test_stats_queues_lists_each_queue_size_largest_first(loaded):
+    sizes = loaded.client.get("/sidekiq/stats/queues").json()
+    expected = {name: len(loaded.value(f"queue:{name}")) for name in loaded.value("queues")}
+    assert sizes == expected
+    assert list(sizes.values()) == sorted(expected.values(), reverse=True)
+    moved = loaded.client.get("/sidekiq/dashboard/stats", follow_redirects=False)
+    assert (moved.status_code, moved.headers["location"]) == (302, "/sidekiq/stats")
 
 
 def test_busy_lists_the_process_and_the_jobs_it_runs(loaded):

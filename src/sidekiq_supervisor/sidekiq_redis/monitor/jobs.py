@@ -6,6 +6,9 @@ byte-identical string (LREM and ZREM compare bytes), never a re-serialisation of
 
 from __future__ import annotations
 
+import base64
+import binascii
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +20,14 @@ from sidekiq_supervisor.domain.payload import ACTIVE_JOB_WRAPPERS
 MAILER_JOBS = frozenset({"ActionMailer::DeliveryJob", "ActionMailer::MailDeliveryJob"})
 ACTIVE_JOB_PREFIX = "_aj_"
 GLOBAL_ID_KEY = "_aj_globalid"
+# The keys a detail page shows in rows of their own; the rest of a payload is its "extras".
+SHOWN_KEYS = frozenset({
+    "queue", "class", "args", "retry_count", "retried_at", "failed_at", "jid", "error_message",
+    "error_class", "backtrace", "error_backtrace", "enqueued_at", "retry", "wrapped", "created_at",
+    "tags", "display_class",
+})  # fmt: skip
+# A stored backtrace is at most this large once inflated: a crafted payload cannot be a zip bomb.
+MAX_BACKTRACE_BYTES = 1 << 20
 # Epoch seconds are ~1.8e9 today and epoch milliseconds ~1.8e12; 1e11 s is the year 5138.
 MILLIS_THRESHOLD = 1e11
 
@@ -111,6 +122,34 @@ def parse_job(value: bytes | str | dict[str, Any]) -> JobRecord:
         bid=_text(item.get("bid")),
         item=item,
     )
+
+
+def error_backtrace(item: dict[str, Any]) -> tuple[str, ...] | None:
+    """The backtrace a failed job carries, or None: Sidekiq stores it (with ``backtrace: true``) as
+    base64 of deflated JSON (6.x used MIME base64 with line breaks), older jobs as a plain array.
+    A value that cannot be read is shown as that, never raised."""
+    stored = item.get("error_backtrace")
+    if stored is None:
+        return None
+    if isinstance(stored, list):
+        return tuple(str(line) for line in stored)
+    try:
+        packed = base64.b64decode(str(stored).encode("ascii", "strict"), validate=False)
+        inflater = zlib.decompressobj()
+        text = inflater.decompress(packed, MAX_BACKTRACE_BYTES)
+        if inflater.unconsumed_tail:
+            return ("(the stored backtrace is larger than 1 MB once inflated; not shown)",)
+        lines = json_text.loads(text)
+    except (binascii.Error, UnicodeEncodeError, zlib.error, json_text.InvalidJSON):
+        return ("(the stored backtrace cannot be read)",)
+    if not isinstance(lines, list):
+        return ("(the stored backtrace cannot be read)",)
+    return tuple(str(line) for line in lines)
+
+
+def extra_items(item: dict[str, Any]) -> dict[str, Any]:
+    """The payload's keys that a detail page has no row for (custom options, tags of middlewares)."""
+    return {key: value for key, value in item.items() if key not in SHOWN_KEYS}
 
 
 def latency(job: JobRecord, now: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +17,8 @@ from sidekiq_supervisor.sidekiq_redis.monitor.paging import Page, clamp_page, sl
 MAX_SEARCH_MATCHES = 5000
 SCAN_COUNT = 500
 GLOB_SPECIAL = re.compile(r"([*?\[\]\\^])")
+# A job's key in Sidekiq's URLs: its score (a Ruby Float, as Float#to_s writes it), "-", its jid.
+ENTRY_KEY = re.compile(r"\A(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)-(.*)\Z", re.IGNORECASE | re.DOTALL)
 
 
 class JobSet(StrEnum):
@@ -49,6 +52,33 @@ class SetEntry:
     def raw(self) -> str:
         """The exact member, which acting on this entry needs."""
         return self.job.raw
+
+    @property
+    def key(self) -> str:
+        """Its ``<score>-<jid>`` key, as in Sidekiq's detail page URLs."""
+        return entry_key(self.score, self.job.jid)
+
+
+def entry_key(score: float, jid: str | None) -> str:
+    """The ``<score>-<jid>`` key of Sidekiq's detail pages (Python's ``repr`` of a float is the same
+    shortest round-trip text as Ruby's ``Float#to_s`` for every timestamp-sized score)."""
+    return f"{score!r}-{jid or ''}"
+
+
+def parse_entry_key(key: str) -> tuple[float, str] | None:
+    """The score and jid of a ``<score>-<jid>`` key, or None for text that is not one."""
+    found = ENTRY_KEY.match(key)
+    if found is None:
+        return None
+    score = float(found.group(1))
+    return (score, found.group(2)) if math.isfinite(score) else None
+
+
+def fetch_entries(client: redis.Redis, job_set: JobSet, score: float, jid: str) -> tuple[SetEntry, ...]:
+    """The entries of ``job_set`` at exactly ``score`` whose jid is ``jid`` (Sidekiq's ``fetch``)."""
+    members = client.zrangebyscore(job_set.value, score, score, withscores=True)
+    entries = (SetEntry(job_set, found, parse_job(member)) for member, found in members)
+    return tuple(entry for entry in entries if entry.job.jid == jid)
 
 
 def read_set_page(

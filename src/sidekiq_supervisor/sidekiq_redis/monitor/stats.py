@@ -48,6 +48,9 @@ class RedisInfo:
     connected_clients: int
     used_memory_human: str
     used_memory_peak_human: str
+    # What serves Sidekiq's data: "Redis", "Valkey" or "Dragonfly", and that server's own version.
+    store_name: str = "Redis"
+    store_version: str = ""
 
 
 def read_stats(client: redis.Redis, now: float) -> Stats:
@@ -102,12 +105,20 @@ def read_history(client: redis.Redis, days: int, now: float) -> tuple[DailyStat,
 def read_redis_info(client: redis.Redis) -> RedisInfo:
     """The server's version, uptime, clients and memory, from INFO."""
     info: dict[str, Any] = client.info()
+    # Valkey and Dragonfly answer as Redis too, and name themselves in a key of their own.
+    store_name, store_version = "Redis", str(info.get("redis_version", ""))
+    for name in ("Dragonfly", "Valkey"):
+        if f"{name.lower()}_version" in info:
+            store_name, store_version = name, str(info[f"{name.lower()}_version"])
+            break
     return RedisInfo(
         version=str(info.get("redis_version", "")),
         uptime_days=_int(info.get("uptime_in_days")),
         connected_clients=_int(info.get("connected_clients")),
         used_memory_human=str(info.get("used_memory_human", "")),
         used_memory_peak_human=str(info.get("used_memory_peak_human", "")),
+        store_name=store_name,
+        store_version=store_version,
     )
 
 

@@ -8,67 +8,25 @@ exact bytes; the form carries each once, and checkboxes and row buttons refer to
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.monitor import MAX_SEARCH_LENGTH, JobSet, SidekiqMonitor, Sort
+from sidekiq_supervisor.services.monitor import MAX_PAGE_SIZE, MAX_SEARCH_LENGTH, JobSet, Sort
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
+from sidekiq_supervisor.web.monitor.set_entries import sidekiq_form_action
+from sidekiq_supervisor.web.monitor.set_specs import SET_PAGES, SetPage, all_action, one_action
 from sidekiq_supervisor.web.monitor.views import PREFIX, done, member_of, render
 from sidekiq_supervisor.web.security import read_form, require_csrf
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Search = Annotated[str, Query(max_length=MAX_SEARCH_LENGTH)]
 PAGE_SIZE = 25
-
-
-@dataclass(frozen=True, slots=True)
-class SetPage:
-    """How one set is shown: its path, title, the column its score fills, and what can be done."""
-
-    path: str
-    title: str
-    job_set: JobSet
-    score_label: str
-    # Action code → button label, for one row or the checked rows (order: as shown).
-    actions: tuple[tuple[str, str], ...]
-    shows_error: bool
-
-
-SET_PAGES = (
-    SetPage(
-        "/retries", "Retries", JobSet.RETRY, "Next retry",
-        (("retry", "Retry now"), ("kill", "Kill"), ("delete", "Delete")), True,
-    ),
-    SetPage(
-        "/scheduled", "Scheduled", JobSet.SCHEDULE, "Runs",
-        (("enqueue", "Add to queue"), ("kill", "Kill"), ("delete", "Delete")), False,
-    ),
-    SetPage("/morgue", "Dead", JobSet.DEAD, "Died", (("retry", "Retry now"), ("delete", "Delete")), True),
-)  # fmt: skip
-
-
-def _one_action(monitor: SidekiqMonitor, job_set: JobSet, action: str) -> Callable[[list[str]], int]:
-    return {
-        "retry": lambda members: monitor.retry_now(job_set, members),
-        "enqueue": monitor.add_to_queue,
-        "delete": lambda members: monitor.delete_entries(job_set, members),
-        "kill": lambda members: monitor.kill(job_set, members),
-    }[action]
-
-
-def _all_action(monitor: SidekiqMonitor, job_set: JobSet, action: str) -> Callable[[], int]:
-    return {
-        "retry": lambda: monitor.retry_all(job_set),
-        "enqueue": monitor.add_all_to_queue,
-        "delete": lambda: monitor.delete_all(job_set),
-        "kill": lambda: monitor.kill_all(job_set),
-    }[action]
 
 
 def _list_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse]]:
@@ -78,16 +36,20 @@ def _list_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse]]:
         page: PageNumber = 1,
         sort: Sort | None = None,
         substr: Search = "",
+        count: PageSize = PAGE_SIZE,
+        direction: Sort | None = None,
     ) -> HTMLResponse:
+        sort = sort or direction  # ``direction`` is Sidekiq's name for it: old links keep working
+
         def gather() -> tuple[object, object]:
-            return monitor.stats(), monitor.set_entries(spec.job_set, page, PAGE_SIZE, sort, substr or None)
+            return monitor.stats(), monitor.set_entries(spec.job_set, page, count, sort, substr or None)
 
         stats, entries = await run_in_threadpool(gather)
         known = await known_jids(request, (e.job.jid for e in entries.items))  # type: ignore[attr-defined]
         shown = sort or (Sort.DESC if spec.job_set is JobSet.DEAD else Sort.ASC)
         return render(
             request, "set.html", stats=stats, spec=spec, entries=entries, known=known,
-            sort=shown.value, substr=substr,
+            sort=shown.value, substr=substr, count=count if count != PAGE_SIZE else None,
         )  # fmt: skip
 
     list_page.__doc__ = f"The {spec.title} page."
@@ -115,8 +77,11 @@ def _action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectResponse]]:
         members = [member_of(token) for token in form.get("m", [])]
         row_action, _, row = form.get("row", [""])[0].partition(":")
         everything = form.get("all", [""])[0]
+        if "key[]" in form or "key" in form:  # Sidekiq's own form: keys and a button's name
+            action, count = await sidekiq_form_action(monitor, spec, form)
+            return done(back, action, count)
         if everything in allowed:
-            count = await run_in_threadpool(_all_action(monitor, spec.job_set, everything))
+            count = await run_in_threadpool(all_action(monitor, spec.job_set, everything))
             return done(back, everything, count)
         row_index = row_number(row)
         if row_action in allowed and row_index is not None:
@@ -127,7 +92,7 @@ def _action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectResponse]]:
         picked = [members[i] for i in chosen if i < len(members) and members[i] is not None]
         if action not in allowed or not picked:
             return done(back, "none")
-        count = await run_in_threadpool(_one_action(monitor, spec.job_set, action), picked)
+        count = await run_in_threadpool(one_action(monitor, spec.job_set, action), picked)
         return done(back, action, count)
 
     act.__doc__ = f"An action on {spec.title}: one row (``row``), the checked rows (``sel``) or ``all``."

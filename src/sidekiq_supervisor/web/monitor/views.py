@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from sidekiq_supervisor.services.monitor import SidekiqUnavailable, Stats
+from sidekiq_supervisor.services.monitor import SidekiqUnavailable, Stats, error_backtrace, extra_items
 from sidekiq_supervisor.web.errors import with_retry_after
 from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_duration, format_time
 from sidekiq_supervisor.web.security import csrf_token
@@ -96,6 +96,8 @@ ENVIRONMENT.filters.update(
     memory=memory,
     token=member_token,
     printable=printable,
+    backtrace=error_backtrace,
+    extras=extra_items,
 )
 
 

@@ -97,7 +97,7 @@
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
-      .then(record)
+      .then(function (document) { record(document.sidekiq); })
       .catch(function () { status.textContent = "Sidekiq's Redis did not answer; trying again."; })
       .then(schedule);
   }
