@@ -169,3 +169,26 @@ def test_sidekiqs_action_urls_need_the_csrf_token(loaded, redis_client):
     assert loaded.client.post("/sidekiq/retries/all/delete").status_code == 403
     assert loaded.client.post(f"/sidekiq/retries/{key}", data={"delete": "Delete"}).status_code == 403
     assert redis_client.zcard("retry") == size
+
+
+def test_sidekiqs_queue_forms_delete_one_job_by_its_text_and_clear_the_queue(loaded, redis_client):
+    (name, *_rest) = sorted(m.decode() for m in redis_client.smembers("queues"))
+    first, *others = [m.decode() for m in redis_client.lrange(f"queue:{name}", 0, -1)]
+    where = post(loaded, f"/sidekiq/queues/{name}/delete", {"key_val": first, "delete": "Delete"})
+    assert "done=delete&n=1" in where
+    assert [m.decode() for m in redis_client.lrange(f"queue:{name}", 0, -1)] == others
+
+    assert f"done=clear&n={len(others)}" in post(loaded, f"/sidekiq/queues/{name}", {"delete": "Delete"})
+    assert not redis_client.exists(f"queue:{name}")
+    assert name.encode() not in redis_client.smembers("queues")
+
+
+def test_a_queue_page_takes_sidekiqs_direction_and_count(loaded, redis_client):
+    name = max(
+        (m.decode() for m in redis_client.smembers("queues")), key=lambda q: redis_client.llen(f"queue:{q}")
+    )
+    jids = [json.loads(m)["jid"] for m in redis_client.lrange(f"queue:{name}", 0, -1)]
+    oldest_first = loaded.client.get(f"/sidekiq/queues/{name}?direction=asc&count=2").text
+    newest_first = loaded.client.get(f"/sidekiq/queues/{name}?direction=desc&count=2").text
+    shown = lambda html: [jid for jid in jids if jid in html]  # noqa: E731
+    assert shown(oldest_first) == jids[-2:] and shown(newest_first) == jids[:2]

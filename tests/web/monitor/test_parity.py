@@ -64,8 +64,8 @@ def test_the_dashboard_and_lists_match_sidekiqs_own_api(redis_client, tmp_path):
     env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_CLIENT": "none"}
     settings = Settings(redis_url=REDIS_TEST_URL, database_url="sqlite://")
     with sidekiq(env, tmp_path, redis_client, "parity"), monitor_client(settings) as client:
-        busy = lambda: client.get("/sidekiq/stats").json()["sidekiq"]["busy"]  # noqa: E731
-        wait_until("both sleepy jobs run", lambda: busy() == 2)
+        busy_now = lambda: client.get("/sidekiq/stats").json()["sidekiq"]["busy"]  # noqa: E731
+        wait_until("both sleepy jobs run", lambda: busy_now() == 2)
         truth = json.loads(ruby(READ))
         page = client.get("/sidekiq?days=7").text
         figures = client.get("/sidekiq/stats").json()["sidekiq"]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.monitor import InvalidQueueName, QueueOrder
+from sidekiq_supervisor.services.monitor import MAX_PAGE_SIZE, InvalidQueueName, QueueOrder, Sort
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
 from sidekiq_supervisor.web.monitor.views import PREFIX, done, member_of, render
 from sidekiq_supervisor.web.security import read_form, require_csrf
@@ -16,7 +16,10 @@ from sidekiq_supervisor.web.security import read_form, require_csrf
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 PAGE_SIZE = 25
+# Sidekiq's ``?direction=`` for the same choice: ``asc`` starts from the next job to run.
+DIRECTIONS = {"asc": QueueOrder.OLDEST_FIRST, "desc": QueueOrder.NEWEST_FIRST}
 
 
 def _missing(request: Request, name: str) -> HTMLResponse:
@@ -36,12 +39,15 @@ async def queue(
     monitor: MonitorDep,
     name: str,
     page: PageNumber = 1,
-    order: QueueOrder = QueueOrder.NEWEST_FIRST,
+    order: QueueOrder | None = None,
+    direction: Sort | None = None,
+    count: PageSize = PAGE_SIZE,
 ) -> HTMLResponse:
     """A page of the jobs waiting in one queue."""
+    order = order or (DIRECTIONS[direction.value] if direction else QueueOrder.NEWEST_FIRST)
     try:
         stats, jobs = await run_in_threadpool(
-            lambda: (monitor.stats(), monitor.queue_jobs(name, page, PAGE_SIZE, order))
+            lambda: (monitor.stats(), monitor.queue_jobs(name, page, count, order))
         )
     except InvalidQueueName:
         return _missing(request, name)
@@ -51,9 +57,12 @@ async def queue(
 
 @router.post("/queues/{name}/delete", dependencies=[Depends(require_csrf)])
 async def delete_job(request: Request, monitor: MonitorDep, name: str) -> Response:
-    """Delete one waiting job, named by its exact member."""
+    """Delete one waiting job, named by its exact member: ``member`` (base64, from this app's form)
+    or ``key_val`` (the member's text, from Sidekiq's)."""
     form = await read_form(request)
-    member = member_of(form.get("member", [""])[0])
+    member = member_of(form.get("member", [""])[0]) if "member" in form else None
+    if member is None and "key_val" in form:
+        member = form["key_val"][0]
     back = form.get("back", [""])[0] or f"{PREFIX}/queues/{name}"
     if member is None:
         return done(back, "none")
@@ -74,9 +83,11 @@ async def clear_confirm(request: Request, monitor: MonitorDep, name: str) -> HTM
     return render(request, "queue_clear.html", queue=found)
 
 
+@router.post("/queues/{name}", dependencies=[Depends(require_csrf)])
 @router.post("/queues/{name}/clear", dependencies=[Depends(require_csrf)])
 async def clear(request: Request, monitor: MonitorDep, name: str) -> Response:
-    """Delete every job of the queue and the queue itself (Sidekiq's "Delete" on the Queues page)."""
+    """Delete every job of the queue and the queue itself (Sidekiq's "Delete" on the Queues page,
+    which posts to the queue's own URL)."""
     try:
         cleared = await run_in_threadpool(monitor.clear_queue, name)
     except InvalidQueueName:
