@@ -15,9 +15,23 @@ import redis
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor import metrics, processes, queues, set_actions, sets, stats
+from sidekiq_supervisor.sidekiq_redis.monitor import (
+    metrics,
+    processes,
+    profiles,
+    queues,
+    set_actions,
+    sets,
+    stats,
+)
 from sidekiq_supervisor.sidekiq_redis.monitor.jobs import JobRecord, error_backtrace, extra_items
-from sidekiq_supervisor.sidekiq_redis.monitor.metrics import ClassMetrics, MetricsBucket, MetricsResult
+from sidekiq_supervisor.sidekiq_redis.monitor.metrics import (
+    HISTOGRAM_LABELS,
+    ClassDetail,
+    ClassMetrics,
+    MetricsBucket,
+    MetricsResult,
+)
 from sidekiq_supervisor.sidekiq_redis.monitor.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -26,13 +40,16 @@ from sidekiq_supervisor.sidekiq_redis.monitor.paging import (
     slice_page,
 )
 from sidekiq_supervisor.sidekiq_redis.monitor.processes import ProcessInfo, Signal, SignalOutcome, Work
+from sidekiq_supervisor.sidekiq_redis.monitor.profiles import ProfileRecord
 from sidekiq_supervisor.sidekiq_redis.monitor.queues import InvalidQueueName, QueueOrder, QueueSummary
 from sidekiq_supervisor.sidekiq_redis.monitor.sets import DEFAULT_SORT, JobSet, SetEntry, Sort
 from sidekiq_supervisor.sidekiq_redis.monitor.stats import DailyStat, RedisInfo, Stats
 
 # The records and enums pages need, re-exported: the web layer may import services, not sidekiq_redis.
 __all__ = [
+    "HISTOGRAM_LABELS",
     "MAX_PAGE_SIZE",
+    "ClassDetail",
     "ClassMetrics",
     "DailyStat",
     "InvalidQueueName",
@@ -42,6 +59,7 @@ __all__ = [
     "MetricsResult",
     "Page",
     "ProcessInfo",
+    "ProfileRecord",
     "QueueOrder",
     "QueueSummary",
     "RedisInfo",
@@ -263,6 +281,21 @@ class SidekiqMonitor:
             return metrics.read_metrics(
                 client, now=self._clock(), minutes=minutes, hours=hours, class_filter=class_filter
             )
+
+    def class_metrics(self, job_class: str, minutes: int = 60) -> ClassDetail:
+        """One class's counts per minute and run-time histogram over the last ``minutes`` (1-480)."""
+        with self._redis() as client:
+            return metrics.read_class_metrics(client, job_class, now=self._clock(), minutes=minutes)
+
+    def profiles(self) -> tuple[ProfileRecord, ...]:
+        """Sidekiq 8's profiles not yet expired, the newest first."""
+        with self._redis() as client:
+            return profiles.read_profiles(client, self._clock())
+
+    def profile_data(self, key: str) -> bytes | None:
+        """A listed profile's data (gzipped JSON), or None if there is no such profile."""
+        with self._redis() as client:
+            return profiles.read_profile_data(client, key)
 
     def sidekiq_major(self) -> int:
         """The major version the live processes run (the newest, if mixed), else the configured one."""

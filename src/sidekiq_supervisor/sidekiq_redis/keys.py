@@ -9,6 +9,8 @@ PROCESSES = "processes"
 RETRY = "retry"
 SCHEDULE = "schedule"
 DEAD = "dead"
+# Sidekiq 8's profiles: a member per profiled job, scored by when it expires.
+PROFILES = "profiles"
 # Ours, not Sidekiq's: marks an original jid as restarted, so a restart re-run never pushes twice.
 RESTART_MARKER_PREFIX = "sidekiq-supervisor:restarted:"
 
@@ -64,3 +66,13 @@ def metrics_minute_v8(minute: datetime) -> str:
 def metrics_ten_minutes_v8(moment: datetime) -> str:
     """Sidekiq 8's 10-minute metrics rollup: ``j|YYMMDD|H:T``, T the tens digit of the minute."""
     return f"j|{moment:%y%m%d}|{moment.hour}:{moment.minute // 10}"
+
+
+def histogram_v7(job_class: str, minute: datetime) -> str:
+    """Sidekiq 7's per-class, per-minute run-time histogram: ``<Class>-DD-HH:M``."""
+    return f"{job_class}-{minute:%d}-{minute:%H}:{minute.minute}"
+
+
+def histogram_v8(job_class: str, minute: datetime) -> str:
+    """Sidekiq 8's: ``h|<Class>-D-H:M``, every part unpadded."""
+    return f"h|{job_class}-{minute.day}-{minute.hour}:{minute.minute}"

@@ -192,3 +192,21 @@ def test_a_queue_page_takes_sidekiqs_direction_and_count(loaded, redis_client):
     newest_first = loaded.client.get(f"/sidekiq/queues/{name}?direction=desc&count=2").text
     shown = lambda html: [jid for jid in jids if jid in html]  # noqa: E731
     assert shown(oldest_first) == jids[-2:] and shown(newest_first) == jids[:2]
+
+
+def test_busy_shows_only_the_table_asked_for_as_sidekiq_8_does(loaded):
+    both = loaded.client.get("/sidekiq/busy").text
+    jobs = loaded.client.get("/sidekiq/busy?only=jobs").text
+    processes = loaded.client.get("/sidekiq/busy?only=processes").text
+    assert 'id="work-count"' in both and "<h2>Processes</h2>" in both
+    assert 'id="work-count"' in jobs and "<h2>Processes</h2>" not in jobs
+    assert 'id="work-count"' not in processes and "<h2>Processes</h2>" in processes
+    assert loaded.client.get("/sidekiq/busy?only=threads").status_code == 422
+
+
+def test_sidekiqs_busy_form_signals_by_the_button_pressed(loaded, redis_client):
+    identity = next(iter(redis_client.smembers("processes"))).decode()
+    assert "done=quiet&n=1" in post(loaded, "/sidekiq/busy", {"identity": identity, "quiet": "Quiet"})
+    assert redis_client.lrange(f"{identity}-signals", 0, -1) == [b"TSTP"]
+    assert "done=stop&n=1" in post(loaded, "/sidekiq/busy", {"stop": "Stop"})  # every process
+    assert redis_client.lrange(f"{identity}-signals", 0, -1) == [b"TERM", b"TSTP"]

@@ -8,6 +8,7 @@ rollups ``j|YYMMDD|H:T`` kept three days. Sidekiq 6 writes none, so its result i
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,14 @@ from sidekiq_supervisor.sidekiq_redis.monitor.jobs import decode_member
 MAX_MINUTES = 480
 MAX_HOURS = 72
 METRICS = ("p", "f", "ms")
+# Sidekiq's run-time histogram: 26 saturating unsigned 16-bit counters (a BITFIELD, big-endian) per
+# class and minute; a run falls in the first bucket whose upper bound it is under.
+HISTOGRAM_LABELS = (
+    "20ms", "30ms", "45ms", "65ms", "100ms", "150ms", "225ms", "335ms", "500ms", "750ms",
+    "1.1s", "1.7s", "2.5s", "3.8s", "5.75s", "8.5s", "13s", "20s", "30s", "45s",
+    "65s", "100s", "150s", "225s", "335s", "Slow",
+)  # fmt: skip
+_HISTOGRAM = struct.Struct(f">{len(HISTOGRAM_LABELS)}H")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +115,68 @@ def read_metrics(
 
 
 def _class_metrics(job_class: str, buckets: dict[float, dict[str, int]]) -> ClassMetrics:
-    series = tuple(
+    series = [
         MetricsBucket(start, values["p"], values["f"], values["ms"])
         for start, values in sorted(buckets.items())
-    )
+    ]
+    return _class_metrics_of(job_class, series)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassDetail:
+    """One class over the last minutes: every minute's counts (zeros included, oldest first) and
+    how many successful runs fell in each bucket of ``HISTOGRAM_LABELS``, fastest first."""
+
+    metrics: ClassMetrics
+    histogram: tuple[int, ...]
+    starts_at: float
+    ends_at: float
+
+
+def read_class_metrics(client: redis.Redis, job_class: str, *, now: float, minutes: int = 60) -> ClassDetail:
+    """The per-minute counts and run-time histogram of ``job_class`` over the last ``minutes`` (1-480,
+    as long as Sidekiq keeps them), from both Sidekiq 7's and 8's layouts."""
+    count = max(1, min(MAX_MINUTES, minutes))
+    starts = [now - now % 60 - index * 60 for index in reversed(range(count))]
+    fields = [f"{job_class}|{metric}" for metric in METRICS]
+    pipe = client.pipeline(transaction=False)
+    for start in starts:
+        minute = datetime.fromtimestamp(start, UTC)
+        pipe.hmget(keys.metrics_minute_v7(minute), fields)
+        pipe.hmget(keys.metrics_minute_v8(minute), fields)
+        pipe.get(keys.histogram_v7(job_class, minute))
+        pipe.get(keys.histogram_v8(job_class, minute))
+    replies = pipe.execute()
+    buckets, histogram = [], [0] * len(HISTOGRAM_LABELS)
+    for index, start in enumerate(starts):
+        old, new, old_hist, new_hist = replies[index * 4 : index * 4 + 4]
+        values = [_count(a) + _count(b) for a, b in zip(old, new, strict=True)]
+        buckets.append(MetricsBucket(start, *values))
+        for packed in (old_hist, new_hist):
+            for slot, runs in enumerate(_histogram(packed)):
+                histogram[slot] += runs
+    return ClassDetail(_class_metrics_of(job_class, buckets), tuple(histogram), starts[0], now)
+
+
+def _count(value: bytes | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:  # not a counter Sidekiq wrote: nothing to add
+        return 0
+
+
+def _histogram(packed: bytes | None) -> tuple[int, ...]:
+    # A key shorter than 52 bytes has only its first counters set: the rest read as zeros.
+    if not packed:
+        return ()
+    return _HISTOGRAM.unpack(packed[: _HISTOGRAM.size].ljust(_HISTOGRAM.size, b"\0"))
+
+
+def _class_metrics_of(job_class: str, series: list[MetricsBucket]) -> ClassMetrics:
     return ClassMetrics(
         job_class=job_class,
         executions=sum(bucket.executions for bucket in series),
         failures=sum(bucket.failures for bucket in series),
         total_ms=sum(bucket.total_ms for bucket in series),
-        buckets=series,
+        buckets=tuple(series),
     )

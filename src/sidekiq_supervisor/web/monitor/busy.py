@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.monitor import SignalOutcome
+from sidekiq_supervisor.services.monitor import MAX_PAGE_SIZE, SignalOutcome
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
 from sidekiq_supervisor.web.monitor.views import PREFIX, done, render
 from sidekiq_supervisor.web.security import read_form, require_csrf
@@ -16,18 +16,27 @@ from sidekiq_supervisor.web.security import read_form, require_csrf
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+# Sidekiq 8's ``?only=``: one of the page's two tables, for a big cluster.
+Only = Annotated[str, Query(pattern="^(jobs|processes)$")]
 WORK_PAGE_SIZE = 50
 
 
 @router.get("/busy", response_class=HTMLResponse)
-async def busy(request: Request, monitor: MonitorDep, page: PageNumber = 1) -> HTMLResponse:
-    """The Busy page."""
+async def busy(
+    request: Request,
+    monitor: MonitorDep,
+    page: PageNumber = 1,
+    count: PageSize = WORK_PAGE_SIZE,
+    only: Only | None = None,
+) -> HTMLResponse:
+    """The Busy page: the processes and the jobs running now (``only=`` one of them)."""
 
     def gather() -> dict[str, object]:
         return {
             "stats": monitor.stats(),
             "processes": monitor.processes(),
-            "work": monitor.work(page, WORK_PAGE_SIZE),
+            "work": monitor.work(page, count),
         }
 
     data = await run_in_threadpool(gather)
@@ -38,15 +47,22 @@ async def busy(request: Request, monitor: MonitorDep, page: PageNumber = 1) -> H
         "busy": sum(p.busy for p in processes),  # type: ignore[attr-defined]
         "rss": sum(p.rss_kb or 0 for p in processes),  # type: ignore[attr-defined]
     }
-    return render(request, "busy.html", refresh=5, known=known, totals=totals, **data)
+    shows = {"processes": only != "jobs", "jobs": only != "processes"}
+    return render(request, "busy.html", refresh=5, known=known, totals=totals, shows=shows, **data)
 
 
 @router.post("/busy", dependencies=[Depends(require_csrf)])
 async def signal(request: Request, monitor: MonitorDep) -> RedirectResponse:
-    """Quiet or stop one process (``identity``), or all of them (``quiet_all``, ``stop_all``)."""
+    """Quiet or stop one process (``identity``), or all of them (``quiet_all``, ``stop_all``).
+
+    Sidekiq's form names the signal by its button (``quiet`` or ``stop``), for ``identity`` or,
+    without one, for every process; that works here too."""
     form = await read_form(request)
     action = form.get("action", [""])[0]
     identity = form.get("identity", [""])[0]
+    if not action:
+        pressed = next((name for name in ("quiet", "stop") if name in form), "")
+        action = pressed if identity or not pressed else f"{pressed}_all"
     back = PREFIX + "/busy"
     if action in ("quiet_all", "stop_all"):
         sent = await run_in_threadpool(monitor.quiet_all if action == "quiet_all" else monitor.stop_all)

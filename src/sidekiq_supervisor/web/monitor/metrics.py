@@ -1,13 +1,17 @@
-"""``/sidekiq/metrics``: executions, failures and run time per job class (Sidekiq 7 and later)."""
+"""``/sidekiq/metrics``: executions, failures and run time per job class (Sidekiq 7 and later), and
+``/sidekiq/metrics/<Class>``: one class minute by minute, with the spread of its run times."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from sidekiq_supervisor.services.monitor import HISTOGRAM_LABELS
+from sidekiq_supervisor.web import charts
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
 from sidekiq_supervisor.web.monitor.views import PREFIX, render
 
@@ -45,4 +49,41 @@ async def metrics(
     return render(
         request, "metrics.html", refresh=60, period=period, periods=list(PERIODS), substr=substr,
         classes=classes, totals=totals, **data,
+    )  # fmt: skip
+
+
+# A class's page reads per-minute data, which Sidekiq keeps 8 hours: longer periods show 8 hours.
+CLASS_PERIODS = ("1h", "2h", "4h", "8h")
+
+
+@router.get("/metrics/{name}", response_class=HTMLResponse)
+async def class_metrics(
+    request: Request, monitor: MonitorDep, name: str, period: Period = "1h"
+) -> HTMLResponse:
+    """One class's page: executions and failures per minute, and how long its runs took."""
+    period = period if period in CLASS_PERIODS else "8h"
+    minutes = PERIODS[period][0] or 480
+
+    def gather() -> dict[str, object]:
+        return {
+            "stats": monitor.stats(),
+            "detail": monitor.class_metrics(name, minutes),
+            "major": monitor.sidekiq_major(),
+        }
+
+    data = await run_in_threadpool(gather)
+    detail = data["detail"]
+    series = detail.metrics.buckets  # type: ignore[attr-defined]
+    start = datetime.fromtimestamp(detail.starts_at, UTC)  # type: ignore[attr-defined]
+    per_minute = charts.line_chart(
+        f"{name}: executions and failures per minute, last {period}",
+        start,
+        {"processed": [b.executions for b in series], "failed": [b.failures for b in series]},
+        timedelta(minutes=1),
+    )
+    buckets = list(zip(HISTOGRAM_LABELS, detail.histogram, strict=True))  # type: ignore[attr-defined]
+    spread = charts.bar_chart(f"{name}: successful runs by time taken, last {period}", buckets)
+    return render(
+        request, "metrics_class.html", refresh=60 if period == "1h" else None, name=name, period=period,
+        periods=CLASS_PERIODS, per_minute=per_minute, spread=spread, buckets=buckets, **data,
     )  # fmt: skip

@@ -33,6 +33,7 @@ TABS = (
     ("/scheduled", "Scheduled", "scheduled"),
     ("/morgue", "Dead", "dead"),
     ("/metrics", "Metrics", None),
+    ("/profiles", "Profiles", None),
 )
 
 

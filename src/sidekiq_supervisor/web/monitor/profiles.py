@@ -1,0 +1,51 @@
+"""``/sidekiq/profiles``: the jobs Sidekiq 8 ran under its profiler, and each profile's data.
+
+Sidekiq's "View" button uploads a profile to profiler.firefox.com; this page never sends job data
+to a third party. "Data" downloads the profile, which that site (or any Firefox Profiler) opens.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
+from sidekiq_supervisor.web.monitor.views import PREFIX, render
+
+router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
+
+
+@router.get("/profiles", response_class=HTMLResponse)
+async def profiles(request: Request, monitor: MonitorDep) -> HTMLResponse:
+    """The Profiles page."""
+
+    def gather() -> dict[str, object]:
+        return {"stats": monitor.stats(), "profiles": monitor.profiles(), "major": monitor.sidekiq_major()}
+
+    return render(request, "profiles.html", **await run_in_threadpool(gather))
+
+
+@router.get("/profiles/{key}/data", response_model=None)
+async def profile_data(monitor: MonitorDep, key: str) -> Response:
+    """A profile's data as Sidekiq serves it: gzipped JSON, to save or open in a profiler."""
+    data = await run_in_threadpool(monitor.profile_data, key)
+    if data is None:
+        return RedirectResponse(PREFIX + "/profiles", status_code=302)
+    headers = {
+        "Content-Encoding": "gzip",
+        "Content-Disposition": f'attachment; filename="{_filename(key)}.json"',
+        "Cache-Control": "no-store",
+    }
+    return Response(data, media_type="application/json", headers=headers)
+
+
+@router.get("/profiles/{key}", include_in_schema=False)
+async def profile(key: str) -> RedirectResponse:
+    """Sidekiq's "View" address: here, the profile's data (nothing is uploaded anywhere)."""
+    return RedirectResponse(f"{PREFIX}/profiles/{key}/data", status_code=302)
+
+
+def _filename(key: str) -> str:
+    # The key is Sidekiq's "<token>-<jid>"; a header takes only plain characters.
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in key)[:100] or "profile"
