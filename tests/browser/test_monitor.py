@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -23,6 +26,12 @@ from tests.sidekiq_fixtures import load
 
 expect = pytest.importorskip("playwright.sync_api").expect
 XSS = '<script>alert("monitor")</script>'
+# A failed job with a long message and a backtrace, at a score fixed when the module loads, so its
+# page has a known URL: Sidekiq's ``/retries/<score>-<jid>``.
+RETRY_SCORE = float(int(time.time()) + 2 * 3600)
+RETRY_JID = "e" * 24
+MESSAGE = "The billing service answered 503 Service Unavailable; " * 8 + "giving up for now."
+BACKTRACE = [f"/app/app/services/billing/client.rb:{40 + n}:in `charge'" for n in range(12)]
 PAGES = {
     "sidekiq-dashboard": "/sidekiq",
     "sidekiq-busy": "/sidekiq/busy",
@@ -32,6 +41,9 @@ PAGES = {
     "sidekiq-scheduled": "/sidekiq/scheduled",
     "sidekiq-dead": "/sidekiq/morgue",
     "sidekiq-metrics": "/sidekiq/metrics?period=8h",
+    "sidekiq-metrics-class": "/sidekiq/metrics/FastJob?period=2h",
+    "sidekiq-retry": f"/sidekiq/retries/{RETRY_SCORE!r}-{RETRY_JID}",
+    "sidekiq-profiles": "/sidekiq/profiles",
 }
 
 
@@ -57,9 +69,34 @@ def sidekiq_data() -> Iterator[redis.Redis]:
     client.lpush("queue:reports", json.dumps(hostile))
     for key in ("retry", "schedule", "dead"):
         client.zadd(key, {json.dumps(hostile): time.time() + (3600 if key != "dead" else -60)})
+    packed = base64.b64encode(zlib.compress(json.dumps(BACKTRACE).encode())).decode()
+    failed = {"class": "Billing::ChargeJob", "args": [4242, {"currency": "EUR"}], "jid": RETRY_JID,
+              "queue": "billing", "retry": True, "retry_count": 3, "error_class": "Billing::Unavailable",
+              "error_message": MESSAGE, "error_backtrace": packed, "backtrace": True,
+              "created_at": time.time() - 7200, "enqueued_at": time.time() - 600,
+              "failed_at": time.time() - 7000, "retried_at": time.time() - 600, "tenant": "acme"}  # fmt: skip
+    client.zadd("retry", {json.dumps(failed): RETRY_SCORE})
+    write_recent_metrics(client)
     yield client
     client.flushdb()
     client.close()
+
+
+def write_recent_metrics(client: redis.Redis) -> None:
+    """The last two hours of FastJob and SlowReport in Sidekiq 7's layout (the dump's are days old):
+    per-minute counters ``j|YYYYMMDD|H:M`` and run-time histograms ``<Class>-DD-HH:M``."""
+    now = datetime.now(UTC)
+    for back in range(120):
+        minute = now - timedelta(minutes=back)
+        counters = f"j|{minute:%Y%m%d}|{minute.hour}:{minute.minute}"
+        classes = (("FastJob", 40 + back % 7, back % 3, 1, 24), ("SlowReport", 3, back % 2, 13, 2900))
+        for job_class, runs, failures, bucket, each_ms in classes:
+            client.hset(counters, mapping={f"{job_class}|p": runs, f"{job_class}|f": failures,
+                                           f"{job_class}|ms": (runs - failures) * each_ms})  # fmt: skip
+            histogram = f"{job_class}-{minute:%d}-{minute:%H}:{minute.minute}"
+            client.bitfield(histogram).incrby("u16", f"#{bucket}", runs - failures - 1).incrby(
+                "u16", f"#{bucket + 1}", 1
+            ).execute()
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))
@@ -141,3 +178,17 @@ def test_the_realtime_graph_plots_what_is_processed_between_polls(page, monitor_
     points = page.locator('#realtime-chart [data-series="processed"]').get_attribute("points")
     assert len(points.split()) >= 1
     assert page.locator('[data-stat="processed"]').inner_text() == f"{31 + 17:,}"
+
+
+def test_a_jobs_own_page_shows_the_whole_error_and_its_buttons_act(page, monitor_service, sidekiq_data):
+    page.goto(monitor_service + "/sidekiq/retries")
+    page.locator(f'tr[data-jid="{RETRY_JID}"] .name a').click()
+    assert page.url.endswith(PAGES["sidekiq-retry"])
+    assert page.locator("#error-message").inner_text() == MESSAGE
+    assert page.locator("#backtrace").inner_text().splitlines() == BACKTRACE
+    assert '"tenant"' in page.locator("#job-extras").inner_text()
+
+    page.locator('.entry-actions button[data-action="retry"]').click()
+    assert page.locator("#notice").inner_text() == "1 job retried now (pushed to their queues)."
+    assert RETRY_JID in {json.loads(m)["jid"] for m in sidekiq_data.lrange("queue:billing", 0, -1)}
+    assert not [m for m in sidekiq_data.zrange("retry", 0, -1) if RETRY_JID in m.decode()]
