@@ -192,3 +192,20 @@ def test_a_jobs_own_page_shows_the_whole_error_and_its_buttons_act(page, monitor
     assert page.locator("#notice").inner_text() == "1 job retried now (pushed to their queues)."
     assert RETRY_JID in {json.loads(m)["jid"] for m in sidekiq_data.lrange("queue:billing", 0, -1)}
     assert not [m for m in sidekiq_data.zrange("retry", 0, -1) if RETRY_JID in m.decode()]
+
+
+def test_live_poll_on_a_list_page_starts_off_is_remembered_and_reloads(page, monitor_service, sidekiq_data):
+    page.goto(monitor_service + "/sidekiq/morgue")
+    assert not page.locator("#live").is_checked()  # as Sidekiq's Live Poll: still until asked
+    page.goto(monitor_service + "/sidekiq/retries?poll=true")
+    assert page.locator("#live").is_checked()
+    size = sidekiq_data.zcard("retry")
+    failed = {"class": "LateJob", "args": [], "jid": "d" * 24, "queue": "default", "retry_count": 0}
+    sidekiq_data.zadd("retry", {json.dumps(failed): time.time() + 600})
+    expect(page.locator("#set-total")).to_have_text(f"{size + 1:,}", timeout=15_000)
+    # Remembered per browser: the next list page polls too, until it is turned off.
+    page.goto(monitor_service + "/sidekiq/scheduled")
+    assert page.locator("#live").is_checked()
+    page.locator("#live").uncheck()
+    page.goto(monitor_service + "/sidekiq/morgue")
+    assert not page.locator("#live").is_checked()

@@ -18,6 +18,14 @@ WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
 
 
+def compact_number(value: float) -> str:
+    """An axis label: ``750``, ``2.5k``, ``10k``, ``1.2M`` (never ``1e+04``)."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}".removesuffix(".0") + suffix
+    return f"{value:.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
+
+
 def _nice_ceiling(value: float) -> int:
     """The smallest 1-2-5 step number at or above ``value`` (at least 1), for a tidy axis."""
     step = 1
@@ -32,7 +40,7 @@ def _grid(top_value: int, plot_width: int, plot_height: int) -> list[str]:
     parts = []
     for fraction in (0, 0.5, 1):
         y = TOP + plot_height * (1 - fraction)
-        label = escape(f"{top_value * fraction:,.4g}")
+        label = escape(compact_number(top_value * fraction))
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{LEFT + plot_width}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
     return parts

@@ -210,3 +210,17 @@ def test_sidekiqs_busy_form_signals_by_the_button_pressed(loaded, redis_client):
     assert redis_client.lrange(f"{identity}-signals", 0, -1) == [b"TSTP"]
     assert "done=stop&n=1" in post(loaded, "/sidekiq/busy", {"stop": "Stop"})  # every process
     assert redis_client.lrange(f"{identity}-signals", 0, -1) == [b"TERM", b"TSTP"]
+
+
+def test_a_queue_page_numbers_each_job_by_its_place_in_line(loaded, redis_client):
+    name = max(
+        (m.decode() for m in redis_client.smembers("queues")), key=lambda q: redis_client.llen(f"queue:{q}")
+    )
+    size = redis_client.llen(f"queue:{name}")
+
+    def places(html: str) -> list[int]:
+        return [int(n.replace(",", "")) for n in re.findall(r'class="num position"[^>]*>([\d,]+)<', html)]
+
+    assert places(loaded.client.get(f"/sidekiq/queues/{name}?direction=asc&count=3").text) == [1, 2, 3]
+    assert places(loaded.client.get(f"/sidekiq/queues/{name}?count=3").text) == [size, size - 1, size - 2]
+    assert places(loaded.client.get(f"/sidekiq/queues/{name}?count=3&page=2").text)[0] == size - 3

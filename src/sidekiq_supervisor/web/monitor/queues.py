@@ -52,7 +52,10 @@ async def queue(
     except InvalidQueueName:
         return _missing(request, name)
     known = await known_jids(request, (job.jid for job in jobs.items))
-    return render(request, "queue.html", stats=stats, name=name, jobs=jobs, order=order.value, known=known)
+    return render(
+        request, "queue.html", stats=stats, name=name, jobs=jobs, order=order.value, known=known,
+        refresh=5, live_default="off",
+    )  # fmt: skip
 
 
 @router.post("/queues/{name}/delete", dependencies=[Depends(require_csrf)])

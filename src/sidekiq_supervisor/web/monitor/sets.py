@@ -50,6 +50,7 @@ def _list_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse]]:
         return render(
             request, "set.html", stats=stats, spec=spec, entries=entries, known=known,
             sort=shown.value, substr=substr, count=count if count != PAGE_SIZE else None,
+            refresh=5, live_default="off",
         )  # fmt: skip
 
     list_page.__doc__ = f"The {spec.title} page."

@@ -42,14 +42,29 @@ def epoch_time(seconds: float | None) -> str:
     return "—" if seconds is None else format_time(datetime.fromtimestamp(seconds, UTC))
 
 
+# Spans of a day or more are said in words, in the largest unit that fits: "3 days", "2 weeks".
+LONG_SPANS = ((365 * 86_400, "year"), (30 * 86_400, "month"), (7 * 86_400, "week"), (86_400, "day"))
+
+
+def span_in_words(seconds: float) -> str:
+    """A span as a person says it: ``4 min 10 s`` or ``2 h 03 min`` under a day, then ``3 days``,
+    ``2 weeks``, ``5 months``, ``1 year`` (rounded down)."""
+    for length, unit in LONG_SPANS:
+        if seconds >= length:
+            count = int(seconds // length)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return format_duration(seconds * 1_000_000)
+
+
 def relative(seconds: float | None, now: float | None = None) -> str:
-    """``4 min 10 s ago`` or ``in 2 h 03 min`` for an epoch-seconds timestamp; ``—`` when unknown."""
+    """``4 min 10 s ago``, ``in 2 weeks`` for an epoch-seconds timestamp; ``—`` when unknown (the
+    pages put the exact time in the element's title)."""
     if seconds is None:
         return "—"
     delta = (now if now is not None else datetime.now(UTC).timestamp()) - seconds
     if abs(delta) < 1:
         return "just now"
-    text = format_duration(abs(delta) * 1_000_000)
+    text = span_in_words(abs(delta))
     return f"{text} ago" if delta > 0 else f"in {text}"
 
 

@@ -22,10 +22,16 @@
   var seconds = parseInt(document.body.dataset.refresh || "0", 10);
   var live = document.getElementById("live");
   if (!seconds || !live) return;
-  try { live.checked = localStorage.getItem("supervisor-live") !== "off"; } catch (e) { /* default on */ }
-  live.addEventListener("change", function () {
-    try { localStorage.setItem("supervisor-live", live.checked ? "on" : "off"); } catch (e) { /* */ }
-  });
+  // Pages that refresh by default remember "supervisor-live"; the /sidekiq lists, like Sidekiq's
+  // Live Poll, start still and remember "supervisor-live-poll"; ?poll=true turns it on.
+  var remember = live.dataset.remember || "supervisor-live";
+  function keep(on) { try { localStorage.setItem(remember, on ? "on" : "off"); } catch (e) { /* */ } }
+  try {
+    var stored = localStorage.getItem(remember);
+    if (stored) live.checked = stored === "on";
+  } catch (e) { /* the rendered default */ }
+  if (new URLSearchParams(window.location.search).get("poll") === "true") { live.checked = true; keep(true); }
+  live.addEventListener("change", function () { keep(live.checked); });
 
   function busy() {
     var active = document.activeElement;

@@ -59,8 +59,17 @@
     });
     var labels = chart.querySelectorAll("[data-axis]");
     [0, 0.5, 1].forEach(function (fraction, i) {
-      if (labels[i]) labels[i].textContent = String(Math.round(ceiling * fraction * 100) / 100);
+      if (labels[i]) labels[i].textContent = compact(ceiling * fraction);
     });
+  }
+
+  // As the server-drawn charts label their axes (charts.compact_number): 750, 2.5k, 10k, 1.2M.
+  function compact(value) {
+    var units = [[1e9, "B"], [1e6, "M"], [1e3, "k"]];
+    for (var i = 0; i < units.length; i++) {
+      if (value >= units[i][0]) return String(Math.round(value / units[i][0] * 10) / 10) + units[i][1];
+    }
+    return String(Math.round(value * 100) / 100);
   }
 
   function show(figures) {
