@@ -14,7 +14,7 @@ from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker
 from sidekiq_supervisor.services.restart import Restarter
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
-from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.writer import write_reports
 from tests.sidekiq_fixtures import VERSIONS, identity, jids_of, load, running_jids

@@ -15,7 +15,7 @@ from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report, micros
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
-from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.queries import find_job, job_history
 from sidekiq_supervisor.store.schema import job_events, jobs

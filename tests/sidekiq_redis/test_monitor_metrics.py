@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidekiq_supervisor.sidekiq_redis.monitor.metrics import read_metrics
+from sidekiq_supervisor.sidekiq_redis.metrics import read_metrics
 from tests.sidekiq_fixtures import load
 
 # The one per-minute hash each dump holds, and its minute.

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sidekiq_supervisor.sidekiq_redis.monitor.processes import (
+from sidekiq_supervisor.sidekiq_redis.processes import (
     Signal,
     SignalOutcome,
     read_processes,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sidekiq_supervisor.sidekiq_redis.monitor.queues import (
+from sidekiq_supervisor.sidekiq_redis.queues import (
     InvalidQueueName,
     QueueOrder,
     clear_queue,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sidekiq_supervisor.sidekiq_redis.monitor.set_actions import SetActions
-from sidekiq_supervisor.sidekiq_redis.monitor.sets import JobSet
+from sidekiq_supervisor.sidekiq_redis.set_actions import SetActions
+from sidekiq_supervisor.sidekiq_redis.sets import JobSet
 from tests.sidekiq_fixtures import VERSIONS, load
 
 MAJOR = {"6.4.1": 6, "7.3.10": 7, "8.1.7": 8}

@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import epoch_seconds, parse_job
-from sidekiq_supervisor.sidekiq_redis.monitor.sets import JobSet, Sort, find_entry, read_set_page, search_set
+from sidekiq_supervisor.sidekiq_redis.jobs import epoch_seconds, parse_job
+from sidekiq_supervisor.sidekiq_redis.sets import (
+    JobSet,
+    Sort,
+    fetch_entries,
+    parse_entry_key,
+    read_set_page,
+    search_set,
+)
 from tests.sidekiq_fixtures import VERSIONS, load
 
 
@@ -140,11 +147,15 @@ def test_timestamps_are_read_in_seconds_whatever_unit_they_were_written_in(stamp
     assert epoch_seconds(stamp) == seconds
 
 
-def test_an_entry_is_found_by_its_exact_member_only(redis_client):
+def test_an_entry_is_found_by_its_score_and_jid_as_sidekiqs_fetch_does(redis_client):
     dump = load(redis_client, "8.1.7")
     member, score = dump["keys"]["dead"]["value"][0]
+    jid = json.loads(member)["jid"]
 
-    entry = find_entry(redis_client, JobSet.DEAD, member)
+    (entry,) = fetch_entries(redis_client, JobSet.DEAD, score, jid)
 
-    assert entry is not None and (entry.score, entry.job.jid) == (score, json.loads(member)["jid"])
-    assert find_entry(redis_client, JobSet.RETRY, member) is None
+    assert (entry.score, entry.raw, entry.key) == (score, member, f"{score!r}-{jid}")
+    assert parse_entry_key(entry.key) == (score, jid)
+    assert fetch_entries(redis_client, JobSet.RETRY, score, jid) == ()
+    assert fetch_entries(redis_client, JobSet.DEAD, score + 1e-3, jid) == ()
+    assert fetch_entries(redis_client, JobSet.DEAD, score, "another") == ()

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from sidekiq_supervisor.sidekiq_redis.monitor.stats import read_history, read_redis_info, read_stats
+from sidekiq_supervisor.sidekiq_redis.stats import read_history, read_redis_info, read_stats
 from tests.sidekiq_fixtures import VERSIONS, identity, load
 
 

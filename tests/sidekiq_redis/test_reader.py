@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from tests.sidekiq_fixtures import VERSIONS, identity, jids_of, load, running_jids
 
 

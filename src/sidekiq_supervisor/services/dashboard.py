@@ -27,7 +27,7 @@ from sidekiq_supervisor.services.restart import Restarter, RestartReport
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
-from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store import analytics
 from sidekiq_supervisor.store.analytics import ClassSummary
 from sidekiq_supervisor.store.records import StoredJob
@@ -127,11 +127,6 @@ class Dashboard:
         if settings.redis_url:
             client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         return cls(engine, client, settings)
-
-    @property
-    def redis_configured(self) -> bool:
-        """Whether a Sidekiq Redis is configured at all."""
-        return self._client is not None
 
     def status_counts(self, *, exact: bool = False) -> StatusCounts:
         """Jobs per status: capped at ``STATUS_COUNT_CAP`` unless ``exact`` (a full count)."""

@@ -23,7 +23,7 @@ from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartOutc
 from sidekiq_supervisor.services.results import DurationList, Job, JobList
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
-from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
 

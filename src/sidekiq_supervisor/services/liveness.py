@@ -13,7 +13,7 @@ import redis
 from sidekiq_supervisor import render
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict, classify, worker_identity
 from sidekiq_supervisor.services.results import Job
-from sidekiq_supervisor.sidekiq_redis.reader import SidekiqReader
+from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.records import StoredJob
 
 

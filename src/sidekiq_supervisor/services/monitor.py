@@ -14,8 +14,8 @@ import redis
 
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.settings import Settings
-from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor import (
+from sidekiq_supervisor.sidekiq_redis import (
+    keys,
     metrics,
     processes,
     profiles,
@@ -24,26 +24,26 @@ from sidekiq_supervisor.sidekiq_redis.monitor import (
     sets,
     stats,
 )
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import JobRecord, error_backtrace, extra_items
-from sidekiq_supervisor.sidekiq_redis.monitor.metrics import (
+from sidekiq_supervisor.sidekiq_redis.jobs import JobRecord, error_backtrace, extra_items
+from sidekiq_supervisor.sidekiq_redis.metrics import (
     HISTOGRAM_LABELS,
     ClassDetail,
     ClassMetrics,
     MetricsBucket,
     MetricsResult,
 )
-from sidekiq_supervisor.sidekiq_redis.monitor.paging import (
+from sidekiq_supervisor.sidekiq_redis.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Page,
     clamp_page,
     slice_page,
 )
-from sidekiq_supervisor.sidekiq_redis.monitor.processes import ProcessInfo, Signal, SignalOutcome, Work
-from sidekiq_supervisor.sidekiq_redis.monitor.profiles import ProfileRecord
-from sidekiq_supervisor.sidekiq_redis.monitor.queues import InvalidQueueName, QueueOrder, QueueSummary
-from sidekiq_supervisor.sidekiq_redis.monitor.sets import DEFAULT_SORT, JobSet, SetEntry, Sort
-from sidekiq_supervisor.sidekiq_redis.monitor.stats import DailyStat, RedisInfo, Stats
+from sidekiq_supervisor.sidekiq_redis.processes import ProcessInfo, Signal, SignalOutcome, Work
+from sidekiq_supervisor.sidekiq_redis.profiles import ProfileRecord
+from sidekiq_supervisor.sidekiq_redis.queues import InvalidQueueName, QueueOrder, QueueSummary
+from sidekiq_supervisor.sidekiq_redis.sets import DEFAULT_SORT, JobSet, SetEntry, Sort
+from sidekiq_supervisor.sidekiq_redis.stats import DailyStat, RedisInfo, Stats
 
 # The records and enums pages need, re-exported: the web layer may import services, not sidekiq_redis.
 __all__ = [
@@ -217,11 +217,6 @@ class SidekiqMonitor:
                 )
             return sets.read_set_page(client, job_set, page=page, size=size, sort=sort)
 
-    def set_entry(self, job_set: JobSet, raw: str) -> SetEntry | None:
-        """The entry whose member is exactly ``raw`` (a detail page), or None if it is gone."""
-        with self._redis() as client:
-            return sets.find_entry(client, job_set, raw)
-
     def entries_at(self, job_set: JobSet, key: str) -> tuple[SetEntry, ...]:
         """The entries a ``<score>-<jid>`` key of Sidekiq's URLs names (usually one; none once it has
         gone, or for a key that is not one)."""
@@ -300,8 +295,8 @@ class SidekiqMonitor:
     def sidekiq_major(self) -> int:
         """The major version the live processes run (the newest, if mixed), else the configured one."""
         with self._redis() as client:
-            majors = [process.major for process in processes.read_processes(client)]
-        return max(majors) if majors else self._default_major
+            major = processes.major_version(processes.read_processes(client))
+        return major if major is not None else self._default_major
 
     @contextmanager
     def _redis(self) -> Iterator[redis.Redis]:

@@ -16,8 +16,8 @@ import redis
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.payload import job_timestamp
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import decode_member, encode_member
-from sidekiq_supervisor.sidekiq_redis.monitor.sets import JobSet
+from sidekiq_supervisor.sidekiq_redis.jobs import decode_member, encode_member
+from sidekiq_supervisor.sidekiq_redis.sets import JobSet
 
 # Sidekiq's defaults for the Dead set (config.rb): at most 10,000 jobs, none older than 180 days.
 DEAD_MAX_JOBS = 10_000

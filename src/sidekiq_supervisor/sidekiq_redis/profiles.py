@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import decode_member
+from sidekiq_supervisor.sidekiq_redis.jobs import decode_member
 
 FIELDS = ("started_at", "jid", "type", "token", "size", "elapsed")
 # One page lists at most this many (Sidekiq lists all; a day of profiling is rarely more).

@@ -9,14 +9,14 @@ from enum import StrEnum
 import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import (
+from sidekiq_supervisor.sidekiq_redis.jobs import (
     JobRecord,
     decode_member,
     encode_member,
     latency,
     parse_job,
 )
-from sidekiq_supervisor.sidekiq_redis.monitor.paging import Page, clamp_page
+from sidekiq_supervisor.sidekiq_redis.paging import Page, clamp_page
 
 # The names Sidekiq's Web UI opens a queue page for; anything else answers 404 there.
 QUEUE_NAME = re.compile(r"\A[a-z_:.\-0-9]+\Z", re.IGNORECASE)

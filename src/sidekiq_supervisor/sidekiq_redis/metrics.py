@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import decode_member
+from sidekiq_supervisor.sidekiq_redis.jobs import decode_member
 
 # The per-minute hashes live 8 hours and the 10-minute rollups 3 days; Sidekiq caps queries there.
 MAX_MINUTES = 480

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import decode_member, latency, parse_job
+from sidekiq_supervisor.sidekiq_redis.jobs import decode_member, latency, parse_job
 
 # Sidekiq keeps daily counters five years (launcher.rb STATS_TTL); its History refuses more.
 MAX_HISTORY_DAYS = 5 * 365

@@ -10,8 +10,8 @@ from enum import StrEnum
 import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import JobRecord, encode_member, parse_job
-from sidekiq_supervisor.sidekiq_redis.monitor.paging import Page, clamp_page, slice_page
+from sidekiq_supervisor.sidekiq_redis.jobs import JobRecord, parse_job
+from sidekiq_supervisor.sidekiq_redis.paging import Page, clamp_page, slice_page
 
 # A search keeps at most this many matches, so a filter on a huge Dead set stays bounded.
 MAX_SEARCH_MATCHES = 5000
@@ -118,9 +118,3 @@ def search_set(
         size,
         truncated=truncated,
     )
-
-
-def find_entry(client: redis.Redis, job_set: JobSet, raw: str) -> SetEntry | None:
-    """The entry of ``job_set`` whose member is exactly ``raw``, or None if it is gone."""
-    score = client.zscore(job_set.value, encode_member(raw))
-    return None if score is None else SetEntry(job_set, score, parse_job(raw))

@@ -1,4 +1,9 @@
-"""The Busy page: Sidekiq processes from their heartbeats, the jobs their threads run, and signals."""
+"""Sidekiq's processes, as its ``ProcessSet`` and ``WorkSet`` read them: heartbeats, the jobs their
+threads run, the Sidekiq version they run, and the signals sent to them.
+
+The one reader of these keys: the Busy page, the liveness snapshot and the unit of the times a
+push writes all start here.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import orjson
 import redis
 
 from sidekiq_supervisor.sidekiq_redis import keys
-from sidekiq_supervisor.sidekiq_redis.monitor.jobs import JobRecord, decode_member, epoch_seconds, parse_job
+from sidekiq_supervisor.sidekiq_redis.jobs import JobRecord, decode_member, epoch_seconds, parse_job
 
 # The heartbeat hash fields, in the order they are read; ``concurrency`` is a field from 8.1.2 on.
 HEARTBEAT_FIELDS = ("info", "concurrency", "busy", "beat", "quiet", "rss", "rtt_us")
@@ -67,6 +72,11 @@ class ProcessInfo:
             return int(self.version.split(".")[0]) if self.version else 6
         except ValueError:
             return 6
+
+
+def major_version(processes: tuple[ProcessInfo, ...]) -> int | None:
+    """The Sidekiq major version live processes run (the newest, mid-upgrade), or None with none."""
+    return max((process.major for process in processes), default=None)
 
 
 @dataclass(frozen=True, slots=True)
