@@ -7,7 +7,7 @@ import json
 import pytest
 import redis
 
-from sidekiq_supervisor.services.monitor import (
+from sidekiq_supervisor.services.sidekiq_monitor import (
     JobSet,
     QueueOrder,
     SidekiqMonitor,

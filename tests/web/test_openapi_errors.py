@@ -3,7 +3,7 @@
 For every /api/v1 route and /healthz, ``ERRORS`` lists the error statuses the code can answer.
 Two checks keep the documentation and the behaviour from drifting apart:
 
-- the schema documents exactly those statuses, each with the JSON body of ``web.api.responses``
+- the schema documents exactly those statuses, each with the JSON body of ``web.api.openapi_errors``
   (503 with its ``Retry-After`` header, 401 with its challenge);
 - a real request provokes each of them, and the answer has the documented body and headers.
 
@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
 from sidekiq_supervisor.settings import Settings
-from sidekiq_supervisor.web.api.responses import HEALTH_RESPONSES, error_responses
+from sidekiq_supervisor.web.api.openapi_errors import HEALTH_RESPONSES, error_responses
 from sidekiq_supervisor.web.app import create_app
 from tests.live_service import free_port
 from tests.reliability.proxy import tcp_proxy
@@ -170,7 +170,7 @@ def schema(strict: TestClient) -> dict[str, Any]:
 
 
 def _documented_model(template: str, code: int) -> type[BaseModel]:
-    """The body model ``web.api.responses`` documents for this status of this route."""
+    """The body model ``web.api.openapi_errors`` documents for this status of this route."""
     responses = HEALTH_RESPONSES if template == "/healthz" else error_responses(code)
     return responses[code]["model"]
 

@@ -80,8 +80,10 @@ class JobManager:
         queue: str | None,
         title: str,
     ) -> JobList:
-        flt = JobFilter(status=status, needle=normalize_filter(filter), job_class=job_class, queue=queue)
-        return JobList(self.ledger, flt, _titled(title, filter))
+        job_filter = JobFilter(
+            status=status, needle=normalize_filter(filter), job_class=job_class, queue=queue
+        )
+        return JobList(self.ledger, job_filter, _titled(title, filter))
 
     def queued_jobs(
         self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
@@ -113,8 +115,8 @@ class JobManager:
     def _durations(
         self, origin: DurationOrigin, filter: str | None, job_class: str | None, queue: str | None, title: str
     ) -> DurationList:
-        flt = JobFilter(needle=normalize_filter(filter), job_class=job_class, queue=queue)
-        return DurationList(self.ledger, flt, _titled(title, filter), origin)
+        job_filter = JobFilter(needle=normalize_filter(filter), job_class=job_class, queue=queue)
+        return DurationList(self.ledger, job_filter, _titled(title, filter), origin)
 
     def queued_to_completion_duration(
         self, filter: str | None = None, *, job_class: str | None = None, queue: str | None = None
@@ -143,8 +145,8 @@ class JobManager:
         what would be restarted and changes nothing. ``wait`` decides a job whose process may
         still be alive once that process is taken for gone, instead of skipping it.
         """
-        flt = JobFilter(needle=normalize_filter(filter))
-        return self._restarter.restart(flt, dry_run=dry_run, older_than=older_than, wait=wait)
+        job_filter = JobFilter(needle=normalize_filter(filter))
+        return self._restarter.restart(job_filter, dry_run=dry_run, older_than=older_than, wait=wait)
 
     def restart_outcomes(
         self,
@@ -155,14 +157,14 @@ class JobManager:
         wait: bool = False,
     ) -> Iterator[RestartOutcome]:
         """``restart_uncompleted_jobs`` as a stream of outcomes, for restarts of any size."""
-        flt = JobFilter(needle=normalize_filter(filter))
-        return self._restarter.outcomes(flt, dry_run=dry_run, older_than=older_than, wait=wait)
+        job_filter = JobFilter(needle=normalize_filter(filter))
+        return self._restarter.outcomes(job_filter, dry_run=dry_run, older_than=older_than, wait=wait)
 
     def uncompleted_jobs_liveness(self, filter: str | None = None) -> LivenessReport:
         """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or
         unknown, and why. Restarts take the orphaned and unknown ones."""
-        flt = JobFilter(status=JobStatus.STARTED, needle=normalize_filter(filter))
-        return LivenessReport(self._liveness.classify_all(self.ledger.iterate(flt)))
+        job_filter = JobFilter(status=JobStatus.STARTED, needle=normalize_filter(filter))
+        return LivenessReport(self._liveness.classify_all(self.ledger.iterate(job_filter)))
 
     def job(self, jid: str) -> Job | None:
         """One job by its Sidekiq jid, or ``None``."""

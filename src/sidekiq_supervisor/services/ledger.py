@@ -67,37 +67,37 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def page(self, flt: JobFilter, *, limit: int, cursor: int | None = None) -> Page:
+    def page(self, job_filter: JobFilter, *, limit: int, cursor: int | None = None) -> Page:
         """A page of matching jobs older than ``cursor`` (a job id from a previous page)."""
         with self.engine.connect() as connection:
             # One extra row tells whether another page exists without a count.
-            rows = queries.page_jobs(connection, flt, limit=limit + 1, before_id=cursor)
+            rows = queries.page_jobs(connection, job_filter, limit=limit + 1, before_id=cursor)
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, rows[-1].id if more else None)
 
-    def iterate(self, flt: JobFilter, *, page_size: int = 1000) -> Iterator[StoredJob]:
+    def iterate(self, job_filter: JobFilter, *, page_size: int = 1000) -> Iterator[StoredJob]:
         """Every matching job, newest first; holds one page in memory and no connection between pages."""
         cursor = None
         while True:
-            page = self.page(flt, limit=page_size, cursor=cursor)
+            page = self.page(job_filter, limit=page_size, cursor=cursor)
             yield from page.jobs
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
 
-    def count(self, flt: JobFilter) -> int:
+    def count(self, job_filter: JobFilter) -> int:
         """The exact number of matching jobs."""
         with self.engine.connect() as connection:
-            return queries.count_jobs(connection, flt)
+            return queries.count_jobs(connection, job_filter)
 
-    def estimated_count(self, flt: JobFilter, *, budget_ms: int = EXACT_COUNT_BUDGET_MS) -> Count:
+    def estimated_count(self, job_filter: JobFilter, *, budget_ms: int = EXACT_COUNT_BUDGET_MS) -> Count:
         """The exact count when it takes at most ``budget_ms``, else an estimate marked as one.
 
         Only PostgreSQL estimates (from its planner's statistics); SQLite always counts.
         """
         with self.engine.connect() as connection:
-            return queries.count_or_estimate(connection, flt, budget_ms=budget_ms)
+            return queries.count_or_estimate(connection, job_filter, budget_ms=budget_ms)
 
     def get(self, jid: str) -> StoredJob | None:
         """The job with this jid, if known."""
@@ -124,7 +124,7 @@ class Ledger:
     def duration_summary(
         self,
         origin: DurationOrigin,
-        flt: JobFilter,
+        job_filter: JobFilter,
         *,
         budget_ms: int = EXACT_SUMMARY_BUDGET_MS,
         sampling: Sampling = SAMPLING,
@@ -136,16 +136,16 @@ class Ledger:
         straight to the sample.
         """
         with self.engine.connect() as connection:
-            exact = queries.duration_summary_within(connection, origin, flt, budget_ms=budget_ms)
+            exact = queries.duration_summary_within(connection, origin, job_filter, budget_ms=budget_ms)
             if exact is not None:
                 return exact
-            expected = queries.planner_estimate(connection, replace(flt, duration_from=origin))
+            expected = queries.planner_estimate(connection, replace(job_filter, duration_from=origin))
             percent = sample_percent(sampling.rows, expected, sampling.max_percent)
-            sample = queries.sample_duration_summary(connection, origin, flt, percent=percent)
+            sample = queries.sample_duration_summary(connection, origin, job_filter, percent=percent)
             if sample.summary.count < sampling.min_rows:
                 # Few matching jobs in a large table (a rare filter no index serves): a sample
                 # of them would say little about p99, so the exact answer is worth its time.
-                return queries.duration_summary(connection, origin, flt)
+                return queries.duration_summary(connection, origin, job_filter)
             table_rows = queries.planner_estimate(connection, JobFilter())
             return estimate_from_sample(sample.summary, sample.rows_read, table_rows)
 

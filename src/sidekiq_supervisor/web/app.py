@@ -28,13 +28,13 @@ from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.web.api import ingest, jobs
-from sidekiq_supervisor.web.api.presenters import json_response
-from sidekiq_supervisor.web.api.report_fast_path import ReportFastPath
-from sidekiq_supervisor.web.api.responses import (
+from sidekiq_supervisor.web.api.openapi_errors import (
     HEALTH_RESPONSES,
     declare_security,
     drop_undeclared_validation_errors,
 )
+from sidekiq_supervisor.web.api.presenters import json_response
+from sidekiq_supervisor.web.api.report_fast_path import ReportFastPath
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
 from sidekiq_supervisor.web.body_guard import BodyGuard
 from sidekiq_supervisor.web.deadline import RequestDeadline
@@ -211,7 +211,7 @@ def _writer_check(writer: WriterHealth) -> str:
 
 def _document_bodies(app: FastAPI) -> None:
     # The ingest routes parse their bodies by hand (form or JSON); publish their schemas anyway.
-    # Each route declares its errors (web.api.responses): FastAPI's 422 only where one can occur.
+    # Each route declares its errors (web.api.openapi_errors): FastAPI's 422 only where one can occur.
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)

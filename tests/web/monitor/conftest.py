@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from sidekiq_supervisor.services.monitor import SidekiqMonitor
+from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.web.monitor import create_monitor_app
 from tests.conftest import REDIS_TEST_URL

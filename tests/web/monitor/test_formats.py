@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sidekiq_supervisor.web.charts import bar_chart, compact_number
-from sidekiq_supervisor.web.monitor.views import relative
+from sidekiq_supervisor.web.monitor.rendering import relative
 
 NOW = 1_800_000_000.0
 

@@ -15,8 +15,8 @@ from sidekiq_supervisor.services.ingest import WriteResult
 from sidekiq_supervisor.services.job_payloads import job_content
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
+from sidekiq_supervisor.web.api.openapi_errors import BATCH_ERRORS, REPORT_ERRORS
 from sidekiq_supervisor.web.api.presenters import job_document, json_response, restarted_document
-from sidekiq_supervisor.web.api.responses import BATCH_ERRORS, REPORT_ERRORS
 from sidekiq_supervisor.web.api.schemas import (
     JOB_ID,
     EventIn,

@@ -17,17 +17,17 @@ from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, outcome_lines
 from sidekiq_supervisor.web.api.auth import require_api_token
+from sidekiq_supervisor.web.api.openapi_errors import (
+    NO_HISTORY,
+    RESTART_FAILED,
+    SIDEKIQ_UNAVAILABLE,
+    error_responses,
+)
 from sidekiq_supervisor.web.api.presenters import (
     event_document,
     job_document,
     json_response,
     summary_document,
-)
-from sidekiq_supervisor.web.api.responses import (
-    NO_HISTORY,
-    RESTART_FAILED,
-    SIDEKIQ_UNAVAILABLE,
-    error_responses,
 )
 from sidekiq_supervisor.web.deps import LedgerDep, ManagerDep
 from sidekiq_supervisor.web.errors import retry_later

@@ -8,13 +8,11 @@ from fastapi import APIRouter
 
 from sidekiq_supervisor.web.monitor import busy, dashboard, metrics, profiles, queues, set_entries, sets
 from sidekiq_supervisor.web.monitor.app import create_monitor_app
-from sidekiq_supervisor.web.monitor.views import PREFIX
-from sidekiq_supervisor.web.pages.templating import add_nav_link
+from sidekiq_supervisor.web.monitor.rendering import PREFIX
 
 router = APIRouter(tags=["sidekiq"], include_in_schema=False)
 for _module in (dashboard, busy, queues, sets, set_entries, metrics, profiles):
     router.include_router(_module.router)
 
-add_nav_link(PREFIX, "Sidekiq")
 
 __all__ = ["PREFIX", "create_monitor_app", "router"]

@@ -11,9 +11,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from sidekiq_supervisor import __version__
-from sidekiq_supervisor.services.monitor import SidekiqMonitor
+from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
-from sidekiq_supervisor.web.monitor.views import PREFIX
+from sidekiq_supervisor.web.monitor.rendering import PREFIX
 from sidekiq_supervisor.web.pages import STATIC
 from sidekiq_supervisor.web.security import PageSecurity
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.monitor import MAX_PAGE_SIZE, SignalOutcome
+from sidekiq_supervisor.services.sidekiq_monitor import MAX_PAGE_SIZE, SignalOutcome
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
-from sidekiq_supervisor.web.monitor.views import PREFIX, done, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render
 from sidekiq_supervisor.web.security import read_form, require_csrf
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)

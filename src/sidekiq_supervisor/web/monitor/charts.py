@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 
 from markupsafe import Markup
 
-from sidekiq_supervisor.services.monitor import DailyStat
+from sidekiq_supervisor.services.sidekiq_monitor import DailyStat
 from sidekiq_supervisor.web import charts
 
 # The realtime chart keeps this many polls (drawn by monitor.js on the same grid).

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.monitor import RedisInfo, SidekiqMonitor, Stats
+from sidekiq_supervisor.services.sidekiq_monitor import RedisInfo, SidekiqMonitor, Stats
 from sidekiq_supervisor.web.monitor.charts import history_chart, realtime_frame
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
-from sidekiq_supervisor.web.monitor.views import PREFIX, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, render
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
 

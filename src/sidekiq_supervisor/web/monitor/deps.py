@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.services.ledger import Ledger
-from sidekiq_supervisor.services.monitor import SidekiqMonitor, SidekiqUnavailable
+from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor, SidekiqUnavailable
 from sidekiq_supervisor.settings import Settings
-from sidekiq_supervisor.web.monitor.views import unavailable
+from sidekiq_supervisor.web.monitor.rendering import unavailable
 
 # Rows of a page are at most a few hundred; one IN list of them is one query.
 MAX_LOOKUP = 1000

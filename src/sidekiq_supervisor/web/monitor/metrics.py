@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.monitor import HISTOGRAM_LABELS
+from sidekiq_supervisor.services.sidekiq_monitor import HISTOGRAM_LABELS
 from sidekiq_supervisor.web import charts
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
-from sidekiq_supervisor.web.monitor.views import PREFIX, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, render
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
 

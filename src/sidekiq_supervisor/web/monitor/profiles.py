@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
-from sidekiq_supervisor.web.monitor.views import PREFIX, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, render
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
 

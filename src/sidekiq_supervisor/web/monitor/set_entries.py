@@ -15,8 +15,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.monitor import SidekiqMonitor
+from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render
 from sidekiq_supervisor.web.monitor.set_specs import (
     SET_PAGES,
     SIDEKIQ_ACTIONS,
@@ -24,7 +25,6 @@ from sidekiq_supervisor.web.monitor.set_specs import (
     all_action,
     one_action,
 )
-from sidekiq_supervisor.web.monitor.views import PREFIX, done, render
 from sidekiq_supervisor.web.security import read_form, require_csrf
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sidekiq_supervisor.services.monitor import JobSet, SidekiqMonitor
+from sidekiq_supervisor.services.sidekiq_monitor import JobSet, SidekiqMonitor
 
 
 @dataclass(frozen=True, slots=True)

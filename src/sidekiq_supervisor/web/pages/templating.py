@@ -22,19 +22,14 @@ from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 ARGUMENTS_PREVIEW = 120
-# The navigation; other page sets (a future /sidekiq monitor) add theirs with ``add_nav_link``.
-NAV: list[tuple[str, str]] = [
+# The navigation of every page of the main app (the /sidekiq pages are part of it).
+NAV: tuple[tuple[str, str], ...] = (
     ("/", "Overview"),
     ("/jobs", "Jobs"),
     ("/durations", "Durations"),
     ("/restart", "Restart"),
-]
-
-
-def add_nav_link(href: str, label: str) -> None:
-    """Add a link to every page's navigation (once)."""
-    if (href, label) not in NAV:
-        NAV.append((href, label))
+    ("/sidekiq", "Sidekiq"),
+)
 
 
 def format_duration(value: timedelta | float | None) -> str:

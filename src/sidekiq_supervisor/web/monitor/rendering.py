@@ -16,7 +16,12 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from sidekiq_supervisor.services.monitor import SidekiqUnavailable, Stats, error_backtrace, extra_items
+from sidekiq_supervisor.services.sidekiq_monitor import (
+    SidekiqUnavailable,
+    Stats,
+    error_backtrace,
+    extra_items,
+)
 from sidekiq_supervisor.web.errors import with_retry_after
 from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_duration, format_time
 from sidekiq_supervisor.web.security import csrf_token
@@ -129,9 +134,9 @@ def here(request: Request) -> str:
     return request.url.path + ("?" + urlencode(params) if params else "")
 
 
-def _nav(request: Request) -> list[tuple[str, str]]:
+def _nav(request: Request) -> tuple[tuple[str, str], ...]:
     # Alone, the monitor app serves none of the ledger's pages, so its navigation is its own.
-    return NAV if hasattr(request.app.state, "services") else [(PREFIX, "Sidekiq")]
+    return NAV if hasattr(request.app.state, "services") else ((PREFIX, "Sidekiq"),)
 
 
 def render(
