@@ -22,10 +22,11 @@ from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, dur
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
-from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavailable
+from sidekiq_supervisor.services.liveness import NOT_CONFIGURED, LivenessChecker, SidekiqUnavailable
 from sidekiq_supervisor.services.restart import Restarter, RestartReport
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis import connection
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store import analytics
@@ -123,10 +124,7 @@ class Dashboard:
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> Dashboard:
         """A dashboard on ``engine`` and the settings' Redis (none when ``REDIS_URL`` is empty)."""
-        client = None
-        if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-        return cls(engine, client, settings)
+        return cls(engine, connection.connect(settings.redis_url), settings)
 
     def status_counts(self, *, exact: bool = False) -> StatusCounts:
         """Jobs per status: capped at ``STATUS_COUNT_CAP`` unless ``exact`` (a full count)."""
@@ -237,7 +235,7 @@ class Dashboard:
 
     def _restarter(self, jids: frozenset[str] | None) -> Restarter:
         if self._client is None:
-            raise SidekiqUnavailable("no Sidekiq Redis is configured")
+            raise SidekiqUnavailable(NOT_CONFIGURED)
         ledger = self.ledger if jids is None else _ChosenJobs(self.ledger.engine, jids)
         enqueuer = SidekiqEnqueuer(self._client, sidekiq_version=self._settings.sidekiq_version)
         return Restarter(ledger, enqueuer, self._liveness, self._seal)

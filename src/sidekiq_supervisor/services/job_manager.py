@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, cast
 
 import redis
 from sqlalchemy import Engine
@@ -22,6 +21,7 @@ from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
 from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartOutcome, RestartReport
 from sidekiq_supervisor.services.results import DurationList, Job, JobList
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis import connection
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import make_engine
@@ -53,16 +53,15 @@ class JobManager:
         if engine is None:
             engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
             upgrade(engine)
-        client = (
-            redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
-            if settings.redis_url
-            else _unconfigured_redis()
-        )
-        enqueuer = SidekiqEnqueuer(client, sidekiq_version=settings.sidekiq_version)
+        return cls.on(engine, connection.connect(settings.redis_url), settings)
+
+    @classmethod
+    def on(cls, engine: Engine, client: redis.Redis | None, settings: Settings) -> JobManager:
+        """A manager on ``engine`` and Sidekiq's Redis ``client`` (None: none configured)."""
         return cls(
             engine,
-            enqueuer,
-            SidekiqReader(client),
+            None if client is None else SidekiqEnqueuer(client, sidekiq_version=settings.sidekiq_version),
+            None if client is None else SidekiqReader(client),
             stale_after=settings.process_stale_seconds,
             seal=PayloadSeal(settings.secret_keys),
         )
@@ -174,24 +173,3 @@ class JobManager:
 
 def _titled(title: str, filter: str | None) -> str:
     return f"{title} matching {filter!r}" if filter else title
-
-
-class _UnconfiguredRedis:
-    """Stands in for Sidekiq's Redis when ``REDIS_URL`` is empty: every command fails the way an
-    unreachable Redis does, so liveness and restarts answer "Sidekiq unavailable" and the rest
-    of the service (ingest, the ledger, the pages) works as usual."""
-
-    def register_script(self, _script: str) -> Any:
-        """A script that fails when run (registering one talks to no server)."""
-        return _refuse
-
-    def __getattr__(self, _name: str) -> Any:
-        return _refuse
-
-
-def _refuse(*_args: Any, **_kwargs: Any) -> Any:
-    raise redis.ConnectionError("REDIS_URL is not set")
-
-
-def _unconfigured_redis() -> redis.Redis:
-    return cast(redis.Redis, _UnconfiguredRedis())

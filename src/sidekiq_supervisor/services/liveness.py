@@ -21,6 +21,10 @@ class SidekiqUnavailable(RuntimeError):
     """Sidekiq's Redis could not be read, so no job's liveness can be known."""
 
 
+# What every question that needs Sidekiq answers when REDIS_URL is empty.
+NOT_CONFIGURED = "no Sidekiq Redis is configured (REDIS_URL is not set)"
+
+
 @dataclass(frozen=True, slots=True)
 class JobLiveness:
     """An uncompleted job and where it stands in Sidekiq."""
@@ -56,7 +60,7 @@ class LivenessChecker:
     def snapshot(self) -> SidekiqSnapshot:
         """Sidekiq's processes, running jobs and retry sets, now."""
         if self._reader is None:
-            raise SidekiqUnavailable("no Sidekiq Redis is configured")
+            raise SidekiqUnavailable(NOT_CONFIGURED)
         try:
             return self._reader.snapshot(now=self._clock())
         except redis.RedisError as exc:

@@ -26,7 +26,7 @@ from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, PayloadUnavailable, restart_payload
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
-from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavailable
+from sidekiq_supervisor.services.liveness import NOT_CONFIGURED, LivenessChecker, SidekiqUnavailable
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.sidekiq_redis.enqueue import new_jid
 from sidekiq_supervisor.store.engine import write_transaction
@@ -221,7 +221,7 @@ class Restarter:
     def _restart_one(self, stored: StoredJob, job: Job, sidekiq_major: int | None) -> RestartOutcome:
         enqueuer = self._enqueuer
         if enqueuer is None:
-            raise SidekiqUnavailable("no Sidekiq Redis is configured for restarts")
+            raise SidekiqUnavailable(NOT_CONFIGURED)
         now = now_micros()
         try:
             with write_transaction(self._ledger.engine) as connection:

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 
 import redis
 
-from sidekiq_supervisor.services.liveness import SidekiqUnavailable
+from sidekiq_supervisor.services.liveness import NOT_CONFIGURED, SidekiqUnavailable
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import (
+    connection,
     keys,
     metrics,
     processes,
@@ -75,9 +76,6 @@ __all__ = [
 ]
 
 MAX_SEARCH_LENGTH = 200
-# Redis answers in well under a second; a page waiting longer shows "unavailable" instead.
-CONNECT_TIMEOUT_SECONDS = 2.0
-COMMAND_TIMEOUT_SECONDS = 5.0
 
 
 class SidekiqMonitor:
@@ -100,14 +98,8 @@ class SidekiqMonitor:
         cls, redis_url: str | None, *, sidekiq_version: int = 7, clock: Callable[[], float] = time.time
     ) -> SidekiqMonitor:
         """A monitor on the Redis at ``redis_url``; with no URL every call raises ``SidekiqUnavailable``."""
-        if not redis_url:
-            return cls(None, sidekiq_version=sidekiq_version, clock=clock)
         try:
-            client = redis.Redis.from_url(
-                redis_url,
-                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                socket_timeout=COMMAND_TIMEOUT_SECONDS,
-            )
+            client = connection.connect(redis_url)
         except ValueError as exc:
             raise SidekiqUnavailable(f"the Sidekiq Redis URL is not valid: {exc}") from exc
         return cls(client, sidekiq_version=sidekiq_version, clock=clock)
@@ -301,7 +293,7 @@ class SidekiqMonitor:
     @contextmanager
     def _redis(self) -> Iterator[redis.Redis]:
         if self._client is None:
-            raise SidekiqUnavailable("no Sidekiq Redis is configured")
+            raise SidekiqUnavailable(NOT_CONFIGURED)
         try:
             yield self._client
         except redis.RedisError as exc:

@@ -19,12 +19,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor import __version__
+from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.ingest import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.retention import Pruner
+from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.sidekiq_redis import connection
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.web.api import ingest, jobs
@@ -71,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await run_in_threadpool(_open_services, settings)
         await services.writer.start()
         app.state.services = services
+        # What the /sidekiq routes read, named as the monitor app alone names it.
+        app.state.sidekiq_monitor = services.sidekiq_monitor
+        app.state.ledger_engine = services.engine
         _settle_garbage_collector()
         pruner, pruning = _start_pruner(services)
         try:
@@ -80,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pruner.stop()  # a pass under way ends after its current batch
                 await pruning
             await services.writer.stop()
-            services.engine.dispose()
+            services.close()
 
     app = FastAPIOffline(
         title="sidekiq-supervisor",
@@ -118,8 +124,11 @@ def _telemetry(settings: Settings) -> TelemetryConfig:
 
 
 def _open_services(settings: Settings) -> Services:
+    """Everything the app uses, built once: the database (migrated), one Sidekiq Redis client, and
+    the services on them. ``Services.close`` releases it all."""
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     upgrade(engine)
+    client = connection.connect(settings.redis_url)
     writer = GroupCommitWriter(
         engine,
         batch_size=settings.ingest_batch_size,
@@ -129,8 +138,11 @@ def _open_services(settings: Settings) -> Services:
     return Services(
         settings,
         engine,
+        client,
         writer,
-        JobManager.from_settings(settings, engine),
+        JobManager.on(engine, client, settings),
+        Dashboard(engine, client, settings),
+        SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version),
         api_tokens=settings.api_tokens,
         redaction_words=settings.redaction_words,
         payload_seal=PayloadSeal(settings.secret_keys),

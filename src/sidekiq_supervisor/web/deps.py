@@ -1,17 +1,20 @@
-"""What routes receive from the running app: the writer, the ledger, the JobManager, settings."""
+"""What routes receive from the running app: everything the lifespan built, in one ``Services``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
+import redis
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.ingest import GroupCommitWriter
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import Ledger
+from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 
 
@@ -21,14 +24,24 @@ class Services:
 
     settings: Settings
     engine: Engine
+    # Sidekiq's Redis, one client (one pool) for every service; None when REDIS_URL is empty.
+    redis_client: redis.Redis | None
     writer: GroupCommitWriter
     manager: JobManager
+    dashboard: Dashboard
+    sidekiq_monitor: SidekiqMonitor
     # Derived from the settings once, at start-up, rather than on every ingest request:
     api_tokens: tuple[str, ...]
     redaction_words: tuple[str, ...]
     payload_seal: PayloadSeal
     # The pydantic validation context that carries the configured limits to the validators.
     validation_limits: dict[str, int]
+
+    def close(self) -> None:
+        """Release the Redis pool and the database's connections (the writer stops first)."""
+        if self.redis_client is not None:
+            self.redis_client.close()
+        self.engine.dispose()
 
 
 async def _services(request: Request) -> Services:

@@ -33,13 +33,12 @@ def create_monitor_app(settings: Settings | None = None, *, ledger_engine: Engin
         try:
             yield
         finally:
-            monitor: SidekiqMonitor | None = getattr(app.state, "sidekiq_monitor", None)
-            if monitor is not None:
-                monitor.close()
+            app.state.sidekiq_monitor.close()
 
     app = FastAPI(title="sidekiq-supervisor: Sidekiq monitor", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)  # fmt: skip
-    app.state.monitor_settings = settings
+    # Built here, once (a Redis client connects on first use): the routes read these two.
+    app.state.sidekiq_monitor = SidekiqMonitor.from_settings(settings)
     app.state.ledger_engine = ledger_engine
     app.include_router(router)
     app.add_api_route("/", lambda: RedirectResponse(PREFIX), include_in_schema=False)

@@ -109,8 +109,11 @@ def printable(text: Any) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
-ENVIRONMENT.tests["match_queue"] = lambda name: bool(QUEUE_NAME.match(str(name)))
-ENVIRONMENT.filters.update(
+# The dashboard's environment (its loader, autoescape, filters) plus the monitor's own filters, in
+# an overlay: the dashboard's pages never see these.
+MONITOR_ENVIRONMENT = ENVIRONMENT.overlay()
+MONITOR_ENVIRONMENT.tests["match_queue"] = lambda name: bool(QUEUE_NAME.match(str(name)))
+MONITOR_ENVIRONMENT.filters.update(
     epoch=epoch_time,
     relative=relative,
     latency=latency,
@@ -143,7 +146,7 @@ def render(
     request: Request, template: str, status_code: int = 200, *, stats: Stats | None = None, **context: Any
 ) -> HTMLResponse:
     """A monitor page: the dashboard's layout with the monitor's tabs (and their figures)."""
-    page = ENVIRONMENT.get_template(f"monitor/{template}").render(
+    page = MONITOR_ENVIRONMENT.get_template(f"monitor/{template}").render(
         request=request,
         nav=_nav(request),
         path=request.url.path,
