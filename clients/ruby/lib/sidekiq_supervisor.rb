@@ -176,8 +176,30 @@ module SidekiqSupervisor
       ::Sidekiq.configure_server do |sidekiq|
         sidekiq.client_middleware { |chain| chain.prepend(ClientMiddleware) }
         sidekiq.server_middleware { |chain| chain.prepend(ServerMiddleware) }
+        copied_capsule_chains(sidekiq).each do |client, server|
+          client&.prepend(ClientMiddleware)
+          server&.prepend(ServerMiddleware)
+        end
         hook_lifecycle(sidekiq)
       end
+    end
+
+    # Sidekiq 7+ runs each capsule's jobs through the capsule's own chains, copies of the
+    # config's made the first time the capsule asks for them. A capsule declared (and its
+    # chain asked for) before we were installed holds a copy without us: add us there too.
+    # A chain not copied yet is left alone, so that it copies the config's chain, with us and
+    # with whatever the app adds later. Sidekiq 6 has no capsules. [[client, server]], nil
+    # for a chain not copied.
+    def copied_capsule_chains(sidekiq)
+      return [] unless sidekiq.respond_to?(:capsules) && sidekiq.capsules.respond_to?(:each_value)
+
+      sidekiq.capsules.each_value.map do |capsule|
+        [copied_chain(capsule, :@client_chain), copied_chain(capsule, :@server_chain)]
+      end
+    end
+
+    def copied_chain(capsule, name)
+      capsule.instance_variable_get(name) if capsule.instance_variable_defined?(name)
     end
 
     def hook_lifecycle(sidekiq)
@@ -187,12 +209,15 @@ module SidekiqSupervisor
       return if @hooked[sidekiq.object_id]
 
       @hooked[sidekiq.object_id] = true
-      # Sidekiq fires :shutdown while the last jobs may still be finishing: send what is
-      # buffered now and keep the sender for their reports; at_exit sends the rest.
+      # Sidekiq fires :shutdown while the last jobs may still be finishing (every line; 6.x
+      # from its manager, 7+ from the launcher): send what is buffered now and keep the sender
+      # for their reports; at_exit sends the rest.
       sidekiq.on(:shutdown) { SidekiqSupervisor.flush }
       begin
-        # Sidekiq 8.0.2+ fires :exit once every job is done.
-        sidekiq.on(:exit) { SidekiqSupervisor.shutdown }
+        # Sidekiq 8.0.2+ fires :exit once every job is done. A flush, not a shutdown: an
+        # embedded Sidekiq (7+) stops inside a process that lives on and still pushes jobs;
+        # at_exit stops the sender.
+        sidekiq.on(:exit) { SidekiqSupervisor.flush }
       rescue ArgumentError
         nil # no :exit event before Sidekiq 8.0.2
       end

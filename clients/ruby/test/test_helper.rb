@@ -115,9 +115,23 @@ module SupervisorTestHelpers
 
     @sidekiq_available = system(RbConfig.ruby, "-e", 'require "sidekiq"', out: File::NULL, err: File::NULL)
   end
+
+  # Sidekiq::VERSION as the child processes load it (RUBYOPT may select a line), or nil.
+  def self.sidekiq_version
+    return @sidekiq_version if defined?(@sidekiq_version)
+
+    @sidekiq_version = if sidekiq_available?
+                         out, status = Open3.capture2(RbConfig.ruby, "-e", 'require "sidekiq"; print Sidekiq::VERSION')
+                         out if status.success?
+                       end
+  end
 end
 
 # Base class of the suite's tests: a clean global state, and servers and reporters that stop.
 class SupervisorTest < Minitest::Test
   include SupervisorTestHelpers
 end
+
+# Which Sidekiq the Sidekiq tests load, said once (tests/test_ruby_gem.py checks it is the line
+# it asked for with SIDEKIQ_LINE).
+puts "Sidekiq under test: #{SupervisorTestHelpers.sidekiq_version || "none"} (SIDEKIQ_LINE=#{ENV.fetch("SIDEKIQ_LINE", "unset")})"

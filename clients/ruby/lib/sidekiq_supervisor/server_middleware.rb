@@ -14,17 +14,25 @@ module SidekiqSupervisor
       begin
         result = yield
       rescue Exception => e # rubocop:disable Lint/RescueException -- Sidekiq retries any Exception
-        reports&.failed(e) unless self.class.shutdown?(e)
+        reports&.failed(e) unless self.class.requeued?(e)
         raise
       end
       reports&.complete
       result
     end
 
-    # Sidekiq::Shutdown means the process stopped before the job finished: Sidekiq puts the job
-    # back in its queue, it did not fail. It stays `started` until it runs again.
-    def self.shutdown?(error)
-      defined?(::Sidekiq::Shutdown) && error.is_a?(::Sidekiq::Shutdown)
+    # Whether +error+ means the job was stopped and put back in its queue rather than failed.
+    # It stays `started` until it runs again.
+    #  - Sidekiq::Shutdown: the process stopped before the job finished (every line).
+    #  - Sidekiq::JobRetry::Skip raised while handling Sidekiq::Job::Interrupted (7.3+): an
+    #    iterable job interrupted by a shutdown. Sidekiq's InterruptHandler, inside our
+    #    middleware, pushes the job again (reported `queued` by the client middleware) and
+    #    raises Skip in its rescue clause, so the Interrupted is the Skip's cause.
+    def self.requeued?(error)
+      return true if defined?(::Sidekiq::Shutdown) && error.is_a?(::Sidekiq::Shutdown)
+
+      defined?(::Sidekiq::JobRetry::Skip) && defined?(::Sidekiq::Job::Interrupted) &&
+        error.is_a?(::Sidekiq::JobRetry::Skip) && error.cause.is_a?(::Sidekiq::Job::Interrupted)
     end
   end
 end
