@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
-from sidekiq_supervisor.services.ingest import GroupCommitWriter, IngestUnavailable
+from sidekiq_supervisor.services.report_writer import GroupCommitWriter, IngestUnavailable
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.schema import jobs
 

@@ -20,10 +20,11 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor import __version__
 from sidekiq_supervisor.services.dashboard import Dashboard
-from sidekiq_supervisor.services.ingest import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.report_intake import ReportIntake
+from sidekiq_supervisor.services.report_writer import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
@@ -144,8 +145,7 @@ def _open_services(settings: Settings) -> Services:
         Dashboard(engine, client, settings),
         SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version),
         api_tokens=settings.api_tokens,
-        redaction_words=settings.redaction_words,
-        payload_seal=PayloadSeal(settings.secret_keys),
+        intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),
         validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},
     )
 

@@ -10,10 +10,10 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.services.dashboard import Dashboard
-from sidekiq_supervisor.services.ingest import GroupCommitWriter
 from sidekiq_supervisor.services.job_manager import JobManager
-from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import Ledger
+from sidekiq_supervisor.services.report_intake import ReportIntake
+from sidekiq_supervisor.services.report_writer import GroupCommitWriter
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 
@@ -32,8 +32,7 @@ class Services:
     sidekiq_monitor: SidekiqMonitor
     # Derived from the settings once, at start-up, rather than on every ingest request:
     api_tokens: tuple[str, ...]
-    redaction_words: tuple[str, ...]
-    payload_seal: PayloadSeal
+    intake: ReportIntake
     # The pydantic validation context that carries the configured limits to the validators.
     validation_limits: dict[str, int]
 

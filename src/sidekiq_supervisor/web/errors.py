@@ -13,9 +13,9 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
 from sidekiq_supervisor.domain.filters import InvalidFilter
-from sidekiq_supervisor.services.ingest import IngestUnavailable
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.report_writer import IngestUnavailable
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.web.api.presenters import json_response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,9 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from sidekiq_supervisor.clock import now_micros
-from sidekiq_supervisor.domain.model import EventKind, Micros, Report, micros_from_seconds
-from sidekiq_supervisor.services.ingest import WriteResult
-from sidekiq_supervisor.services.job_payloads import job_content
+from sidekiq_supervisor.domain.model import EventKind, Micros, Report
+from sidekiq_supervisor.services.report_writer import WriteResult
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
 from sidekiq_supervisor.web.api.openapi_errors import BATCH_ERRORS, REPORT_ERRORS
@@ -23,7 +23,6 @@ from sidekiq_supervisor.web.api.schemas import (
     EventsIn,
     JobQueuedIn,
     JobReportIn,
-    ReportBody,
     request_body,
 )
 from sidekiq_supervisor.web.deps import Services, ServicesDep
@@ -49,9 +48,9 @@ def report_from_fields(
     """
     if path_jid is None:
         queued = _validated(JobQueuedIn, fields, services)
-        return _report(queued, kind, queued.job_id, received, services)
+        return services.intake.report(queued, kind, queued.job_id, received)
     jid = _valid_path_jid(path_jid)
-    return _report(_validated(JobReportIn, fields, services), kind, jid, received, services)
+    return services.intake.report(_validated(JobReportIn, fields, services), kind, jid, received)
 
 
 def _validated(model: type[Body], fields: dict[str, Any], services: Services) -> Body:
@@ -59,32 +58,6 @@ def _validated(model: type[Body], fields: dict[str, Any], services: Services) ->
         return model.model_validate(fields, context=services.validation_limits)
     except ValidationError as exc:
         raise RequestValidationError(_errors(exc, "body")) from None
-
-
-def _report(valid: ReportBody, kind: EventKind, jid: str, received: Micros, services: Services) -> Report:
-    """The domain report; the worker counts on starts only and the error on failures only."""
-    worker = valid.worker if kind is EventKind.STARTED else None
-    error = valid.error if kind is EventKind.FAILED else None
-    content = job_content(
-        valid.job_class, valid.arguments, valid.payload, services.redaction_words, services.payload_seal
-    )
-    return Report(
-        jid,
-        kind,
-        _event_time(valid.at, received),
-        content.job_class,
-        valid.queue,
-        content.arguments,
-        worker=None if worker is None else worker.model_dump_json(exclude_none=True),
-        error=None if error is None else error.model_dump_json(by_alias=True),
-        payload_form=content.payload_form,
-        payload=content.payload,
-    )
-
-
-def _event_time(at: float | None, received: Micros) -> Micros:
-    """The client's own time of the event, else the time the service received it."""
-    return received if at is None else micros_from_seconds(at)
 
 
 def _errors(exc: ValidationError, *where: str | int) -> list[dict[str, Any]]:
@@ -114,12 +87,6 @@ def stored_response(result: WriteResult) -> Response:
     return json_response(job_document(result.job), 201 if result.created else 200)
 
 
-async def _store_path_report(job_id: str, request: Request, services: Services, kind: EventKind) -> Response:
-    received = now_micros()
-    fields = await read_fields(request, services.settings.max_body_bytes)
-    return await _store(services, report_from_fields(fields, kind, job_id, received, services))
-
-
 @router.post("/jobs", responses=REPORT_ANSWERS, openapi_extra=request_body(JobQueuedIn))
 async def job_queued(request: Request, services: ServicesDep) -> Response:
     """Record that a job was queued (the seed's client middleware)."""
@@ -128,34 +95,31 @@ async def job_queued(request: Request, services: ServicesDep) -> Response:
     return await _store(services, report_from_fields(fields, EventKind.QUEUED, None, received, services))
 
 
-@router.post(
-    "/jobs/{job_id}/started",
-    responses=REPORT_ANSWERS,
-    openapi_extra=request_body(JobReportIn),
-)
-async def job_started(job_id: str, request: Request, services: ServicesDep) -> Response:
-    """Record that a worker started the job (creates the job if its queued report was lost)."""
-    return await _store_path_report(job_id, request, services, EventKind.STARTED)
+def _path_report(kind: EventKind) -> Callable[[str, Request, Services], Awaitable[Response]]:
+    async def store_report(job_id: str, request: Request, services: ServicesDep) -> Response:
+        received = now_micros()
+        fields = await read_fields(request, services.settings.max_body_bytes)
+        return await _store(services, report_from_fields(fields, kind, job_id, received, services))
+
+    return store_report
 
 
-@router.post(
-    "/jobs/{job_id}/complete",
-    responses=REPORT_ANSWERS,
-    openapi_extra=request_body(JobReportIn),
-)
-async def job_complete(job_id: str, request: Request, services: ServicesDep) -> Response:
-    """Record that the job completed."""
-    return await _store_path_report(job_id, request, services, EventKind.COMPLETE)
-
-
-@router.post(
-    "/jobs/{job_id}/failed",
-    responses=REPORT_ANSWERS,
-    openapi_extra=request_body(JobReportIn),
-)
-async def job_failed(job_id: str, request: Request, services: ServicesDep) -> Response:
-    """Record that a run raised (the job stays uncompleted; the error joins its history)."""
-    return await _store_path_report(job_id, request, services, EventKind.FAILED)
+# The seed's other three reports: one handler, each event at its own documented address.
+PATH_REPORTS = {
+    EventKind.STARTED: "Record that a worker started the job (creates it if its queued report was lost).",
+    EventKind.COMPLETE: "Record that the job completed.",
+    EventKind.FAILED: "Record that a run raised (the job stays uncompleted; the error joins its history).",
+}
+for _kind, _summary in PATH_REPORTS.items():
+    router.add_api_route(
+        f"/jobs/{{job_id}}/{_kind.value}",
+        _path_report(_kind),
+        methods=["POST"],
+        name=f"job_{_kind.value}",
+        description=_summary,
+        responses=REPORT_ANSWERS,
+        openapi_extra=request_body(JobReportIn),
+    )
 
 
 # Batches are JSON only (the gem's): no form encoding can carry a list of reports.
@@ -200,7 +164,7 @@ def _batch_item(item: Any, index: int, received: Micros, services: Services) -> 
         valid = EventIn.model_validate(item, context=services.validation_limits)
     except ValidationError as exc:
         return {"status": 422, "detail": _errors(exc, "body", "events", index)}
-    return _report(valid, EventKind(valid.event), valid.job_id, received, services)
+    return services.intake.report(valid, EventKind(valid.event), valid.job_id, received)
 
 
 def _item_result(result: WriteResult) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind
-from sidekiq_supervisor.services.ingest import IngestUnavailable
+from sidekiq_supervisor.services.report_writer import IngestUnavailable
 from sidekiq_supervisor.web.api.auth import matches_any, presented_token
 from sidekiq_supervisor.web.api.ingest import REPORT_PATH, report_from_fields, stored_response
 from sidekiq_supervisor.web.deps import Services
