@@ -7,28 +7,24 @@ counts stop at a cap, duration summaries use each class's newest completed jobs 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
 import orjson
-import redis
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, duration_of, nearest_rank
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
-from sidekiq_supervisor.services.job_payloads import PayloadSeal
-from sidekiq_supervisor.services.ledger import JobFilter, Ledger
-from sidekiq_supervisor.services.liveness import NOT_CONFIGURED, LivenessChecker, SidekiqUnavailable
-from sidekiq_supervisor.services.restart import Restarter, RestartReport
+from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.ledger import JobFilter
+from sidekiq_supervisor.services.liveness import SidekiqUnavailable
+from sidekiq_supervisor.services.restart import RestartReport
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import connection
-from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
-from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store import analytics
 from sidekiq_supervisor.store.analytics import ClassSummary
 from sidekiq_supervisor.store.records import StoredJob
@@ -94,18 +90,6 @@ class JobView:
     whereabouts: Whereabouts | None
 
 
-class _ChosenJobs(Ledger):
-    """The ledger seen through a set of jids: a confirmed restart takes only what its preview showed."""
-
-    def __init__(self, engine: Engine, jids: frozenset[str]) -> None:
-        super().__init__(engine)
-        self._jids = jids
-
-    def iterate(self, flt: JobFilter, *, page_size: int = 1000) -> Iterator[StoredJob]:
-        """The matching jobs among the chosen jids."""
-        return (job for job in super().iterate(flt, page_size=page_size) if job.jid in self._jids)
-
-
 # The restart page previews this many matching jobs, newest first: a page a person can read.
 PREVIEW_LIMIT = 1000
 
@@ -113,18 +97,17 @@ PREVIEW_LIMIT = 1000
 class Dashboard:
     """The reads and the restart action behind the dashboard pages."""
 
-    def __init__(self, engine: Engine, client: redis.Redis | None, settings: Settings) -> None:
-        self.ledger = Ledger(engine)
-        self._client = client
-        self._settings = settings
-        reader = None if client is None else SidekiqReader(client)
-        self._liveness = LivenessChecker(reader, stale_after=settings.process_stale_seconds)
-        self._seal = PayloadSeal(settings.secret_keys)
+    def __init__(self, manager: JobManager) -> None:
+        # The restart and liveness use cases are the JobManager's: the pages and the CLI, the
+        # console and the API restart and classify jobs through the very same objects.
+        self._manager = manager
+        self.ledger = manager.ledger
+        self._liveness = manager.liveness
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> Dashboard:
         """A dashboard on ``engine`` and the settings' Redis (none when ``REDIS_URL`` is empty)."""
-        return cls(engine, connection.connect(settings.redis_url), settings)
+        return cls(JobManager.on(engine, connection.connect(settings.redis_url), settings))
 
     def status_counts(self, *, exact: bool = False) -> StatusCounts:
         """Jobs per status: capped at ``STATUS_COUNT_CAP`` unless ``exact`` (a full count)."""
@@ -233,21 +216,12 @@ class Dashboard:
             return Whereabouts("dead", "it is in Sidekiq's Dead set")
         return Whereabouts("not seen", "no Sidekiq process runs it, and it is in no retry or dead set")
 
-    def _restarter(self, jids: frozenset[str] | None) -> Restarter:
-        if self._client is None:
-            raise SidekiqUnavailable(NOT_CONFIGURED)
-        ledger = self.ledger if jids is None else _ChosenJobs(self.ledger.engine, jids)
-        enqueuer = SidekiqEnqueuer(self._client, sidekiq_version=self._settings.sidekiq_version)
-        return Restarter(ledger, enqueuer, self._liveness, self._seal)
-
     def restart_preview(
         self, needle: str | None, older_than: timedelta | None, *, limit: int = PREVIEW_LIMIT
     ) -> tuple[RestartReport, bool]:
         """What a restart with this filter would take and skip (and why), for the newest ``limit``
         matching jobs, and whether more match; changes nothing."""
-        outcomes = self._restarter(None).outcomes(
-            JobFilter(needle=needle), dry_run=True, older_than=older_than
-        )
+        outcomes = self._manager.restart_outcomes(needle, dry_run=True, older_than=older_than)
         report = RestartReport(dry_run=True)
         for outcome in islice(outcomes, limit):
             report.add(outcome)
@@ -257,7 +231,9 @@ class Dashboard:
         self, needle: str | None, older_than: timedelta | None, jids: frozenset[str], *, wait: bool = False
     ) -> RestartReport:
         """Restart the previewed jobs (``jids``) that still match and are still restartable."""
-        return self._restarter(jids).restart(JobFilter(needle=needle), older_than=older_than, wait=wait)
+        return self._manager.restart_uncompleted_jobs(
+            needle, older_than=older_than, wait=wait, only_jids=jids
+        )
 
 
 def _entry(kind: EventKind, at: int, recorded_at: int, detail: str | None) -> HistoryEntry:

@@ -41,8 +41,8 @@ class JobManager:
         seal: PayloadSeal | None = None,
     ) -> None:
         self.ledger = Ledger(engine)
-        self._liveness = LivenessChecker(reader, stale_after=stale_after)
-        self._restarter = Restarter(self.ledger, enqueuer, self._liveness, seal)
+        self.liveness = LivenessChecker(reader, stale_after=stale_after)
+        self._restarter = Restarter(self.ledger, enqueuer, self.liveness, seal)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> JobManager:
@@ -136,6 +136,7 @@ class JobManager:
         dry_run: bool = False,
         older_than: timedelta | None = None,
         wait: bool = False,
+        only_jids: frozenset[str] | None = None,
     ) -> RestartReport:
         """Queue uncompleted jobs again in Sidekiq and delete the originals from the ledger.
 
@@ -143,9 +144,12 @@ class JobManager:
         ``restarted_from`` naming the original, whose history stays readable. ``dry_run`` lists
         what would be restarted and changes nothing. ``wait`` decides a job whose process may
         still be alive once that process is taken for gone, instead of skipping it.
+        ``only_jids`` keeps to those jobs (a confirmed preview's).
         """
         job_filter = JobFilter(needle=normalize_filter(filter))
-        return self._restarter.restart(job_filter, dry_run=dry_run, older_than=older_than, wait=wait)
+        return self._restarter.restart(
+            job_filter, dry_run=dry_run, older_than=older_than, wait=wait, only=only_jids
+        )
 
     def restart_outcomes(
         self,
@@ -163,7 +167,7 @@ class JobManager:
         """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or
         unknown, and why. Restarts take the orphaned and unknown ones."""
         job_filter = JobFilter(status=JobStatus.STARTED, needle=normalize_filter(filter))
-        return LivenessReport(self._liveness.classify_all(self.ledger.iterate(job_filter)))
+        return LivenessReport(self.liveness.classify_all(self.ledger.iterate(job_filter)))
 
     def job(self, jid: str) -> Job | None:
         """One job by its Sidekiq jid, or ``None``."""

@@ -140,14 +140,16 @@ class Restarter:
         dry_run: bool = False,
         older_than: timedelta | None = None,
         wait: bool = False,
+        only: frozenset[str] | None = None,
     ) -> RestartReport:
-        """Restart every orphaned or unknown uncompleted job matching ``flt``; skip the others.
+        """Restart every orphaned or unknown uncompleted job matching ``flt`` (and among the jids
+        ``only``, when given: what a confirmed preview showed); skip the others.
 
         A ``RestartFailed`` carries the report of what was done before Sidekiq's Redis failed.
         """
         report = RestartReport(dry_run=dry_run)
         try:
-            for outcome in self.outcomes(flt, dry_run=dry_run, older_than=older_than, wait=wait):
+            for outcome in self.outcomes(flt, dry_run=dry_run, older_than=older_than, wait=wait, only=only):
                 report.add(outcome)
         except RestartFailed as exc:
             exc.report = report
@@ -161,8 +163,10 @@ class Restarter:
         dry_run: bool = False,
         older_than: timedelta | None = None,
         wait: bool = False,
+        only: frozenset[str] | None = None,
     ) -> Iterator[RestartOutcome]:
-        """Each matching uncompleted job's outcome, as it happens (a stream: 100,000 jobs or more).
+        """Each matching uncompleted job's outcome (among ``only``, when given), as it happens (a
+        stream: 100,000 jobs or more).
 
         With ``wait`` (never on a dry run), a job whose process may still be alive is decided once
         that process would be taken for gone (``SUPERVISOR_PROCESS_STALE_SECONDS`` after its last
@@ -174,6 +178,8 @@ class Restarter:
         snapshot = self._snapshot()
         undecided: list[tuple[StoredJob, float]] = []
         for stored in self._ledger.iterate(flt):
+            if only is not None and stored.jid not in only:
+                continue
             verdict = self._liveness.verdict(stored, snapshot)
             if wait and not dry_run and verdict.settles_in is not None:
                 undecided.append((stored, verdict.settles_in))

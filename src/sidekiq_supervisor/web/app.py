@@ -136,13 +136,14 @@ def _open_services(settings: Settings) -> Services:
         queue_limit=settings.ingest_queue_limit,
         deadline_seconds=settings.request_timeout_seconds,
     )
+    manager = JobManager.on(engine, client, settings)
     return Services(
         settings,
         engine,
         client,
         writer,
-        JobManager.on(engine, client, settings),
-        Dashboard(engine, client, settings),
+        manager,
+        Dashboard(manager),
         SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version),
         api_tokens=settings.api_tokens,
         intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sidekiq_supervisor.services.dashboard import Dashboard
-from sidekiq_supervisor.services.liveness import SidekiqUnavailable
+from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.web.app import create_app
 from tests.web.pages.conftest import csrf_of
 
@@ -97,13 +98,14 @@ def test_redis_down_gives_a_clear_page_not_an_error(without_redis):
 
 
 def test_no_redis_configured_is_said_plainly(client, settings):
-    # The app itself always has a REDIS_URL (JobManager needs one); the dashboard copes without.
+    # A manager without Sidekiq's Redis: the job page says so, and a restart fails saying why.
     started(client, "orphan1", 3600)
     engine = client.app.state.services.engine
-    view = Dashboard(engine, None, settings).job_view("orphan1")
+    dashboard = Dashboard(JobManager.on(engine, None, settings))
+    view = dashboard.job_view("orphan1")
     assert view.whereabouts.state is None and "no Sidekiq Redis is configured" in view.whereabouts.text
-    with pytest.raises(SidekiqUnavailable):
-        Dashboard(engine, None, settings).restart_preview(None, None)
+    with pytest.raises(RestartFailed, match="no Sidekiq Redis is configured"):
+        dashboard.restart_preview(None, None)
 
 
 def test_a_preview_of_many_jobs_shows_the_newest_page_and_says_more_match(client, redis_client):
