@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group
@@ -13,27 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from sidekiq_supervisor.domain import json_text
-from sidekiq_supervisor.domain.durations import DurationSummary
+from sidekiq_supervisor.domain.durations import DurationSummary, format_duration
 from sidekiq_supervisor.table_fit import Column, Flexible, Layout, fitted
 
 ARGUMENTS_WIDTH = 60
 STATUS_STYLES = {"queued": "cyan", "started": "yellow", "complete": "green"}
-
-
-def format_duration(duration: timedelta | None) -> str:
-    """A duration people read at a glance: ``840ms``, ``12.3s``, ``4m 05s``, ``2h 01m``."""
-    if duration is None:
-        return "—"
-    seconds = duration.total_seconds()
-    if abs(seconds) < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if abs(seconds) < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def format_time(moment: datetime | None) -> str:

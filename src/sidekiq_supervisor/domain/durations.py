@@ -121,3 +121,23 @@ def estimate_from_sample(sample: DurationSummary, sampled_rows: int, table_rows:
     population = max(table_rows, sampled_rows)
     count = max(sample.count, round(sample.count * population / sampled_rows))
     return replace(sample, count=count, estimated=True)
+
+
+def format_duration(value: timedelta | float | None) -> str:
+    """A duration for people, the same on pages, in the CLI and in the console: ``850 ms``,
+    ``4.2 s``, ``3 min 05 s``, ``2 h 07 min``; ``—`` when unknown. Plain numbers are microseconds
+    (the ledger's unit)."""
+    if value is None:
+        return "—"
+    micros = value / timedelta(microseconds=1) if isinstance(value, timedelta) else float(value)
+    sign, micros = ("−", -micros) if micros < 0 else ("", micros)
+    seconds = micros / 1_000_000
+    if seconds < 1:
+        text = f"{micros / 1000:.3g} ms" if micros >= 1000 else f"{micros:.0f} µs"
+    elif seconds < 60:
+        text = f"{seconds:.3g} s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    else:
+        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    return sign + text

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 
 from sidekiq_supervisor import __version__
 from sidekiq_supervisor.domain import json_text
+from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -30,27 +31,6 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/restart", "Restart"),
     ("/sidekiq", "Sidekiq"),
 )
-
-
-def format_duration(value: timedelta | float | None) -> str:
-    """A duration for people: ``850 ms``, ``4.2 s``, ``3 min 05 s``, ``2 h 07 min``; ``—`` when unknown.
-
-    Plain numbers are microseconds (the ledger's unit).
-    """
-    if value is None:
-        return "—"
-    micros = value / timedelta(microseconds=1) if isinstance(value, timedelta) else float(value)
-    sign, micros = ("−", -micros) if micros < 0 else ("", micros)
-    seconds = micros / 1_000_000
-    if seconds < 1:
-        text = f"{micros / 1000:.3g} ms" if micros >= 1000 else f"{micros:.0f} µs"
-    elif seconds < 60:
-        text = f"{seconds:.3g} s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    else:
-        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-    return sign + text
 
 
 def format_time(moment: datetime | None) -> str:
