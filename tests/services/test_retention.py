@@ -140,3 +140,34 @@ def test_the_app_prunes_in_the_background_and_stops_cleanly(settings: Settings, 
             asyncio.run(asyncio.sleep(0.05))
 
     assert jids(engine) == set()
+
+
+def test_the_pruned_jobs_durations_are_read_back_in_the_api_and_on_the_durations_page(engine, settings):
+    base = NOW - 40 * DAY_MICROS
+    for n in range(10):
+        start = base + n * 60 * SECOND
+        store(
+            engine,
+            f"old-{n}",
+            ("queued", start - SECOND),
+            ("started", start),
+            ("complete", start + 2 * SECOND),
+        )
+    store(engine, "kept", ("queued", NOW - SECOND), ("started", NOW), ("complete", NOW + 4 * SECOND))
+    assert pruner(engine).prune().jobs == 10
+
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/api/v1/durations", params={"from": "started"}).json()
+        by_class = client.get("/api/v1/durations", params={"from": "queued", "job_class": "Mailer"}).json()
+        other = client.get("/api/v1/durations", params={"job_class": "Nothing"}).json()
+        filtered = client.get("/api/v1/durations", params={"q": "1"}).json()
+        page = client.get("/durations").text
+
+    assert body["summary"]["count"] == 1  # the kept job, exactly as before
+    pruned = body["pruned_summary"]
+    assert (pruned["count"], pruned["mean_seconds"], pruned["max_seconds"]) == (10, 2.0, 2.0)
+    assert 2.0 <= pruned["p95_seconds"] <= 2.0 * 1.19 and pruned["percentiles_estimated"] is True
+    assert (by_class["pruned_summary"]["count"], by_class["pruned_summary"]["max_seconds"]) == (10, 3.0)
+    assert other["pruned_summary"]["count"] == 0
+    assert filtered["pruned_summary"] is None  # roll-ups keep no arguments to filter on
+    assert 'data-pruned="started">10 jobs · mean 2 s' in page

@@ -407,6 +407,10 @@ def test_it_summarises_no_durations_as_an_empty_summary(client):
     send(client, "started", "running", T0)
 
     body = get(client, "/api/v1/durations", **{"from": "started"})
+    empty = {"count": 0, **dict.fromkeys(("mean", "p50", "p95", "p99", "max"), None)}
+    empty = {f"{k}_seconds" if k != "count" else k: v for k, v in empty.items()}
+    assert body["pruned_summary"] == {**empty, "percentiles_estimated": True}  # nothing pruned yet
+    del body["pruned_summary"]
     assert body == {
         "from": "started",
         "data": [],

@@ -16,7 +16,13 @@ import orjson
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.clock import now_micros
-from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, duration_of, nearest_rank
+from sidekiq_supervisor.domain.durations import (
+    PERCENTILES,
+    DurationOrigin,
+    DurationSummary,
+    duration_of,
+    nearest_rank,
+)
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import JobFilter
@@ -150,6 +156,10 @@ class Dashboard:
                     if values:
                         found[origin].append(_class_summary(name, values))
         return found
+
+    def pruned_summaries(self, job_class: str | None = None) -> dict[DurationOrigin, DurationSummary]:
+        """Both summaries of the jobs retention pruned (from its roll-ups), by origin."""
+        return {origin: self.ledger.pruned_summary(origin, job_class) for origin in DurationOrigin}
 
     def slowest_classes(self, limit: int = 8) -> list[ClassSummary]:
         """The classes with the highest p95 from started to complete (over a small recent sample)."""

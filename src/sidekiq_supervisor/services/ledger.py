@@ -17,6 +17,7 @@ from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
+from sidekiq_supervisor.store.rollups import rollup_summary
 
 __all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
 
@@ -120,6 +121,12 @@ class Ledger:
             return []
         with self.engine.connect() as connection:
             return queries.job_history(connection, jid)
+
+    def pruned_summary(self, origin: DurationOrigin, job_class: str | None = None) -> DurationSummary:
+        """The durations of the completed jobs that retention pruned (``job_rollups``): exact count,
+        mean and maximum, percentiles estimated from the roll-ups' histogram (at most 19% high)."""
+        with self.engine.connect() as connection:
+            return rollup_summary(connection, origin, job_class=job_class)
 
     def duration_summary(
         self,

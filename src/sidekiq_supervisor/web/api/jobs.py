@@ -126,6 +126,13 @@ async def durations(
     }
     if summary:
         body["summary"] = summary_document(await run_in_threadpool(ledger.duration_summary, origin, flt))
+        # Pruned jobs live on per class and hour only: no summary of them for an arguments or
+        # queue filter.
+        pruned = None
+        if q is None and queue is None:
+            pruned = summary_document(await run_in_threadpool(ledger.pruned_summary, origin, job_class))
+            pruned["percentiles_estimated"] = True
+        body["pruned_summary"] = pruned
     return json_response(body)
 
 

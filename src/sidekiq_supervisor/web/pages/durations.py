@@ -45,6 +45,7 @@ def _gather(dashboard: Dashboard, origin: DurationOrigin, job_class: str | None)
         "queued": summaries[DurationOrigin.QUEUED],
         "started": summaries[DurationOrigin.STARTED],
         "histogram": charts.bar_chart("Durations histogram", bars) if bars else None,
+        "pruned": dashboard.pruned_summaries(job_class),
     }
 
 
