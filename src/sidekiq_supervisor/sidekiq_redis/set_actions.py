@@ -87,6 +87,14 @@ def push_payload(raw: str, *, decrement: bool, now: float, sidekiq_major: int) -
         return None
 
 
+def pushes_highest_first(job_set: JobSet, sidekiq_major: int) -> bool:
+    """The order Sidekiq's "Retry All" / "Add All to Queue" push a set in, so that a queue ends up
+    as Sidekiq would leave it: 6.x walks every set from the highest score down (``each``); from
+    7.3.5 the retry and dead sets are popped lowest first (ZPOPMIN), while the scheduled set's
+    "Add All to Queue" (8.x) still walks it from the highest score down."""
+    return sidekiq_major < 7 or job_set is JobSet.SCHEDULE
+
+
 class SetActions:
     """The actions of Sidekiq's Web UI on one Redis database's job sets."""
 
@@ -147,7 +155,9 @@ class SetActions:
         def move(batch: list[str]) -> int:
             return self.enqueue(job_set, batch, decrement=decrement, now=now, sidekiq_major=sidekiq_major)
 
-        return self._drain(job_set, move, takes=pushable)
+        return self._drain(
+            job_set, move, takes=pushable, highest_first=pushes_highest_first(job_set, sidekiq_major)
+        )
 
     def kill_all(self, job_set: JobSet, *, now: float) -> int:
         """Move every member of the retry or schedule set to the Dead set; how many moved."""
@@ -164,12 +174,18 @@ class SetActions:
         return int(size)
 
     def _drain(
-        self, job_set: JobSet, act: Callable[[list[str]], int], *, takes: Callable[[str], bool]
+        self,
+        job_set: JobSet,
+        act: Callable[[list[str]], int],
+        *,
+        takes: Callable[[str], bool],
+        highest_first: bool = False,
     ) -> int:
         budget = int(self._client.zcard(job_set.value))
         done = skipped = 0
         while budget > 0:
-            chunk = self._client.zrange(job_set.value, skipped, skipped + min(BATCH, budget) - 1)
+            end = skipped + min(BATCH, budget) - 1
+            chunk = self._client.zrange(job_set.value, skipped, end, desc=highest_first)
             if not chunk:
                 break
             batch = [decode_member(member) for member in chunk]
