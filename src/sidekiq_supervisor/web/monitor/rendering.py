@@ -100,7 +100,7 @@ def member_of(token: str) -> str | None:
         return None
 
 
-def printable(text: Any) -> str:
+def printable(text: object) -> str:
     """Text with any undecodable byte (kept as a lone surrogate) shown as U+FFFD, so it renders."""
     text = str(text)
     try:  # the bytes Redis held, decoded again with U+FFFD for the invalid ones
