@@ -278,6 +278,7 @@ def stacked(*renderables: Any) -> Group:
 def to_text(renderable: Any, width: int | None = None) -> str:
     """Render to plain text (no colour codes), for ``repr`` in consoles and logs."""
     width = width or shutil.get_terminal_size((160, 24)).columns
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
     console.print(renderable)
-    return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]
+    return buffer.getvalue().rstrip("\n")

@@ -131,7 +131,7 @@ class Settings(BaseSettings):
             from redis.connection import parse_url
 
             try:
-                parse_url(url)
+                parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves parse_url unannotated
             except ValueError as exc:
                 raise ValueError(f"{masked_url(url)} is not a usable Redis URL ({exc})") from None
         return url

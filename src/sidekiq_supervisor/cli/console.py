@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import code
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from sidekiq_supervisor import __version__
@@ -35,6 +36,7 @@ def interact(manager: JobManager) -> None:
     """Open the console with ``JobManager`` bound to ``manager``."""
     banner = BANNER.format(version=__version__, python=sys.version.split()[0])
     names = namespace(manager)
+    start_ipython: Callable[..., object] | None
     try:
         from IPython import start_ipython
     except ImportError:
@@ -45,7 +47,7 @@ def interact(manager: JobManager) -> None:
         _stdlib_console(banner, names)
         return
     print(banner)
-    start_ipython(argv=["--no-banner"], user_ns=names, display_banner=False)  # type: ignore[no-untyped-call]
+    start_ipython(argv=["--no-banner"], user_ns=names, display_banner=False)
 
 
 def _stdlib_console(banner: str, names: dict[str, Any]) -> None:

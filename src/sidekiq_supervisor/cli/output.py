@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sidekiq_supervisor import render
+from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.services.liveness import LivenessReport
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, RestartReport, outcome_lines
-from sidekiq_supervisor.services.results import DurationList, Job, JobList
+from sidekiq_supervisor.services.results import DurationList, Job, JobDuration, JobList
 
 # Streams shorter than this print without a progress bar.
 PROGRESS_THRESHOLD = 10_000
@@ -127,8 +128,8 @@ def _cells(job: Job, with_duration: bool) -> list[str]:
         render.format_time(job.completed_at),
         str(job.attempts),
     ]
-    if with_duration:
-        cells.append(render.format_duration(job.duration))  # type: ignore[attr-defined]
+    if with_duration:  # the answer to a duration question: its jobs are JobDurations
+        cells.append(format_duration(job.duration if isinstance(job, JobDuration) else None))
     return cells
 
 

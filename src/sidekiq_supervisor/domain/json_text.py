@@ -28,8 +28,8 @@ TOO_DEEP = "nests too deep to read"
 
 def loads(text: str | bytes) -> Any:
     """The value of JSON ``text``; integers exact whatever their size. NaN and Infinity are refused."""
-    pattern = _LONG_INTEGER_BYTES if isinstance(text, bytes) else _LONG_INTEGER
-    if pattern.search(text) is None:
+    found = _LONG_INTEGER_BYTES.search(text) if isinstance(text, bytes) else _LONG_INTEGER.search(text)
+    if found is None:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError as exc:

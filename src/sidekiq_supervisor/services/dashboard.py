@@ -152,7 +152,7 @@ class Dashboard:
             for name in analytics.job_classes(connection, MAX_CLASSES):
                 rows = analytics.recent_durations(connection, name, sample)
                 for position, origin in enumerate((DurationOrigin.QUEUED, DurationOrigin.STARTED)):
-                    values = sorted(row[position] for row in rows if row[position] is not None)
+                    values = sorted(value for row in rows if (value := row[position]) is not None)
                     if values:
                         found[origin].append(_class_summary(name, values))
         return found

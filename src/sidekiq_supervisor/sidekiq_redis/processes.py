@@ -185,7 +185,7 @@ def _process(identity: str, fields: dict[str, Any], leader: str | None, signals:
 
 def _queues_and_weights(
     info: dict[str, Any], capsules: dict[str, Any] | None
-) -> tuple[tuple[str, ...], dict]:
+) -> tuple[tuple[str, ...], dict[str, int]]:
     weights: dict[str, int] = {}
     if capsules:  # 8.0.9+: per capsule {concurrency, mode, weights}; queues/weights are deprecated
         for capsule in capsules.values():

@@ -8,6 +8,7 @@ when it expires) and a hash of that name holding ``started_at``, ``jid``, ``type
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -34,8 +35,12 @@ class ProfileRecord:
 
 def read_profiles(client: redis.Redis, now: float) -> tuple[ProfileRecord, ...]:
     """The profiles not yet expired, the newest first (read only: expired ones are left to Sidekiq)."""
-    names = client.zrange(
-        keys.PROFILES, "+inf", f"({now!r}", byscore=True, desc=True, offset=0, num=MAX_PROFILES
+    # Members only (no scores), as bytes: redis-py's type covers every option and decoding.
+    names = cast(
+        list[bytes],
+        client.zrange(
+            keys.PROFILES, "+inf", f"({now!r}", byscore=True, desc=True, offset=0, num=MAX_PROFILES
+        ),
     )
     pipe = client.pipeline(transaction=False)
     for name in names:
@@ -50,7 +55,7 @@ def read_profile_data(client: redis.Redis, key: str) -> bytes | None:
     read, so the URL cannot fetch a field of any other hash."""
     if client.zscore(keys.PROFILES, key) is None:
         return None
-    return client.hget(key, "data")
+    return cast(bytes | None, client.hget(key, "data"))  # the client does not decode responses
 
 
 def _record(key: str, values: list[bytes | None]) -> ProfileRecord:

@@ -89,7 +89,8 @@ def read_queue_page(
 
 def delete_queue_job(client: redis.Redis, name: str, raw: str) -> bool:
     """Remove one waiting job, matched by its exact stored bytes; False if it was no longer there."""
-    return client.lrem(keys.queue(check_queue_name(name)), 1, encode_member(raw)) > 0
+    # redis-py annotates the value as str; the exact bytes are what must match (and it sends bytes).
+    return client.lrem(keys.queue(check_queue_name(name)), 1, encode_member(raw)) > 0  # type: ignore[arg-type]
 
 
 def clear_queue(client: redis.Redis, name: str) -> int:
@@ -100,4 +101,4 @@ def clear_queue(client: redis.Redis, name: str) -> int:
     pipe.unlink(key)
     pipe.srem(keys.QUEUES, name)
     size, _unlinked, _removed = pipe.execute()
-    return size
+    return int(size)

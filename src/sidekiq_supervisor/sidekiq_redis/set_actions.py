@@ -9,7 +9,7 @@ floats with 14 significant digits and would truncate Sidekiq's timestamps.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -116,7 +116,8 @@ class SetActions:
     ) -> int:
         """Move these exact members to their queues ("Retry Now" with ``decrement``, else "Add to
         Queue"); how many moved. Members gone meanwhile, or not pushable, are left alone."""
-        keys_, argv = [job_set.value, keys.QUEUES], []
+        keys_: list[str] = [job_set.value, keys.QUEUES]
+        argv: list[bytes | str] = []
         for raw in dict.fromkeys(members):  # the same member twice would be pushed once anyway
             prepared = push_payload(raw, decrement=decrement, now=now, sidekiq_major=sidekiq_major)
             if prepared is not None:
@@ -138,8 +139,12 @@ class SetActions:
             raise ValueError("a dead job cannot be killed again")
         if not members:
             return 0
-        argv = [repr(float(now)), repr(float(now) - self._dead_timeout), -self._dead_max_jobs]
-        argv += [encode_member(raw) for raw in dict.fromkeys(members)]
+        argv: list[bytes | str | int] = [
+            repr(float(now)),
+            repr(float(now) - self._dead_timeout),
+            -self._dead_max_jobs,
+            *(encode_member(raw) for raw in dict.fromkeys(members)),
+        ]
         return int(self._kill(keys=[job_set.value, keys.DEAD], args=argv))
 
     def enqueue_all(self, job_set: JobSet, *, decrement: bool, now: float, sidekiq_major: int) -> int:
@@ -185,7 +190,8 @@ class SetActions:
         done = skipped = 0
         while budget > 0:
             end = skipped + min(BATCH, budget) - 1
-            chunk = self._client.zrange(job_set.value, skipped, end, desc=highest_first)
+            # Members only (no scores), as bytes: redis-py's type covers every option and decoding.
+            chunk = cast(list[bytes], self._client.zrange(job_set.value, skipped, end, desc=highest_first))
             if not chunk:
                 break
             batch = [decode_member(member) for member in chunk]

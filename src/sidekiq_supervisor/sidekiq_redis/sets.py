@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 import redis
 
@@ -76,7 +77,10 @@ def parse_entry_key(key: str) -> tuple[float, str] | None:
 
 def fetch_entries(client: redis.Redis, job_set: JobSet, score: float, jid: str) -> tuple[SetEntry, ...]:
     """The entries of ``job_set`` at exactly ``score`` whose jid is ``jid`` (Sidekiq's ``fetch``)."""
-    members = client.zrangebyscore(job_set.value, score, score, withscores=True)
+    # (member, score) pairs, members as bytes: redis-py's type covers every option and decoding.
+    members = cast(
+        list[tuple[bytes, float]], client.zrangebyscore(job_set.value, score, score, withscores=True)
+    )
     entries = (SetEntry(job_set, found, parse_job(member)) for member, found in members)
     return tuple(entry for entry in entries if entry.job.jid == jid)
 

@@ -111,7 +111,7 @@ def job_classes(connection: Connection, limit: int) -> list[str]:
     return [name for (name,) in connection.execute(query)]
 
 
-def _sampled_durations(origin: DurationOrigin, job_class: str | None, sample: int) -> Select:
+def _sampled_durations(origin: DurationOrigin, job_class: str | None, sample: int) -> Select[Micros]:
     begin = jobs.c.queued_at if origin is DurationOrigin.QUEUED else jobs.c.started_at
     conditions: list[ColumnElement[bool]] = [
         jobs.c.status == JobStatus.COMPLETE.value,

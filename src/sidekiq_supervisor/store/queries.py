@@ -101,7 +101,8 @@ def page_jobs(
 def count_jobs(connection: Connection, flt: JobFilter) -> int:
     """The exact number of matching jobs."""
     query, _key = _matching(connection, flt, func.count())
-    return connection.execute(query.select_from(jobs)).scalar_one()
+    count: int = connection.execute(query.select_from(jobs)).scalar_one()
+    return count
 
 
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.

@@ -59,7 +59,9 @@ def _existing_rollups(connection: Connection, keys: list[Key]) -> dict[Key, tupl
         )
         for row in connection.execute(query):
             found[row.job_class, row.origin, row.hour] = (
-                row.count,
+                # Row.count is typed as tuple's method; SQLAlchemy serves the column under that name
+                # at run time, but the mapping says so to a type checker too.
+                row._mapping["count"],
                 row.total_micros,
                 row.max_micros,
                 _histogram(row.histogram),
@@ -106,7 +108,8 @@ def rollup_summary(
     query = select(job_rollups.c.total_micros, job_rollups.c.max_micros, job_rollups.c.histogram).where(
         *conditions
     )
-    total, longest, histogram = 0, 0, {}
+    total, longest = 0, 0
+    histogram: Histogram = {}
     for row in connection.execute(query):
         total += row.total_micros
         longest = max(longest, row.max_micros)

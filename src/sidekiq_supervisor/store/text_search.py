@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Boolean, ColumnElement, Integer, Table, column, literal, literal_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import FromClause, Join
 
@@ -42,7 +43,7 @@ class contains_text(FunctionElement[bool]):  # noqa: N801 - SQL function naming
 
 def contains_ignoring_case(haystack: ColumnElement[str], needle: str) -> ColumnElement[bool]:
     """A condition: ``haystack`` contains ``needle`` (literally), ignoring case."""
-    return contains_text(haystack, literal(needle), literal(like_pattern(needle)))  # type: ignore[return-value]
+    return contains_text(haystack, literal(needle), literal(like_pattern(needle)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ def trigram_source(dialect: str, table: Table, needle: str | None) -> TrigramSou
     search = sql_table(SEARCH_TABLE, column("rowid", Integer))
     match = literal_column(SEARCH_TABLE).op("MATCH", is_comparison=True)(literal(query))
     joined = _CrossJoin(search, table, table.c.id == search.c.rowid)
-    return TrigramSource(joined, match, search.c.rowid)  # type: ignore[arg-type]
+    return TrigramSource(joined, match, search.c.rowid)
 
 
 class _CrossJoin(Join):
@@ -113,18 +114,20 @@ def casefold_text(text: str | None) -> str | None:
 
 
 @compiles(contains_text)
-def _ilike(element: contains_text, compiler: Any, **kw: Any) -> str:
+def _ilike(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
     haystack, _needle, pattern = element.clauses
     return compiler.process(haystack.ilike(pattern, escape=LIKE_ESCAPE), **kw)
 
 
 @compiles(contains_text, "sqlite")
-def _casefold(element: contains_text, compiler: Any, **kw: Any) -> str:
+def _casefold(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
     haystack, needle, _pattern = element.clauses
     return f"{SQLITE_FUNCTION}({compiler.process(haystack, **kw)}, {compiler.process(needle, **kw)})"
 
 
 @compiles(_CrossJoin, "sqlite")
-def _cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
+def _cross_join(element: _CrossJoin, compiler: SQLCompiler, **kw: Any) -> str:
     # The left side is the FTS table, a bare name: its first " JOIN " is this join's keyword.
-    return compiler.visit_join(element, **kw).replace(" JOIN ", " CROSS JOIN ", 1)  # type: ignore[no-any-return]
+    # SQLAlchemy leaves SQLCompiler.visit_join unannotated (it returns the join's SQL text).
+    joined: str = compiler.visit_join(element, **kw)  # type: ignore[no-untyped-call]
+    return joined.replace(" JOIN ", " CROSS JOIN ", 1)

@@ -53,7 +53,7 @@ def write_reports(
     connection: Connection, reports: Sequence[Report], recorded_at: Micros
 ) -> list[WriteResult]:
     """Store ``reports`` inside the caller's transaction; one result per report, in order."""
-    first_report = {}
+    first_report: dict[str, Report] = {}
     for report in reports:
         first_report.setdefault(report.jid, report)
     restarted = _restarted(connection, sorted(first_report))

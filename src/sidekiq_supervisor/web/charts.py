@@ -9,7 +9,7 @@ because it is markup this module built, not data.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
@@ -56,7 +56,7 @@ def _svg(title: str, body: list[str]) -> Markup:
 def line_chart(
     title: str,
     start: datetime,
-    series: dict[str, Sequence[int]],
+    series: Mapping[str, Sequence[int]],
     step: timedelta,
     label_format: str = "%H:%M",
 ) -> Markup:

@@ -44,19 +44,20 @@ class Services:
 
 
 async def _services(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services  # set by the lifespan (web.app)
+    return services
 
 
 async def _writer(request: Request) -> GroupCommitWriter:
-    return request.app.state.services.writer
+    return (await _services(request)).writer
 
 
 async def _manager(request: Request) -> JobManager:
-    return request.app.state.services.manager
+    return (await _services(request)).manager
 
 
 async def _ledger(request: Request) -> Ledger:
-    return request.app.state.services.manager.ledger
+    return (await _services(request)).manager.ledger
 
 
 ServicesDep = Annotated[Services, Depends(_services)]

@@ -30,6 +30,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     _header_deadline: asyncio.TimerHandle | None = None
 
+    # uvicorn's own signature (asyncio.Transport) narrows asyncio.BaseProtocol's (BaseTransport).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request's headers."""
         super().connection_made(transport)

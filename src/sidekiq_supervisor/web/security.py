@@ -81,12 +81,13 @@ def credentials_match(authorization: str, expected: tuple[str, str]) -> bool:
 
 def csrf_token(request: Request) -> str:
     """The CSRF token that forms of this page must post back (set as a cookie by the middleware)."""
-    return request.scope["state"]["csrf_token"]
+    token: str = request.scope["state"]["csrf_token"]
+    return token
 
 
 async def read_form(request: Request) -> dict[str, list[str]]:
     """The request's url-encoded form (what the pages' forms post), parsed once per request."""
-    cached = getattr(request.state, "form", None)
+    cached: dict[str, list[str]] | None = getattr(request.state, "form", None)
     if cached is not None:
         return cached
     declared = request.headers.get("content-length", "")

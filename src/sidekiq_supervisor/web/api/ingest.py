@@ -15,7 +15,7 @@ from sidekiq_supervisor.domain.model import EventKind, Micros, Report
 from sidekiq_supervisor.services.report_writer import WriteResult
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.bodies import json_object, read_body, read_fields
-from sidekiq_supervisor.web.api.openapi_errors import BATCH_ERRORS, REPORT_ERRORS
+from sidekiq_supervisor.web.api.openapi_errors import BATCH_ERRORS, REPORT_ERRORS, ResponsesDict
 from sidekiq_supervisor.web.api.presenters import job_document, json_response, restarted_document
 from sidekiq_supervisor.web.api.schemas import (
     JOB_ID,
@@ -34,9 +34,9 @@ EVENTS_PATH = f"{router.prefix}/events"
 
 Body = TypeVar("Body", JobQueuedIn, JobReportIn)
 
-STORED = {200: {"description": "The job was known; the report is stored."}}
-CREATED = {201: {"description": "The job is new; the report is stored."}}
-REPORT_ANSWERS = {**CREATED, **STORED, **REPORT_ERRORS}
+STORED: ResponsesDict = {200: {"description": "The job was known; the report is stored."}}
+CREATED: ResponsesDict = {201: {"description": "The job is new; the report is stored."}}
+REPORT_ANSWERS: ResponsesDict = {**CREATED, **STORED, **REPORT_ERRORS}
 
 
 def report_from_fields(

@@ -119,7 +119,7 @@ async def durations(
     """Completed jobs with their durations from ``from`` (queued or started) to completion."""
     flt = JobFilter(needle=q or None, job_class=job_class, queue=queue, duration_from=origin)
     page = await run_in_threadpool(ledger.page, flt, limit=limit, cursor=cursor)
-    body = {
+    body: dict[str, object] = {
         "from": origin.value,
         "data": [job_document(job) for job in page.jobs],
         "next_cursor": page.next_cursor,

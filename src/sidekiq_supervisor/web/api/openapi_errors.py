@@ -160,7 +160,8 @@ def drop_undeclared_validation_errors(schema: dict[str, Any]) -> None:
 
 
 def _schema_ref(response: dict[str, Any]) -> str | None:
-    return response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+    ref: str | None = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+    return ref
 
 
 # The API's token, as clients may present it (web.api.auth), and the dashboard's basic auth.

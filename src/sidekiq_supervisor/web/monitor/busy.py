@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.sidekiq_monitor import MAX_PAGE_SIZE, SignalOutcome
+from sidekiq_supervisor.services.sidekiq_monitor import (
+    MAX_PAGE_SIZE,
+    Page,
+    ProcessInfo,
+    SignalOutcome,
+    Stats,
+    Work,
+)
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
 from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render
+from sidekiq_supervisor.web.pages.templating import template_vars
 from sidekiq_supervisor.web.security import read_form, require_csrf
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
@@ -20,6 +29,15 @@ PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 # Sidekiq 8's ``?only=``: one of the page's two tables, for a big cluster.
 Only = Annotated[str, Query(pattern="^(jobs|processes)$")]
 WORK_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class BusyPage:
+    """What the Busy page reads from Redis: the figures, the processes, a page of running jobs."""
+
+    stats: Stats
+    processes: tuple[ProcessInfo, ...]
+    work: Page[Work]
 
 
 @router.get("/busy", response_class=HTMLResponse)
@@ -32,23 +50,21 @@ async def busy(
 ) -> HTMLResponse:
     """The Busy page: the processes and the jobs running now (``only=`` one of them)."""
 
-    def gather() -> dict[str, object]:
-        return {
-            "stats": monitor.stats(),
-            "processes": monitor.processes(),
-            "work": monitor.work(page, count),
-        }
+    def gather() -> BusyPage:
+        return BusyPage(stats=monitor.stats(), processes=monitor.processes(), work=monitor.work(page, count))
 
-    data = await run_in_threadpool(gather)
-    processes = data["processes"]
-    known = await known_jids(request, (w.job.jid for w in data["work"].items))  # type: ignore[attr-defined]
+    view = await run_in_threadpool(gather)
+    processes = view.processes
+    known = await known_jids(request, (w.job.jid for w in view.work.items))
     totals = {
-        "threads": sum(p.concurrency for p in processes),  # type: ignore[attr-defined]
-        "busy": sum(p.busy for p in processes),  # type: ignore[attr-defined]
-        "rss": sum(p.rss_kb or 0 for p in processes),  # type: ignore[attr-defined]
+        "threads": sum(p.concurrency for p in processes),
+        "busy": sum(p.busy for p in processes),
+        "rss": sum(p.rss_kb or 0 for p in processes),
     }
     shows = {"processes": only != "jobs", "jobs": only != "processes"}
-    return render(request, "busy.html", refresh=5, known=known, totals=totals, shows=shows, **data)
+    return render(
+        request, "busy.html", refresh=5, known=known, totals=totals, shows=shows, **template_vars(view)
+    )
 
 
 @router.post("/busy", dependencies=[Depends(require_csrf)])

@@ -5,17 +5,18 @@ since health checks and integrations read it (``.sidekiq.enqueued``)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.sidekiq_monitor import RedisInfo, SidekiqMonitor, Stats
+from sidekiq_supervisor.services.sidekiq_monitor import DailyStat, RedisInfo, SidekiqMonitor, Stats
 from sidekiq_supervisor.web.monitor.charts import history_chart, realtime_frame
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
 from sidekiq_supervisor.web.monitor.rendering import PREFIX, render
+from sidekiq_supervisor.web.pages.templating import template_vars
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
 
@@ -26,21 +27,32 @@ Days = Annotated[int, Query(ge=1, le=180)]
 POLL_SECONDS = (2, 5, 10, 20)
 
 
+@dataclass(frozen=True, slots=True)
+class DashboardPage:
+    """What the dashboard reads from Redis: the figures, the daily history (today first) and its
+    totals (processed, failed), and the Redis server."""
+
+    stats: Stats
+    history: tuple[DailyStat, ...]
+    history_totals: tuple[int, int]
+    redis: RedisInfo
+
+
 @router.get("", response_class=HTMLResponse)
 async def dashboard(request: Request, monitor: MonitorDep, days: Days = 30) -> HTMLResponse:
     """The dashboard page."""
 
-    def gather() -> dict[str, object]:
+    def gather() -> DashboardPage:
         history = monitor.history(days)
-        return {
-            "stats": monitor.stats(),
-            "history": history,
-            "history_totals": (sum(d.processed for d in history), sum(d.failed for d in history)),
-            "redis": monitor.redis_info(),
-        }
+        return DashboardPage(
+            stats=monitor.stats(),
+            history=history,
+            history_totals=(sum(d.processed for d in history), sum(d.failed for d in history)),
+            redis=monitor.redis_info(),
+        )
 
-    data = await run_in_threadpool(gather)
-    chart = history_chart(data["history"])  # type: ignore[arg-type]
+    view = await run_in_threadpool(gather)
+    chart = history_chart(view.history)
     return render(
         request,
         "dashboard.html",
@@ -49,7 +61,7 @@ async def dashboard(request: Request, monitor: MonitorDep, days: Days = 30) -> H
         poll_seconds=POLL_SECONDS,
         realtime=realtime_frame(),
         chart=chart,
-        **data,
+        **template_vars(view),
     )
 
 

@@ -25,7 +25,8 @@ MAX_LOOKUP = 1000
 
 async def _monitor(request: Request) -> SidekiqMonitor:
     # Set by whichever app serves the routes: the main app's lifespan, or create_monitor_app.
-    return request.app.state.sidekiq_monitor
+    monitor: SidekiqMonitor = request.app.state.sidekiq_monitor  # Starlette's State holds Any
+    return monitor
 
 
 MonitorDep = Annotated[SidekiqMonitor, Depends(_monitor)]

@@ -6,24 +6,37 @@ to a third party. "Data" downloads the profile, which that site (or any Firefox 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from sidekiq_supervisor.services.sidekiq_monitor import ProfileRecord, Stats
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
 from sidekiq_supervisor.web.monitor.rendering import PREFIX, render
+from sidekiq_supervisor.web.pages.templating import template_vars
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilesPage:
+    """The figures, the stored profiles, and the Sidekiq major version (profiles need 8)."""
+
+    stats: Stats
+    profiles: tuple[ProfileRecord, ...]
+    major: int
 
 
 @router.get("/profiles", response_class=HTMLResponse)
 async def profiles(request: Request, monitor: MonitorDep) -> HTMLResponse:
     """The Profiles page."""
 
-    def gather() -> dict[str, object]:
-        return {"stats": monitor.stats(), "profiles": monitor.profiles(), "major": monitor.sidekiq_major()}
+    def gather() -> ProfilesPage:
+        return ProfilesPage(stats=monitor.stats(), profiles=monitor.profiles(), major=monitor.sidekiq_major())
 
-    return render(request, "profiles.html", **await run_in_threadpool(gather))
+    return render(request, "profiles.html", **template_vars(await run_in_threadpool(gather)))
 
 
 @router.get("/profiles/{key}/data", response_model=None)

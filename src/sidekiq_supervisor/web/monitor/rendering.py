@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.services.sidekiq_monitor import (
     SidekiqUnavailable,
     Stats,
@@ -23,7 +24,7 @@ from sidekiq_supervisor.services.sidekiq_monitor import (
     extra_items,
 )
 from sidekiq_supervisor.web.errors import with_retry_after
-from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_duration, format_time
+from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_time
 from sidekiq_supervisor.web.security import csrf_token
 
 PREFIX = "/sidekiq"
@@ -100,7 +101,7 @@ def member_of(token: str) -> str | None:
         return None
 
 
-def printable(text: Any) -> str:
+def printable(text: object) -> str:
     """Text with any undecodable byte (kept as a lone surrogate) shown as U+FFFD, so it renders."""
     text = str(text)
     try:  # the bytes Redis held, decoded again with U+FFFD for the invalid ones

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
+from sidekiq_supervisor.services.sidekiq_monitor import SetEntry, SidekiqMonitor, Stats
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
 from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render
 from sidekiq_supervisor.web.monitor.set_specs import (
@@ -70,13 +70,13 @@ async def sidekiq_form_action(
 
 def _detail_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse | RedirectResponse]]:
     async def detail_page(request: Request, monitor: MonitorDep, key: str) -> HTMLResponse | RedirectResponse:
-        def gather() -> tuple[object, object]:
+        def gather() -> tuple[Stats, tuple[SetEntry, ...]]:
             return monitor.stats(), monitor.entries_at(spec.job_set, key)
 
         stats, entries = await run_in_threadpool(gather)
         if not entries:  # gone (retried, deleted, run): back to the list, as Sidekiq does
             return RedirectResponse(PREFIX + spec.path, status_code=302)
-        entry = entries[0]  # type: ignore[index]
+        entry = entries[0]
         known = await known_jids(request, [entry.job.jid])
         return render(request, "entry.html", stats=stats, spec=spec, entry=entry, known=known)
 

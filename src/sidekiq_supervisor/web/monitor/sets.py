@@ -14,7 +14,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.sidekiq_monitor import MAX_PAGE_SIZE, MAX_SEARCH_LENGTH, JobSet, Sort
+from sidekiq_supervisor.services.sidekiq_monitor import (
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_LENGTH,
+    JobSet,
+    Page,
+    SetEntry,
+    Sort,
+    Stats,
+)
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
 from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, member_of, render
 from sidekiq_supervisor.web.monitor.set_entries import sidekiq_form_action
@@ -41,11 +49,11 @@ def _list_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse]]:
     ) -> HTMLResponse:
         sort = sort or direction  # ``direction`` is Sidekiq's name for it: old links keep working
 
-        def gather() -> tuple[object, object]:
+        def gather() -> tuple[Stats, Page[SetEntry]]:
             return monitor.stats(), monitor.set_entries(spec.job_set, page, count, sort, substr or None)
 
         stats, entries = await run_in_threadpool(gather)
-        known = await known_jids(request, (e.job.jid for e in entries.items))  # type: ignore[attr-defined]
+        known = await known_jids(request, (e.job.jid for e in entries.items))
         shown = sort or (Sort.DESC if spec.job_set is JobSet.DEAD else Sort.ASC)
         return render(
             request, "set.html", stats=stats, spec=spec, entries=entries, known=known,
@@ -90,7 +98,7 @@ def _action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectResponse]]:
         else:
             action = form.get("action", [""])[0]
             chosen = [i for i in map(row_number, form.get("sel", [])) if i is not None]
-        picked = [members[i] for i in chosen if i < len(members) and members[i] is not None]
+        picked = [member for i in chosen if i < len(members) and (member := members[i]) is not None]
         if action not in allowed or not picked:
             return done(back, "none")
         count = await run_in_threadpool(one_action(monitor, spec.job_set, action), picked)

@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from sidekiq_supervisor.services.dashboard import Dashboard
+from sidekiq_supervisor.web.deps import Services
 
 
 async def _dashboard(request: Request) -> Dashboard:
-    return request.app.state.services.dashboard
+    services: Services = request.app.state.services  # Starlette's State holds Any
+    return services.dashboard
 
 
 DashboardDep = Annotated[Dashboard, Depends(_dashboard)]

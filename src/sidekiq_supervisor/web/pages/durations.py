@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.domain.durations import DurationOrigin
-from sidekiq_supervisor.services.dashboard import DURATIONS_SAMPLE, HISTOGRAM_EDGES, Dashboard
+from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
+from sidekiq_supervisor.services.dashboard import (
+    DURATIONS_SAMPLE,
+    HISTOGRAM_EDGES,
+    ClassSummary,
+    Dashboard,
+)
 from sidekiq_supervisor.web import charts
 from sidekiq_supervisor.web.pages.deps import DashboardDep
-from sidekiq_supervisor.web.pages.templating import render
+from sidekiq_supervisor.web.pages.templating import render, template_vars
 
 router = APIRouter()
 
@@ -25,7 +32,7 @@ async def durations(
     request: Request, dashboard: DashboardDep, origin: Origin = DurationOrigin.STARTED, job_class: Name = ""
 ) -> HTMLResponse:
     """Both duration questions per class, and the histogram of one of them."""
-    data = await run_in_threadpool(_gather, dashboard, origin, job_class or None)
+    page = await run_in_threadpool(_gather, dashboard, origin, job_class or None)
     return render(
         request,
         "durations.html",
@@ -33,20 +40,31 @@ async def durations(
         origin=origin.value,
         job_class=job_class,
         sample=DURATIONS_SAMPLE,
-        **data,
+        **template_vars(page),
     )
 
 
-def _gather(dashboard: Dashboard, origin: DurationOrigin, job_class: str | None) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class DurationsPage:
+    """The summaries per class from either origin, and the histogram (None when nothing finished)."""
+
+    queued: list[ClassSummary]
+    started: list[ClassSummary]
+    histogram: Markup | None
+    # The jobs retention pruned, from their roll-ups, by origin.
+    pruned: dict[DurationOrigin, DurationSummary]
+
+
+def _gather(dashboard: Dashboard, origin: DurationOrigin, job_class: str | None) -> DurationsPage:
     bins = dashboard.histogram(origin, job_class)
     bars = [(_bin_label(edge), count) for edge, count in bins]
     summaries = dashboard.class_summaries_by_origin()
-    return {
-        "queued": summaries[DurationOrigin.QUEUED],
-        "started": summaries[DurationOrigin.STARTED],
-        "histogram": charts.bar_chart("Durations histogram", bars) if bars else None,
-        "pruned": dashboard.pruned_summaries(job_class),
-    }
+    return DurationsPage(
+        queued=summaries[DurationOrigin.QUEUED],
+        started=summaries[DurationOrigin.STARTED],
+        histogram=charts.bar_chart("Durations histogram", bars) if bars else None,
+        pruned=dashboard.pruned_summaries(job_class),
+    )
 
 
 def _bin_label(upper: int | None) -> str:

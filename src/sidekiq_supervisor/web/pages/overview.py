@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from sidekiq_supervisor.services.dashboard import Dashboard
+from sidekiq_supervisor.services.dashboard import ClassSummary, Dashboard, EventSeries, StatusCounts
+from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.web import charts
 from sidekiq_supervisor.web.pages.deps import DashboardDep
-from sidekiq_supervisor.web.pages.templating import render
+from sidekiq_supervisor.web.pages.templating import render, template_vars
 
 router = APIRouter()
 
@@ -30,18 +33,30 @@ async def overview(
 ) -> HTMLResponse:
     """The overview page."""
     minutes = threshold or request.app.state.services.settings.uncompleted_alert_minutes
-    data = await run_in_threadpool(_gather, dashboard, minutes, hours, exact)
-    return render(request, "overview.html", refresh=10, threshold=minutes, hours=hours, **data)
+    page = await run_in_threadpool(_gather, dashboard, minutes, hours, exact)
+    return render(request, "overview.html", refresh=10, threshold=minutes, hours=hours, **template_vars(page))
 
 
-def _gather(dashboard: Dashboard, minutes: float, hours: int, exact: bool) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class OverviewPage:
+    """What the overview shows, read from the ledger in one go."""
+
+    counts: StatusCounts
+    events: EventSeries
+    totals: dict[str, int]
+    chart: Markup
+    slowest: list[ClassSummary]
+    stuck: list[Job]
+
+
+def _gather(dashboard: Dashboard, minutes: float, hours: int, exact: bool) -> OverviewPage:
     events = dashboard.events(hours)
     chart = charts.line_chart("Events per minute", events.start, events.series, timedelta(minutes=1))
-    return {
-        "counts": dashboard.status_counts(exact=exact),
-        "events": events,
-        "totals": {kind: sum(values) for kind, values in events.series.items()},
-        "chart": chart,
-        "slowest": dashboard.slowest_classes(),
-        "stuck": dashboard.stuck_jobs(minutes),
-    }
+    return OverviewPage(
+        counts=dashboard.status_counts(exact=exact),
+        events=events,
+        totals={kind: sum(values) for kind, values in events.series.items()},
+        chart=chart,
+        slowest=dashboard.slowest_classes(),
+        stuck=dashboard.stuck_jobs(minutes),
+    )

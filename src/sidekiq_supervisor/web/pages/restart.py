@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Annotated
@@ -15,7 +16,7 @@ from sidekiq_supervisor.services.liveness import SidekiqUnavailable
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.web.errors import with_retry_after
 from sidekiq_supervisor.web.pages.deps import DashboardDep
-from sidekiq_supervisor.web.pages.templating import render
+from sidekiq_supervisor.web.pages.templating import render, template_vars
 from sidekiq_supervisor.web.security import read_form, require_csrf
 
 router = APIRouter()
@@ -27,6 +28,15 @@ Minutes = Annotated[float | None, Query(ge=0, le=MAX_MINUTES)]
 MAX_CONFIRM = 5000
 
 
+@dataclass(frozen=True, slots=True)
+class RestartForm:
+    """The preview's filter form, as the page shows it again."""
+
+    q: str
+    older_than: float | str  # "" when unset: the field stays empty
+    max_confirm: int = MAX_CONFIRM
+
+
 def _older_than(minutes: float | None) -> timedelta | None:
     return None if not minutes else timedelta(minutes=minutes)
 
@@ -36,7 +46,7 @@ async def restart_preview(
     request: Request, dashboard: DashboardDep, q: Needle = "", older_than: Minutes = None
 ) -> HTMLResponse:
     """The filter form and the dry run: what would be restarted and what skipped, with reasons."""
-    context = {"q": q, "older_than": older_than or "", "max_confirm": MAX_CONFIRM}
+    context = template_vars(RestartForm(q, older_than or ""))
     try:
         report, more = await run_in_threadpool(dashboard.restart_preview, q or None, _older_than(older_than))
     except (RestartFailed, SidekiqUnavailable) as exc:

@@ -7,9 +7,10 @@ come from ``web.charts``, which escapes the text it puts in its SVG.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -20,6 +21,9 @@ from sidekiq_supervisor import __version__
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 ARGUMENTS_PREVIEW = 120
@@ -81,6 +85,14 @@ def _environment() -> Environment:
 
 
 ENVIRONMENT = _environment()
+
+
+def template_vars(view: DataclassInstance) -> dict[str, Any]:
+    """A page's dataclass as template variables, one per field, each value as it is.
+
+    Not ``dataclasses.asdict``, which would turn nested records (and their lists) into dicts.
+    """
+    return {field.name: getattr(view, field.name) for field in fields(view)}
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
