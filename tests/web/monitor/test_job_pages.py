@@ -224,3 +224,8 @@ def test_a_queue_page_numbers_each_job_by_its_place_in_line(loaded, redis_client
     assert places(loaded.client.get(f"/sidekiq/queues/{name}?direction=asc&count=3").text) == [1, 2, 3]
     assert places(loaded.client.get(f"/sidekiq/queues/{name}?count=3").text) == [size, size - 1, size - 2]
     assert places(loaded.client.get(f"/sidekiq/queues/{name}?count=3&page=2").text)[0] == size - 3
+
+
+def test_head_is_sidekiqs_cheap_health_check(loaded):
+    answer = loaded.client.head("/sidekiq")
+    assert answer.status_code == 200 and answer.content == b""

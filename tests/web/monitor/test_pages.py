@@ -180,13 +180,26 @@ def test_a_queue_name_sidekiq_refuses_is_a_404_page(loaded):
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", ""])
 @pytest.mark.parametrize("path", ["/sidekiq", "/sidekiq/busy", "/sidekiq/queues", "/sidekiq/retries",
-                                  "/sidekiq/metrics", "/sidekiq/queues/default"])  # fmt: skip
+                                  "/sidekiq/metrics", "/sidekiq/queues/default", "/sidekiq/retries/1.5-abc",
+                                  "/sidekiq/metrics/AJob", "/sidekiq/profiles"])  # fmt: skip
 def test_redis_down_or_not_configured_is_a_clear_page(url, path):
     with monitor_client(Settings(redis_url=url, database_url="sqlite://")) as client:
         response = client.get(path)
-    assert response.status_code == 503
+        heartbeat = client.head("/sidekiq")
+    assert response.status_code == 503 and heartbeat.status_code == 503
     assert "Sidekiq's Redis is unavailable" in response.text
     assert ("no Sidekiq Redis is configured" in response.text) == (url == "")
+
+
+@pytest.mark.parametrize("path", ["/sidekiq/stats", "/sidekiq/stats/queues"])
+def test_the_json_endpoints_answer_json_while_redis_is_down(path):
+    with monitor_client(Settings(redis_url="redis://127.0.0.1:1/0", database_url="sqlite://")) as client:
+        response = client.get(path)
+    assert (response.status_code, response.headers["retry-after"]) == (
+        503,
+        "1",
+    ) or response.status_code == 503
+    assert response.json()["error"].startswith("Sidekiq's Redis is unavailable")
 
 
 def test_the_metrics_class_filter(loaded):

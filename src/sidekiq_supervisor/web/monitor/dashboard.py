@@ -72,7 +72,7 @@ async def heartbeat(monitor: MonitorDep) -> Response:
     return Response(headers={"Cache-Control": "no-store"})
 
 
-@router.get("/stats")
+@router.get("/stats", response_class=JSONResponse)
 async def stats(monitor: MonitorDep) -> JSONResponse:
     """The summary figures and the Redis server, as Sidekiq's ``/stats`` has them; the realtime
     graph polls it."""
@@ -83,7 +83,7 @@ async def stats(monitor: MonitorDep) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(gather), headers={"Cache-Control": "no-store"})
 
 
-@router.get("/stats/queues")
+@router.get("/stats/queues", response_class=JSONResponse)
 async def queue_sizes(monitor: MonitorDep) -> JSONResponse:
     """Each queue's size, the largest first, as Sidekiq's ``/stats/queues``."""
     queues = await run_in_threadpool(SidekiqMonitor.queues, monitor)

@@ -11,12 +11,14 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.services.ledger import Ledger
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor, SidekiqUnavailable
+from sidekiq_supervisor.web.errors import retry_later
 from sidekiq_supervisor.web.monitor.rendering import unavailable
 
 # Rows of a page are at most a few hundred; one IN list of them is one query.
@@ -53,6 +55,8 @@ class MonitorRoute(APIRoute):
             try:
                 return await handler(request)
             except SidekiqUnavailable as exc:
+                if self.response_class is JSONResponse:  # /stats and the like: JSON for scripts
+                    return retry_later({"error": f"Sidekiq's Redis is unavailable: {exc}"})
                 return unavailable(request, exc)
 
         return handle
