@@ -182,15 +182,22 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:
 
 @contextmanager
 def sidekiq_app(
-    redis_url: str, supervisor_url: str, workdir: Path, concurrency: int = 10, **settings: str
+    redis_url: str,
+    supervisor_url: str,
+    workdir: Path,
+    concurrency: int = 10,
+    line_env: dict[str, str] | None = None,
+    **settings: str,
 ) -> Iterator[SidekiqApp]:
     """The fault app in a ``sidekiq`` process reporting to ``supervisor_url``, once it beats.
 
-    ``settings`` become the app's FAULTS_* variables (``buffer_size=...`` sets FAULTS_BUFFER_SIZE).
+    ``line_env`` selects the Sidekiq line (``real_sidekiq.line_environment``); ``settings`` become
+    the app's FAULTS_* variables (``buffer_size=...`` sets FAULTS_BUFFER_SIZE).
     """
     client = redis.Redis.from_url(redis_url)
     env = {
         **os.environ,
+        **(line_env or {}),
         "REDIS_URL": redis_url,
         "SIDEKIQ_SUPERVISOR_HOST": supervisor_url,
         # The front is on 127.0.0.1: a proxy from the environment must not get in between.

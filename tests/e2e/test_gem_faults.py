@@ -32,7 +32,7 @@ import redis
 from tests.conftest import REDIS_TEST_URL
 from tests.e2e.fault_front import SLOW_SECONDS, Fault, FaultFront, fault_front
 from tests.e2e.fault_sidekiq import Drain, Ledger, SidekiqApp, jids_for, sidekiq_app, wait_for
-from tests.e2e.real_sidekiq import require_sidekiq
+from tests.e2e.real_sidekiq import line_environment, require_sidekiq
 from tests.live_service import running_service
 
 # As tests/e2e/fault_sidekiq_app.rb configures the gem.
@@ -97,16 +97,30 @@ def healthy_front(supervisor: Supervisor) -> Iterator[Supervisor]:
     supervisor.front.switch(Fault.HEALTHY)
 
 
+# Every fault on every line: the gem's buffer, sender and back-off are the same code, its hooks
+# into Sidekiq are what differ.
+CASES = [
+    pytest.param(fault, line, id=f"sidekiq{line}-{fault.value}")
+    for line in (6, 7, 8)
+    for fault in (Fault.DOWN, Fault.SLOW, Fault.ERROR)
+]
+
+
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("fault", [Fault.DOWN, Fault.SLOW, Fault.ERROR], ids=lambda fault: fault.value)
+@pytest.mark.parametrize(("fault", "line"), CASES)
 def test_under_a_fault_jobs_run_at_full_speed_memory_levels_off_and_the_newest_reports_arrive(
-    fault: Fault, healthy_front: Supervisor, redis_client: redis.Redis, tmp_path: Path
+    fault: Fault, line: int, healthy_front: Supervisor, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     """One Sidekiq process through the four phases of the module's docstring, for one fault."""
     front, ledger = healthy_front.front, healthy_front.ledger
-    tag = f"{list(Fault).index(fault):x}"  # each test's jobs apart in the shared ledger
+    tag = f"{list(Fault).index(fault):x}{line}"  # each test's jobs apart in the shared ledger
     with sidekiq_app(
-        REDIS_TEST_URL, front.url, tmp_path, concurrency=CONCURRENCY, buffer_size=str(BUFFER_SIZE)
+        REDIS_TEST_URL,
+        front.url,
+        tmp_path,
+        concurrency=CONCURRENCY,
+        line_env=line_environment(line),
+        buffer_size=str(BUFFER_SIZE),
     ) as app:
         warm_up(app, tag)
         fewer_than_the_bound_all_arrive(app, front, ledger, fault, tag)
