@@ -81,3 +81,11 @@ def test_the_ruby_gem_suite_passes(line: int) -> None:
     # The gem adds no warnings of its own under `ruby -w` (Sidekiq's sources are not ours).
     gem_warnings = [text for text in done.stderr.splitlines() if "warning:" in text and str(GEM) in text]
     assert not gem_warnings, "\n".join(gem_warnings)
+
+
+def test_the_gem_keeps_its_house_style() -> None:
+    rubocop = shutil.which("rubocop")
+    if rubocop is None:
+        pytest.skip("needs Debian's rubocop (apt-get install rubocop; .ci/run installs it)")
+    done = subprocess.run([rubocop], cwd=GEM, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -205,10 +205,10 @@ module SidekiqSupervisor
     def hook_lifecycle(sidekiq)
       return unless sidekiq.respond_to?(:on)
 
-      @hooked ||= {}
-      return if @hooked[sidekiq.object_id]
+      @hooked ||= {}.compare_by_identity
+      return if @hooked[sidekiq]
 
-      @hooked[sidekiq.object_id] = true
+      @hooked[sidekiq] = true
       # Sidekiq fires :shutdown while the last jobs may still be finishing (every line; 6.x
       # from its manager, 7+ from the launcher): send what is buffered now and keep the sender
       # for their reports; at_exit sends the rest.
@@ -248,7 +248,6 @@ module SidekiqSupervisor
     rescue StandardError
       nil
     end
-
   end
 end
 

@@ -158,7 +158,7 @@ class MiddlewareTest < SupervisorTest
   def test_middlewares_never_raise_or_block_when_the_supervisor_is_down_slow_or_failing
     down = "http://127.0.0.1:#{closed_port}"
     @server.answer(*Array.new(50) { { hang: 2 } })
-    failing = start_server.answer(*Array.new(50) { 500 })
+    failing = start_server.answer(Array.new(50) { 500 })
 
     [down, @server.url, failing.url].each do |host|
       configure_global(host)

@@ -134,4 +134,5 @@ end
 
 # Which Sidekiq the Sidekiq tests load, said once (tests/test_ruby_gem.py checks it is the line
 # it asked for with SIDEKIQ_LINE).
-puts "Sidekiq under test: #{SupervisorTestHelpers.sidekiq_version || "none"} (SIDEKIQ_LINE=#{ENV.fetch("SIDEKIQ_LINE", "unset")})"
+line = ENV.fetch("SIDEKIQ_LINE", "unset")
+puts "Sidekiq under test: #{SupervisorTestHelpers.sidekiq_version || "none"} (SIDEKIQ_LINE=#{line})"

@@ -15,14 +15,8 @@ module SidekiqSupervisor
   # The reports live in chunks: binary Strings of a fixed size (CHUNK_BYTES), written front to
   # back, each report followed by a comma, with their end offsets (Integers, which are not objects
   # to Ruby's GC) beside them. A chunk whose reports have all left is emptied and reused, so a
-  # full buffer takes each new report, and drops the oldest, in the memory it already has.
-  # Two designs came before, and both cost the app memory while the supervisor was away:
-  # - an Array of Strings: reports lived long enough to reach the old generation of the app's
-  #   heap, and each one freed took a major GC, a cost every Sidekiq thread paid;
-  # - one String, compacted once 1 MB of it was consumed: every compaction copied the whole
-  #   buffer into a new block (under the lock the job threads take), from whichever job thread
-  #   pushed, and the freed blocks fragmented the malloc arenas of those threads and outlived
-  #   their reports in Ruby's old generation. A Sidekiq whose buffer held 2.5 MB grew by some 70 MB.
+  # full buffer takes each new report, and drops the oldest, in the memory it already has (why
+  # not an Array of Strings, or one compacted String: CHANGELOG.md, "Buffer design").
   #
   # Not thread-safe: the Reporter guards it with its mutex.
   class Buffer

@@ -18,7 +18,7 @@ module SidekiqSupervisor
     FAILED = "failed"
     MAX_ERROR_MESSAGE = 1_000
     # Jids are 24 hex digits when Sidekiq makes them; those need no JSON escaping.
-    PLAIN = /\A[0-9A-Za-z]*\z/
+    PLAIN = /\A[0-9A-Za-z]*\z/.freeze
     # Class and queue names repeat from job to job: their JSON is kept, up to this many names.
     NAMES_KEPT = 10_000
     JSON_STATE = :sidekiq_supervisor_json_state

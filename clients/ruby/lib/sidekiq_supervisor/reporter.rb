@@ -310,8 +310,9 @@ module SidekiqSupervisor
       end
       unless refused.empty?
         index, result = refused.first
+        example = describe_refusal(index < batch.size ? batch.item(index) : nil, result)
         log_throttled(:refused_items, :warn, "the supervisor rejected #{refused.size} of #{batch.size} reports " \
-                                             "(not retried): #{describe_refusal(index < batch.size ? batch.item(index) : nil, result)}")
+                                             "(not retried): #{example}")
       end
       [:delivered, nil]
     end
