@@ -528,7 +528,7 @@ def test_serve_warns_when_it_listens_beyond_localhost_with_no_api_token(tmp_path
 
 def test_prune_deletes_old_completed_jobs_and_says_how_many(tmp_path):
     database_url = f"sqlite:///{tmp_path / 'pruned.db'}"
-    engine = database.open_database(Settings(database_url=database_url))
+    engine = database.open_database(Settings(database_url=database_url), migrate=True)
     old, recent = 1_000_000_000_000_000, now_micros()
     old_reports = [
         Report("old", EventKind.QUEUED, old, "W", "default", "[]"),
@@ -686,3 +686,18 @@ def test_the_console_offers_the_seeds_bare_calls_and_prints_tables(seeded, ipyth
     assert out.count("┃ jid") >= 2 and "┃ count" in out
     assert "ZeroDivisionError" in out
     assert "No module named" not in out and "During handling" not in out
+
+
+def test_only_serve_and_db_upgrade_migrate_a_read_on_a_new_database_says_what_to_run(tmp_path):
+    database_url = f"sqlite:///{tmp_path / 'new.db'}"
+    env = {"DATABASE_URL": database_url, "REDIS_URL": ""}
+
+    read = CliRunner().invoke(app, ["jobs", "all"], env=env)
+    assert read.exit_code == 1
+    assert "has no schema yet" in read.output and "sidekiq-supervisor db upgrade" in read.output
+    with make_engine(database_url).connect() as connection:  # the read created no table
+        assert not connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'").all()
+
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0 and "schema at revision" in upgraded.output
+    assert CliRunner().invoke(app, ["jobs", "all"], env=env).exit_code == 0

@@ -12,7 +12,7 @@ from sidekiq_supervisor.cli.failures import fail
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.settings import Settings, masked_url
 from sidekiq_supervisor.store.engine import make_engine
-from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.store.migrate import SchemaNotCurrent, require_head, upgrade
 
 
 def shown_url(url: str) -> str:
@@ -40,11 +40,17 @@ def _problem(error: Any) -> str:
     return f"{where}: {message}" if where else message
 
 
-def open_database(settings: Settings) -> Engine:
-    """An engine on a schema at head, or exit with why the database cannot be used."""
+def open_database(settings: Settings, *, migrate: bool = False) -> Engine:
+    """An engine on a schema at head (brought there with ``migrate``: only ``serve`` and
+    ``db upgrade`` do), or exit with why the database cannot be used."""
     try:
         engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-        upgrade(engine)
+        if migrate:
+            upgrade(engine)
+        else:
+            require_head(engine)
+    except SchemaNotCurrent as exc:
+        raise fail(str(exc)) from None
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
         raise fail(f"DATABASE_URL {shown_url(settings.database_url)!r} is not a usable URL ({exc})") from None
     except SQLAlchemyError as exc:

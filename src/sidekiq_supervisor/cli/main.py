@@ -54,7 +54,7 @@ def serve(
     # and the workers (whose lifespans also migrate, for apps run without this command) find the
     # schema at head instead of racing to create it.
     settings = load_settings()
-    open_database(settings).dispose()
+    open_database(settings, migrate=True).dispose()
     if not is_loopback(host):
         _warn_of_open_doors(host, settings)
     raise_open_files_limit()
@@ -127,7 +127,7 @@ def db_upgrade() -> None:
     """Bring the database schema to the newest revision."""
     from sidekiq_supervisor.store.migrate import current_revision
 
-    engine = open_database(load_settings())
+    engine = open_database(load_settings(), migrate=True)
     typer.echo(f"schema at revision {current_revision(engine)}")
 
 

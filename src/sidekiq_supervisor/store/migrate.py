@@ -1,4 +1,5 @@
-"""Alembic, driven from code: ``serve`` and ``db upgrade`` bring the schema to head."""
+"""Alembic, driven from code: ``serve`` and ``db upgrade`` bring the schema to head; everything
+else only checks that it is there (``require_head``), since a read must never change a schema."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,3 +32,24 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database's schema is not the one this version of the code reads and writes."""
+
+
+def head_revision() -> str:
+    """The newest revision the migrations know."""
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None  # the migrations folder ships with the package
+    return head
+
+
+def require_head(engine: Engine) -> None:
+    """Raise ``SchemaNotCurrent``, saying what to run, unless the schema is at head."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        found = "has no schema yet" if current is None else f"is at schema revision {current}"
+        raise SchemaNotCurrent(
+            f"the database {found}, not {head}: run `sidekiq-supervisor db upgrade` (or `serve`, which does)"
+        )
