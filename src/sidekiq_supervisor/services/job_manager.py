@@ -25,7 +25,7 @@ from sidekiq_supervisor.sidekiq_redis import connection
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import make_engine
-from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.store.migrate import require_head
 
 
 class JobManager:
@@ -48,11 +48,12 @@ class JobManager:
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> JobManager:
         """A manager on the settings' Sidekiq Redis and ``engine``.
 
-        Without ``engine``, it opens the settings' database and brings its schema to head.
+        Without ``engine``, it opens the settings' database, whose schema must be at head
+        (``SchemaNotCurrent`` says to run ``sidekiq-supervisor db upgrade`` otherwise).
         """
         if engine is None:
             engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-            upgrade(engine)
+            require_head(engine)
         return cls.on(engine, connection.connect(settings.redis_url), settings)
 
     @classmethod
