@@ -6,7 +6,6 @@ import contextlib
 import ipaddress
 import sys
 from datetime import timedelta
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,6 +14,7 @@ from sidekiq_supervisor.cli import output
 from sidekiq_supervisor.cli.database import load_settings, open_database, open_manager
 from sidekiq_supervisor.cli.failures import reported_failures
 from sidekiq_supervisor.domain.durations import DurationOrigin
+from sidekiq_supervisor.domain.model import JobStatus, Selection
 from sidekiq_supervisor.settings import Settings
 
 app = typer.Typer(
@@ -22,15 +22,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The ledger's schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-
-class ListName(StrEnum):
-    """The seed's job lists."""
-
-    QUEUED = "queued"
-    UNCOMPLETED = "uncompleted"
-    COMPLETED = "completed"
-    ALL = "all"
 
 
 Filter = Annotated[str | None, typer.Argument(help="Only jobs whose arguments contain this (any case).")]
@@ -141,7 +132,7 @@ def console() -> None:
 
 @app.command()
 def jobs(
-    which: Annotated[ListName, typer.Argument(help="Which jobs.")],
+    which: Annotated[Selection, typer.Argument(help="Which jobs (started and complete: aliases).")],
     filter: Filter = None,
     limit: Limit = 50,
     as_json: AsJson = False,
@@ -151,11 +142,11 @@ def jobs(
     """List queued, uncompleted, completed or all jobs."""
     manager = open_manager()
     question = {
-        ListName.QUEUED: manager.queued_jobs,
-        ListName.UNCOMPLETED: manager.uncompleted_jobs,
-        ListName.COMPLETED: manager.completed_jobs,
-        ListName.ALL: manager.all_jobs,
-    }[which]
+        JobStatus.QUEUED: manager.queued_jobs,
+        JobStatus.STARTED: manager.uncompleted_jobs,
+        JobStatus.COMPLETE: manager.completed_jobs,
+        None: manager.all_jobs,
+    }[which.status]
     with reported_failures():
         output.show(question(filter, job_class=job_class, queue=queue), limit=limit, as_json=as_json)
 

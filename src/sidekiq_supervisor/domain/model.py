@@ -34,6 +34,34 @@ class JobStatus(StrEnum):
     COMPLETE = "complete"
 
 
+class Selection(StrEnum):
+    """Which jobs a list shows: the seed's four lists (``SEED_LISTS``), and the status names
+    ``started`` and ``complete`` as aliases of two of them."""
+
+    QUEUED = "queued"
+    UNCOMPLETED = "uncompleted"
+    COMPLETED = "completed"
+    ALL = "all"
+    STARTED = "started"
+    COMPLETE = "complete"
+
+    @property
+    def status(self) -> JobStatus | None:
+        """The status the list holds, or None for every job."""
+        return _SELECTED_STATUS[self]
+
+
+SEED_LISTS = (Selection.QUEUED, Selection.UNCOMPLETED, Selection.COMPLETED, Selection.ALL)
+_SELECTED_STATUS = {
+    Selection.QUEUED: JobStatus.QUEUED,
+    Selection.UNCOMPLETED: JobStatus.STARTED,
+    Selection.STARTED: JobStatus.STARTED,
+    Selection.COMPLETED: JobStatus.COMPLETE,
+    Selection.COMPLETE: JobStatus.COMPLETE,
+    Selection.ALL: None,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """One validated report from a client: an event for a job, with the job's description.

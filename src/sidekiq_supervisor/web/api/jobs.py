@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
-from sidekiq_supervisor.domain.model import JobStatus
+from sidekiq_supervisor.domain.model import Selection
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, outcome_lines
 from sidekiq_supervisor.web.api.auth import require_api_token
@@ -34,26 +33,6 @@ from sidekiq_supervisor.web.errors import retry_later
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"], dependencies=[Depends(require_api_token)])
 
-
-class Selection(StrEnum):
-    """The seed's lists, plus the raw status names."""
-
-    QUEUED = "queued"
-    UNCOMPLETED = "uncompleted"
-    STARTED = "started"
-    COMPLETED = "completed"
-    COMPLETE = "complete"
-    ALL = "all"
-
-
-SELECTED_STATUS = {
-    Selection.QUEUED: JobStatus.QUEUED,
-    Selection.UNCOMPLETED: JobStatus.STARTED,
-    Selection.STARTED: JobStatus.STARTED,
-    Selection.COMPLETED: JobStatus.COMPLETE,
-    Selection.COMPLETE: JobStatus.COMPLETE,
-    Selection.ALL: None,
-}
 
 # NUL can match nothing, and PostgreSQL refuses it in any text parameter.
 NO_NUL = r"^[^\x00]*$"
@@ -81,7 +60,7 @@ async def list_jobs(
     cursor: Cursor = None,
 ) -> Response:
     """A page of jobs, newest first, with the cursor of the next page."""
-    flt = JobFilter(status=SELECTED_STATUS[status], needle=q or None, job_class=job_class, queue=queue)
+    flt = JobFilter(status=status.status, needle=q or None, job_class=job_class, queue=queue)
     page = await run_in_threadpool(ledger.page, flt, limit=limit, cursor=cursor)
     return json_response({"data": [job_document(job) for job in page.jobs], "next_cursor": page.next_cursor})
 

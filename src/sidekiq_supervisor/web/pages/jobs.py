@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -11,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
-from sidekiq_supervisor.domain.model import JobStatus
+from sidekiq_supervisor.domain.model import SEED_LISTS, Selection
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.web.pages.deps import DashboardDep
 from sidekiq_supervisor.web.pages.templating import render
@@ -22,21 +21,6 @@ PAGE_SIZE = 50
 NO_NUL = r"^[^\x00]*$"
 
 
-class Selection(StrEnum):
-    """The seed's lists."""
-
-    QUEUED = "queued"
-    UNCOMPLETED = "uncompleted"
-    COMPLETED = "completed"
-    ALL = "all"
-
-
-SELECTED_STATUS = {
-    Selection.QUEUED: JobStatus.QUEUED,
-    Selection.UNCOMPLETED: JobStatus.STARTED,
-    Selection.COMPLETED: JobStatus.COMPLETE,
-    Selection.ALL: None,
-}
 Text = Annotated[str, Query(max_length=MAX_FILTER_LENGTH, pattern=NO_NUL)]
 Name = Annotated[str, Query(max_length=255, pattern=NO_NUL)]
 Cursor = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
@@ -54,7 +38,7 @@ async def job_list(
     count: bool = False,
 ) -> HTMLResponse:
     """A page of jobs, newest first, with a link to the next page (and an exact count on request)."""
-    flt = JobFilter(SELECTED_STATUS[status], q or None, job_class or None, queue or None)
+    flt = JobFilter(status.status, q or None, job_class or None, queue or None)
     jobs, next_cursor = await run_in_threadpool(dashboard.page, flt, limit=PAGE_SIZE, cursor=cursor)
     params = {"status": status.value, "q": q, "job_class": job_class, "queue": queue}
     params = {key: value for key, value in params.items() if value}
@@ -64,7 +48,7 @@ async def job_list(
         refresh=None if cursor else 10,
         jobs=jobs,
         selection=status.value,
-        selections=[s.value for s in Selection],
+        selections=[s.value for s in SEED_LISTS],
         filters=params,
         first_page=cursor is None,
         next_url=None if next_cursor is None else "/jobs?" + urlencode({**params, "cursor": next_cursor}),
