@@ -38,7 +38,13 @@ class IngestUnavailable(RuntimeError):
 
 
 # The reports, the future their request awaits, and the loop time by which they must be committed.
-Ticket = tuple[Sequence[Report], "asyncio.Future[list[WriteResult]]", float]
+class Ticket(NamedTuple):
+    """One request's reports waiting to be written, the future its request awaits, and the loop
+    time past which it answers 503 (a NamedTuple: as cheap as the tuple it was, and named)."""
+
+    reports: Sequence[Report]
+    future: asyncio.Future[list[WriteResult]]
+    deadline: float
 
 
 class WriterHealth(NamedTuple):
@@ -114,7 +120,7 @@ class GroupCommitWriter:
             raise IngestUnavailable("too many reports are waiting to be stored")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[WriteResult]] = loop.create_future()
-        ticket: Ticket = (reports, future, loop.time() + self._deadline_seconds)
+        ticket = Ticket(reports, future, loop.time() + self._deadline_seconds)
         self._pending.append(ticket)
         self._pending_reports += len(reports)
         self._wakeup.set()
@@ -134,7 +140,7 @@ class GroupCommitWriter:
             self._pending.remove(ticket)
         except ValueError:
             return  # a transaction has it: it is stored or failed with its batch
-        self._pending_reports -= len(ticket[0])
+        self._pending_reports -= len(ticket.reports)
 
     async def _refuse_overdue(self) -> None:
         loop = asyncio.get_running_loop()
@@ -144,7 +150,7 @@ class GroupCommitWriter:
             await asyncio.sleep(tick)
             now = loop.time()
             # Pending tickets are in submission order, so the overdue ones lead.
-            while self._pending and self._pending[0][2] <= now:
+            while self._pending and self._pending[0].deadline <= now:
                 reports, future, _ = self._pending.popleft()
                 self._pending_reports -= len(reports)
                 future.set_exception(IngestUnavailable(refusal))
@@ -168,17 +174,17 @@ class GroupCommitWriter:
 
     def _take_batch(self) -> list[Ticket]:
         tickets = [self._pending.popleft()]
-        size = len(tickets[0][0])
-        while self._pending and size + len(self._pending[0][0]) <= self._batch_size:
+        size = len(tickets[0].reports)
+        while self._pending and size + len(self._pending[0].reports) <= self._batch_size:
             ticket = self._pending.popleft()
             tickets.append(ticket)
-            size += len(ticket[0])
+            size += len(ticket.reports)
         self._pending_reports -= size
         return tickets
 
     def _commit(self, tickets: list[Ticket]) -> None:
         """Runs on the writer thread; resolves every ticket's future on the event loop."""
-        tickets = [ticket for ticket in tickets if not ticket[1].done()]
+        tickets = [ticket for ticket in tickets if not ticket.future.done()]
         if not tickets:
             return
         reports = [report for batch, _, _ in tickets for report in batch]
@@ -206,8 +212,8 @@ class GroupCommitWriter:
         self._outage.succeeded()
         offset = 0
         for ticket in tickets:
-            self._resolve(ticket, results[offset : offset + len(ticket[0])], None)
-            offset += len(ticket[0])
+            self._resolve(ticket, results[offset : offset + len(ticket.reports)], None)
+            offset += len(ticket.reports)
 
     def _write(self, reports: list[Report], tickets: list[Ticket]) -> list[WriteResult]:
         with write_transaction(self._engine) as connection:
@@ -221,7 +227,7 @@ class GroupCommitWriter:
 
     @staticmethod
     def _resolve(ticket: Ticket, results: list[WriteResult] | None, error: Exception | None) -> None:
-        future = ticket[1]
+        future = ticket.future
         loop = future.get_loop()
 
         def settle() -> None:
