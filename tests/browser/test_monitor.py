@@ -209,3 +209,24 @@ def test_live_poll_on_a_list_page_starts_off_is_remembered_and_reloads(page, mon
     page.locator("#live").uncheck()
     page.goto(monitor_service + "/sidekiq/morgue")
     assert not page.locator("#live").is_checked()
+
+
+def test_a_job_list_shows_as_many_rows_per_screen_as_sidekiqs(browser, monitor_service, sidekiq_data):
+    for n in range(30):
+        failed = {"class": "Billing::ChargeJob", "args": [n, {"currency": "EUR"}], "jid": f"{n:024x}",
+                  "queue": "billing", "retry_count": n % 4, "error_class": "Net::ReadTimeout",
+                  "error_message": "Net::ReadTimeout with #<TCPSocket:(closed)> waiting for billing " * 2,
+                  "failed_at": time.time() - 600}  # fmt: skip
+        sidekiq_data.zadd("retry", {json.dumps(failed): time.time() + 60 * (n + 1)})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 1000}, http_credentials={"username": USER, "password": PASSWORD}
+    )
+    try:
+        page = context.new_page()
+        page.goto(monitor_service + "/sidekiq/retries")
+        boxes = [row.bounding_box() for row in page.locator("#entries tbody tr").all()]
+        whole = [box for box in boxes if box is not None and box["y"] + box["height"] <= 1000]
+        # Sidekiq 8.1's Retries page shows 13 whole rows at 1280 x 1000.
+        assert len(whole) >= 13, f"{len(whole)} whole rows at 1280 x 1000"
+    finally:
+        context.close()
