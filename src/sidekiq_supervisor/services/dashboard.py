@@ -184,9 +184,9 @@ class Dashboard:
         with self.ledger.engine.connect() as connection:
             return [Job.from_stored(s) for s in analytics.uncompleted_before(connection, cutoff, limit)]
 
-    def page(self, flt: JobFilter, *, limit: int, cursor: int | None) -> tuple[list[Job], int | None]:
+    def page(self, job_filter: JobFilter, *, limit: int, cursor: int | None) -> tuple[list[Job], int | None]:
         """A keyset page of jobs, newest first, and the cursor of the next page."""
-        page = self.ledger.page(flt, limit=limit, cursor=cursor)
+        page = self.ledger.page(job_filter, limit=limit, cursor=cursor)
         return [Job.from_stored(stored) for stored in page.jobs], page.next_cursor
 
     def job_view(self, jid: str) -> JobView | None:

@@ -135,21 +135,23 @@ class Restarter:
 
     def restart(
         self,
-        flt: JobFilter,
+        job_filter: JobFilter,
         *,
         dry_run: bool = False,
         older_than: timedelta | None = None,
         wait: bool = False,
         only: frozenset[str] | None = None,
     ) -> RestartReport:
-        """Restart every orphaned or unknown uncompleted job matching ``flt`` (and among the jids
+        """Restart every orphaned or unknown uncompleted job matching ``job_filter`` (and among the jids
         ``only``, when given: what a confirmed preview showed); skip the others.
 
         A ``RestartFailed`` carries the report of what was done before Sidekiq's Redis failed.
         """
         report = RestartReport(dry_run=dry_run)
         try:
-            for outcome in self.outcomes(flt, dry_run=dry_run, older_than=older_than, wait=wait, only=only):
+            for outcome in self.outcomes(
+                job_filter, dry_run=dry_run, older_than=older_than, wait=wait, only=only
+            ):
                 report.add(outcome)
         except RestartFailed as exc:
             exc.report = report
@@ -158,7 +160,7 @@ class Restarter:
 
     def outcomes(
         self,
-        flt: JobFilter,
+        job_filter: JobFilter,
         *,
         dry_run: bool = False,
         older_than: timedelta | None = None,
@@ -172,12 +174,14 @@ class Restarter:
         that process would be taken for gone (``SUPERVISOR_PROCESS_STALE_SECONDS`` after its last
         heartbeat), instead of being skipped now. Raises ``RestartFailed`` if Sidekiq's Redis fails.
         """
-        flt = replace(flt, status=JobStatus.STARTED)
+        job_filter = replace(job_filter, status=JobStatus.STARTED)
         if older_than is not None:
-            flt = replace(flt, started_before=now_micros() - older_than // timedelta(microseconds=1))
+            job_filter = replace(
+                job_filter, started_before=now_micros() - older_than // timedelta(microseconds=1)
+            )
         snapshot = self._snapshot()
         undecided: list[tuple[StoredJob, float]] = []
-        for stored in self._ledger.iterate(flt):
+        for stored in self._ledger.iterate(job_filter):
             if only is not None and stored.jid not in only:
                 continue
             verdict = self._liveness.verdict(stored, snapshot)

@@ -84,9 +84,9 @@ class JobDuration(Job):
 class JobList:
     """The answer to a job question: iterate it, count it, slice it, or print it."""
 
-    def __init__(self, ledger: Ledger, flt: JobFilter, title: str) -> None:
+    def __init__(self, ledger: Ledger, job_filter: JobFilter, title: str) -> None:
         self._ledger = ledger
-        self.filter = flt
+        self.filter = job_filter
         self.title = title
 
     def _convert(self, stored: StoredJob) -> Job:
@@ -189,8 +189,8 @@ class PrintedSummary(DurationSummary):
 class DurationList(JobList):
     """Completed jobs with their durations, plus a ``summary()`` of them all."""
 
-    def __init__(self, ledger: Ledger, flt: JobFilter, title: str, origin: DurationOrigin) -> None:
-        super().__init__(ledger, replace(flt, duration_from=origin), title)
+    def __init__(self, ledger: Ledger, job_filter: JobFilter, title: str, origin: DurationOrigin) -> None:
+        super().__init__(ledger, replace(job_filter, duration_from=origin), title)
         self.origin = origin
 
     def _convert(self, stored: StoredJob) -> JobDuration:

@@ -50,21 +50,21 @@ class JobFilter:
     started_before: Micros | None = None
 
 
-def _conditions(flt: JobFilter) -> list[ColumnElement[bool]]:
+def _conditions(job_filter: JobFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
-    if flt.status is not None:
-        conditions.append(jobs.c.status == flt.status.value)
-    if flt.needle is not None:
-        conditions.append(contains_ignoring_case(jobs.c.arguments, flt.needle))
-    if flt.job_class is not None:
-        conditions.append(jobs.c.job_class == flt.job_class)
-    if flt.queue is not None:
-        conditions.append(jobs.c.queue == flt.queue)
-    if flt.duration_from is not None:
+    if job_filter.status is not None:
+        conditions.append(jobs.c.status == job_filter.status.value)
+    if job_filter.needle is not None:
+        conditions.append(contains_ignoring_case(jobs.c.arguments, job_filter.needle))
+    if job_filter.job_class is not None:
+        conditions.append(jobs.c.job_class == job_filter.job_class)
+    if job_filter.queue is not None:
+        conditions.append(jobs.c.queue == job_filter.queue)
+    if job_filter.duration_from is not None:
         conditions.append(jobs.c.status == JobStatus.COMPLETE.value)
-        conditions.append(_begin_column(flt.duration_from).is_not(None))
-    if flt.started_before is not None:
-        conditions.append(jobs.c.started_at < flt.started_before)
+        conditions.append(_begin_column(job_filter.duration_from).is_not(None))
+    if job_filter.started_before is not None:
+        conditions.append(jobs.c.started_at < job_filter.started_before)
     return conditions
 
 
@@ -73,34 +73,34 @@ def _begin_column(origin: DurationOrigin) -> ColumnElement[int]:
 
 
 def _matching(
-    connection: Connection, flt: JobFilter, *columns: Any
+    connection: Connection, job_filter: JobFilter, *columns: Any
 ) -> tuple[Select[Any], ColumnElement[int]]:
     """SELECT ``columns`` of the matching jobs, and the column that orders them by job id.
 
     On SQLite, a needle of three or more characters reads the trigram index's candidates first
     (see ``store.text_search``); the needle's own condition still checks each of them.
     """
-    query = select(*columns).where(*_conditions(flt))
-    source = trigram_source(connection.dialect.name, jobs, flt.needle)
+    query = select(*columns).where(*_conditions(job_filter))
+    source = trigram_source(connection.dialect.name, jobs, job_filter.needle)
     if source is None:
         return query, jobs.c.id
     return query.select_from(source.joined).where(source.match), source.key
 
 
 def page_jobs(
-    connection: Connection, flt: JobFilter, *, limit: int, before_id: int | None = None
+    connection: Connection, job_filter: JobFilter, *, limit: int, before_id: int | None = None
 ) -> list[StoredJob]:
     """Up to ``limit`` matching jobs, newest first, older than the job ``before_id``."""
-    query, key = _matching(connection, flt, jobs)
+    query, key = _matching(connection, job_filter, jobs)
     query = query.order_by(key.desc()).limit(limit)
     if before_id is not None:
         query = query.where(key < before_id)
     return [job_from_row(row) for row in connection.execute(query)]
 
 
-def count_jobs(connection: Connection, flt: JobFilter) -> int:
+def count_jobs(connection: Connection, job_filter: JobFilter) -> int:
     """The exact number of matching jobs."""
-    query, _key = _matching(connection, flt, func.count())
+    query, _key = _matching(connection, job_filter, func.count())
     count: int = connection.execute(query.select_from(jobs)).scalar_one()
     return count
 
@@ -122,7 +122,7 @@ class Count:
     estimated: bool
 
 
-def count_or_estimate(connection: Connection, flt: JobFilter, *, budget_ms: int) -> Count:
+def count_or_estimate(connection: Connection, job_filter: JobFilter, *, budget_ms: int) -> Count:
     """The exact count if it takes at most ``budget_ms``, else PostgreSQL's planner estimate.
 
     On SQLite the count is always exact (a million jobs count in well under a second). The
@@ -130,11 +130,11 @@ def count_or_estimate(connection: Connection, flt: JobFilter, *, budget_ms: int)
     timeout (SET LOCAL) and a cancelled statement end with it.
     """
     if connection.dialect.name != "postgresql":
-        return Count(count_jobs(connection, flt), estimated=False)
-    exact = _within_budget(connection, budget_ms, lambda: count_jobs(connection, flt))
+        return Count(count_jobs(connection, job_filter), estimated=False)
+    exact = _within_budget(connection, budget_ms, lambda: count_jobs(connection, job_filter))
     if exact is not None:
         return Count(exact, estimated=False)
-    return Count(planner_estimate(connection, flt), estimated=True)
+    return Count(planner_estimate(connection, job_filter), estimated=True)
 
 
 def _within_budget(connection: Connection, budget_ms: int, read: Callable[[], T]) -> T | None:
@@ -153,9 +153,9 @@ def _within_budget(connection: Connection, budget_ms: int, read: Callable[[], T]
     return None
 
 
-def planner_estimate(connection: Connection, flt: JobFilter) -> int:
+def planner_estimate(connection: Connection, job_filter: JobFilter) -> int:
     """PostgreSQL's estimate of the number of matching jobs (EXPLAIN: nothing is read)."""
-    query, _key = _matching(connection, flt, literal_column("1"))
+    query, _key = _matching(connection, job_filter, literal_column("1"))
     compiled = query.select_from(jobs).compile(dialect=connection.dialect)
     plan = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar_one()
     return int(plan[0]["Plan"]["Plan Rows"])
@@ -205,7 +205,7 @@ def status_counts(connection: Connection) -> dict[JobStatus, int]:
 
 
 def duration_summary_within(
-    connection: Connection, origin: DurationOrigin, flt: JobFilter, *, budget_ms: int
+    connection: Connection, origin: DurationOrigin, job_filter: JobFilter, *, budget_ms: int
 ) -> DurationSummary | None:
     """The exact summary if it takes at most ``budget_ms``, else ``None``.
 
@@ -215,10 +215,10 @@ def duration_summary_within(
     ``_within_budget``).
     """
     if connection.dialect.name != "postgresql":
-        return duration_summary(connection, origin, flt)
+        return duration_summary(connection, origin, job_filter)
     if budget_ms <= 0:
         return None
-    return _within_budget(connection, budget_ms, lambda: duration_summary(connection, origin, flt))
+    return _within_budget(connection, budget_ms, lambda: duration_summary(connection, origin, job_filter))
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +230,7 @@ class DurationSample:
 
 
 def sample_duration_summary(
-    connection: Connection, origin: DurationOrigin, flt: JobFilter, *, percent: float
+    connection: Connection, origin: DurationOrigin, job_filter: JobFilter, *, percent: float
 ) -> DurationSample:
     """Summarise the matching durations in a sample of about ``percent`` of the jobs table.
 
@@ -241,7 +241,9 @@ def sample_duration_summary(
     """
     sample = tablesample(jobs, func.system(percent), name="jobs_sample", seed=literal(SAMPLE_SEED))
     adapter = ClauseAdapter(sample)
-    matches = and_(true(), *(adapter.traverse(c) for c in _conditions(replace(flt, duration_from=origin))))
+    matches = and_(
+        true(), *(adapter.traverse(c) for c in _conditions(replace(job_filter, duration_from=origin)))
+    )
     duration = adapter.traverse(jobs.c.completed_at - _begin_column(origin))
     percentiles = func.percentile_disc(postgresql.array(PERCENTILES)).within_group(duration)
     query = select(
@@ -258,11 +260,13 @@ def sample_duration_summary(
     return DurationSample(DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest), rows_read)
 
 
-def duration_summary(connection: Connection, origin: DurationOrigin, flt: JobFilter) -> DurationSummary:
+def duration_summary(
+    connection: Connection, origin: DurationOrigin, job_filter: JobFilter
+) -> DurationSummary:
     """Count, mean, nearest-rank p50/p95/p99 and max of the matching jobs' durations."""
-    flt = replace(flt, duration_from=origin)
+    job_filter = replace(job_filter, duration_from=origin)
     duration = (jobs.c.completed_at - _begin_column(origin)).label("duration")
-    matching = _matching(connection, flt, duration)[0].subquery()
+    matching = _matching(connection, job_filter, duration)[0].subquery()
     if connection.dialect.name == "postgresql":
         return _summary_in_one_pass(connection, matching.c.duration)
     count, mean, longest = connection.execute(

@@ -60,8 +60,8 @@ async def list_jobs(
     cursor: Cursor = None,
 ) -> Response:
     """A page of jobs, newest first, with the cursor of the next page."""
-    flt = JobFilter(status=status.status, needle=q or None, job_class=job_class, queue=queue)
-    page = await run_in_threadpool(ledger.page, flt, limit=limit, cursor=cursor)
+    job_filter = JobFilter(status=status.status, needle=q or None, job_class=job_class, queue=queue)
+    page = await run_in_threadpool(ledger.page, job_filter, limit=limit, cursor=cursor)
     return json_response({"data": [job_document(job) for job in page.jobs], "next_cursor": page.next_cursor})
 
 
@@ -96,15 +96,17 @@ async def durations(
     summary: bool = True,
 ) -> Response:
     """Completed jobs with their durations from ``from`` (queued or started) to completion."""
-    flt = JobFilter(needle=q or None, job_class=job_class, queue=queue, duration_from=origin)
-    page = await run_in_threadpool(ledger.page, flt, limit=limit, cursor=cursor)
+    job_filter = JobFilter(needle=q or None, job_class=job_class, queue=queue, duration_from=origin)
+    page = await run_in_threadpool(ledger.page, job_filter, limit=limit, cursor=cursor)
     body: dict[str, object] = {
         "from": origin.value,
         "data": [job_document(job) for job in page.jobs],
         "next_cursor": page.next_cursor,
     }
     if summary:
-        body["summary"] = summary_document(await run_in_threadpool(ledger.duration_summary, origin, flt))
+        body["summary"] = summary_document(
+            await run_in_threadpool(ledger.duration_summary, origin, job_filter)
+        )
         # Pruned jobs live on per class and hour only: no summary of them for an arguments or
         # queue filter.
         pruned = None

@@ -38,8 +38,8 @@ async def job_list(
     count: bool = False,
 ) -> HTMLResponse:
     """A page of jobs, newest first, with a link to the next page (and an exact count on request)."""
-    flt = JobFilter(status.status, q or None, job_class or None, queue or None)
-    jobs, next_cursor = await run_in_threadpool(dashboard.page, flt, limit=PAGE_SIZE, cursor=cursor)
+    job_filter = JobFilter(status.status, q or None, job_class or None, queue or None)
+    jobs, next_cursor = await run_in_threadpool(dashboard.page, job_filter, limit=PAGE_SIZE, cursor=cursor)
     params = {"status": status.value, "q": q, "job_class": job_class, "queue": queue}
     params = {key: value for key, value in params.items() if value}
     return render(
@@ -53,7 +53,7 @@ async def job_list(
         first_page=cursor is None,
         next_url=None if next_cursor is None else "/jobs?" + urlencode({**params, "cursor": next_cursor}),
         count_url="/jobs?" + urlencode({**params, "count": 1}),
-        exact_count=await run_in_threadpool(dashboard.ledger.count, flt) if count else None,
+        exact_count=await run_in_threadpool(dashboard.ledger.count, job_filter) if count else None,
         tab_counts=await run_in_threadpool(dashboard.status_counts),
     )
 
