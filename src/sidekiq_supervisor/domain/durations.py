@@ -91,12 +91,19 @@ def nearest_rank(fraction: float, count: int) -> int:
     return min(count, max(1, math.ceil(fraction * count - 1e-9)))
 
 
+def percentiles(sorted_micros: Sequence[Micros]) -> tuple[Micros, Micros, Micros]:
+    """The nearest-rank p50, p95 and p99 of durations already sorted ascending (at least one)."""
+    count = len(sorted_micros)
+    p50, p95, p99 = (sorted_micros[nearest_rank(p, count) - 1] for p in PERCENTILES)
+    return p50, p95, p99
+
+
 def summarize(sorted_micros: Sequence[Micros]) -> DurationSummary:
     """Summarise durations already sorted ascending."""
     count = len(sorted_micros)
     if count == 0:
         return DurationSummary.empty()
-    p50, p95, p99 = (sorted_micros[nearest_rank(p, count) - 1] for p in PERCENTILES)
+    p50, p95, p99 = percentiles(sorted_micros)
     return DurationSummary.from_micros(count, sum(sorted_micros) / count, p50, p95, p99, sorted_micros[-1])
 
 

@@ -17,11 +17,10 @@ from sqlalchemy import Engine
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.durations import (
-    PERCENTILES,
     DurationOrigin,
     DurationSummary,
     duration_of,
-    nearest_rank,
+    percentiles,
 )
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
 from sidekiq_supervisor.services.job_manager import JobManager
@@ -269,7 +268,14 @@ def _worker_text(worker: dict[str, Any]) -> str | None:
 
 
 def _class_summary(job_class: str, sorted_micros: list[int]) -> ClassSummary:
-    """Count, mean, nearest-rank percentiles (as ``domain.durations``) and maximum, in microseconds."""
-    count = len(sorted_micros)
-    p50, p95, p99 = (sorted_micros[nearest_rank(p, count) - 1] for p in PERCENTILES)
-    return ClassSummary(job_class, count, sum(sorted_micros) / count, p50, p95, p99, sorted_micros[-1])
+    """Count, mean, the percentiles of ``domain.durations`` and the maximum, in microseconds."""
+    p50, p95, p99 = percentiles(sorted_micros)
+    return ClassSummary(
+        job_class,
+        len(sorted_micros),
+        sum(sorted_micros) / len(sorted_micros),
+        p50,
+        p95,
+        p99,
+        sorted_micros[-1],
+    )
