@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# The gem's own suite in Ruby, with a real Sidekiq: not in the fast lane.
+pytestmark = pytest.mark.e2e
+
 GEM = Path(__file__).resolve().parents[1] / "clients" / "ruby"
 RUN_SUITE = 'Dir["test/**/*_test.rb"].sort.each { |f| require File.expand_path(f) }'
 PACKAGES = "apt-get install ruby ruby-webrick ruby-sidekiq"

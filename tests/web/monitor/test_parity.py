@@ -7,10 +7,15 @@ import json
 import re
 import subprocess
 
+import pytest
+
 from sidekiq_supervisor.settings import Settings
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.e2e.real_sidekiq import require_sidekiq, sidekiq, wait_until
 from tests.web.monitor.conftest import data_values, monitor_client
+
+# Ruby and a real Sidekiq process: not in the fast lane.
+pytestmark = pytest.mark.e2e
 
 # Jobs of every kind, written the way a Rails app writes them: pushes, schedules, failures, deaths.
 WRITE = """
@@ -51,8 +56,10 @@ puts JSON.generate(
 
 
 def ruby(script: str) -> str:
-    done = subprocess.run(["ruby", "-e", script], env={"REDIS_URL": REDIS_TEST_URL, "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    env = {"REDIS_URL": redis_test_url(), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        ["ruby", "-e", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -61,8 +68,8 @@ def test_the_dashboard_and_lists_match_sidekiqs_own_api(redis_client, tmp_path):
     require_sidekiq()
     redis_client.set("e2e:sleep:nap", 1)  # the two SleepyJobs stay busy until the key goes
     ruby(WRITE)
-    env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_CLIENT": "none"}
-    settings = Settings(redis_url=REDIS_TEST_URL, database_url="sqlite://")
+    env = {"REDIS_URL": redis_test_url(), "SUPERVISOR_CLIENT": "none"}
+    settings = Settings(redis_url=redis_test_url(), database_url="sqlite://")
     with sidekiq(env, tmp_path, redis_client, "parity"), monitor_client(settings) as client:
         busy_now = lambda: client.get("/sidekiq/stats").json()["sidekiq"]["busy"]  # noqa: E731
         wait_until("both sleepy jobs run", lambda: busy_now() == 2)
