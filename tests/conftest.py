@@ -2,17 +2,21 @@
 
 Every store-backed test runs twice, once per database (``ledger_url`` is parametrised). The
 PostgreSQL database is created for the session and dropped at its end; each test starts from
-empty tables. Redis tests get a database index of their own: the session claims an empty one
-with a lock key in database 0 (so concurrent test runs never share one), and each test flushes
-it before and after.
+empty tables. Each SQLite test gets a copy of one file the session migrated once. Redis tests get
+a database index of their own: the run claims an empty one with a lock key in database 0 (so
+concurrent test runs never share one) when a test first needs it — never at import, so that
+collecting the tests needs no Redis — and each test flushes it before and after. Test code asks
+for it with ``redis_test_url()`` (or the session fixture of that name).
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,7 +30,8 @@ from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.web.app import create_app
 
 POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_SERVER = "redis://127.0.0.1:6379"
+# The Redis server whose database indexes the tests claim (TEST_REDIS_URL names one index instead).
+REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
 
 
 def _claim_redis_database() -> str:
@@ -48,7 +53,21 @@ def _claim_redis_database() -> str:
     raise RuntimeError("no empty Redis database index is free for the tests")
 
 
-REDIS_TEST_URL = _claim_redis_database()
+_claimed_redis_url: str | None = None
+
+
+def redis_test_url() -> str:
+    """The URL of this run's own Redis database index, claimed on the first call (at test time)."""
+    global _claimed_redis_url
+    if _claimed_redis_url is None:
+        _claimed_redis_url = _claim_redis_database()
+    return _claimed_redis_url
+
+
+@pytest.fixture(scope="session", name="redis_test_url")
+def _redis_test_url_fixture() -> str:
+    """The URL of this run's own Redis database index (``redis_test_url()`` as a fixture)."""
+    return redis_test_url()
 
 
 @pytest.fixture(scope="session")
@@ -68,29 +87,51 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite ledger migrated once per session, for each test to copy (cheaper than Alembic per test)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "ledger.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        # Everything into the main file, so that copying that one file copies the whole ledger.
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """The URL of an empty, migrated ledger: a new SQLite file, or the emptied PostgreSQL one."""
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated ledger: a copy of the SQLite template, or the emptied PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
+        path = tmp_path / "ledger.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     return request.getfixturevalue("empty_postgres_url")
 
 
-@pytest.fixture
-def empty_postgres_url(postgres_url: str) -> str:
-    """The session's PostgreSQL database with every table emptied (for PostgreSQL-only tests)."""
+@pytest.fixture(scope="session")
+def _postgres_emptier(postgres_url: str) -> Iterator[Engine]:
+    """One connection of the session that empties the tables before each test (connecting costs)."""
     engine = make_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(text("TRUNCATE jobs, job_events, job_rollups, job_payloads RESTART IDENTITY"))
+    yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str, _postgres_emptier: Engine) -> str:
+    """The session's PostgreSQL database with every table emptied (for PostgreSQL-only tests)."""
+    with _postgres_emptier.begin() as connection:
+        # Nothing here needs to survive a crash: the commit need not wait for the disk.
+        connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        connection.execute(text("TRUNCATE jobs, job_events, job_rollups, job_payloads RESTART IDENTITY"))
     return postgres_url
 
 
 @pytest.fixture
 def engine(ledger_url: str) -> Iterator[Engine]:
-    """An engine on the test's ledger, schema at head."""
+    """An engine on the test's ledger, schema at head (``ledger_url`` is migrated already)."""
     engine = make_engine(ledger_url)
-    upgrade(engine)
     yield engine
     engine.dispose()
 
@@ -98,7 +139,7 @@ def engine(ledger_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     """A client on the tests' own Redis database, empty before and after each test."""
-    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client = redis.Redis.from_url(redis_test_url())
     client.flushdb()
     yield client
     client.flushdb()
@@ -108,7 +149,7 @@ def redis_client() -> Iterator[redis.Redis]:
 @pytest.fixture
 def settings(ledger_url: str) -> Settings:
     """Settings for an app on the test's ledger and the tests' Redis database."""
-    return Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL)
+    return Settings(database_url=ledger_url, redis_url=redis_test_url())
 
 
 @pytest.fixture

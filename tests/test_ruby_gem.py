@@ -19,6 +19,9 @@ import pytest
 
 from tests.e2e.real_sidekiq import LINES, line_environment
 
+# The gem's own suite in Ruby, with a real Sidekiq: not in the fast lane.
+pytestmark = pytest.mark.e2e
+
 GEM = Path(__file__).resolve().parents[1] / "clients" / "ruby"
 RUN_SUITE = 'Dir["test/**/*_test.rb"].sort.each { |f| require File.expand_path(f) }'
 PACKAGES = "apt-get install ruby ruby-webrick ruby-sidekiq"

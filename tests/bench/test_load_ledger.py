@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from sidekiq_supervisor.store.engine import make_engine
+
+# Two bench scripts as processes, loading and querying thousands of jobs: 2-3 s per ledger.
+pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 JOBS = 4000

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.live_service import Service, running_service
 from tests.web.pages.dataset import Dataset, build, chunks
 
@@ -55,7 +55,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 @contextmanager
 def dashboard_service(workdir: Path, data: Dataset | None) -> Iterator[Service]:
     """A service on a new SQLite ledger and the tests' Redis, with page credentials, holding ``data``."""
-    env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_USERNAME": USER, "SUPERVISOR_PASSWORD": PASSWORD}
+    env = {"REDIS_URL": redis_test_url(), "SUPERVISOR_USERNAME": USER, "SUPERVISOR_PASSWORD": PASSWORD}
     with running_service(f"sqlite:///{workdir / 'ledger.db'}", workdir, **env) as service:
         if data is not None:
             with httpx2.Client(base_url=service.url, timeout=30, trust_env=False) as client:

@@ -17,6 +17,9 @@ from tests.browser.conftest import (
 )
 from tests.web.pages.dataset import XSS_ARGUMENT, XSS_CLASS, XSS_ERROR, XSS_JID, XSS_WORKER, Dataset
 
+# Real Chromium on the service run as a process: not in the fast lane.
+pytestmark = pytest.mark.browser
+
 PAGES = {
     "overview": "/",
     "jobs": "/jobs?status=all",

@@ -21,8 +21,11 @@ from tests.browser.conftest import (
     assert_fits_and_photograph,
     dashboard_service,
 )
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.sidekiq_fixtures import load
+
+# Real Chromium on the service run as a process: not in the fast lane.
+pytestmark = pytest.mark.browser
 
 expect = pytest.importorskip("playwright.sync_api").expect
 XSS = '<script>alert("monitor")</script>'
@@ -58,7 +61,7 @@ def monitor_service(tmp_path_factory) -> Iterator[str]:
 def sidekiq_data() -> Iterator[redis.Redis]:
     """The tests' Redis holding the Sidekiq 7.3.10 dump (kept from expiring), plus a job whose class,
     arguments and error are script injections in each set and in a queue."""
-    client = redis.Redis.from_url(REDIS_TEST_URL)
+    client = redis.Redis.from_url(redis_test_url())
     client.flushdb()
     dump = load(client, "7.3.10")
     for key in dump["keys"]:

@@ -1,4 +1,4 @@
-"""The ``sidekiq-supervisor`` command: the seed's questions, restarts, migrations and ``serve``."""
+"""The ``sidekiq-supervisor`` command: the seed's questions, restarts, migrations and ``serve``'s refusals."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import httpx2
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
@@ -31,8 +30,7 @@ from sidekiq_supervisor.store.engine import make_engine, write_transaction
 from sidekiq_supervisor.store.migrate import MIGRATIONS
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.writer import write_reports
-from tests.conftest import REDIS_TEST_URL
-from tests.live_service import running_service
+from tests.conftest import redis_test_url
 
 SECOND = 1_000_000
 EXECUTABLE = Path(sys.executable).with_name("sidekiq-supervisor")
@@ -113,7 +111,7 @@ def close_cli_engines(monkeypatch):
 @pytest.fixture
 def cli_env(monkeypatch, ledger_url):
     monkeypatch.setenv("DATABASE_URL", ledger_url)
-    monkeypatch.setenv("REDIS_URL", REDIS_TEST_URL)
+    monkeypatch.setenv("REDIS_URL", redis_test_url())
     monkeypatch.setenv("COLUMNS", "250")  # wide enough that no jid is cut
     return ledger_url
 
@@ -464,7 +462,7 @@ def test_an_invalid_setting_fails_with_one_line_naming_it(monkeypatch, tmp_path)
 
 
 def command_env(database_url: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_TEST_URL}
+    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_test_url()}
 
 
 def test_the_installed_command_reports_a_bad_database_url_without_a_traceback():
@@ -484,30 +482,6 @@ def test_the_installed_command_reports_a_bad_database_url_without_a_traceback():
     assert lines[0].startswith("sidekiq-supervisor: invalid configuration: DATABASE_URL: foo:// names 'foo'")
 
 
-def test_serve_runs_the_service_and_stores_a_form_encoded_report(tmp_path):
-    database_url = f"sqlite:///{tmp_path / 'served.db'}"
-    report = {
-        "job_id": "0123456789abcdef01234567",
-        "arguments": '[42,"alice@example.com"]',
-        "job_class": "HardWorker",
-        "queue": "critical",
-    }
-    with running_service(database_url, tmp_path, REDIS_URL=REDIS_TEST_URL) as service:
-        response = httpx2.post(f"{service.url}/api/v1/jobs", data=report, timeout=10.0)
-
-    assert response.status_code == 201, response.text
-    assert response.json()["status"] == "queued"
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            job = find_job(connection, "0123456789abcdef01234567")
-    finally:
-        engine.dispose()
-    assert job is not None
-    assert (job.job_class, job.queue, job.arguments) == ("HardWorker", "critical", '[42,"alice@example.com"]')
-    assert job.status is JobStatus.QUEUED
-
-
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.1.2.3", False),
@@ -515,15 +489,6 @@ def test_serve_runs_the_service_and_stores_a_form_encoded_report(tmp_path):
 )  # fmt: skip
 def test_is_loopback_tells_the_addresses_only_this_machine_reaches(host, loopback):
     assert is_loopback(host) is loopback
-
-
-@pytest.mark.parametrize("token", [None, "s3cret"])
-def test_serve_warns_when_it_listens_beyond_localhost_with_no_api_token(tmp_path, token):
-    env = {"REDIS_URL": REDIS_TEST_URL, **({"SUPERVISOR_API_TOKEN": token} if token else {})}
-    with running_service(f"sqlite:///{tmp_path / 'open.db'}", tmp_path, host="0.0.0.0", **env) as service:
-        log = service.log_text()
-
-    assert ("WARNING" in log and "SUPERVISOR_API_TOKEN" in log) is (token is None), log
 
 
 def test_prune_deletes_old_completed_jobs_and_says_how_many(tmp_path):
@@ -564,6 +529,7 @@ def run_on_a_terminal(*args: str, answer: str) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow  # two runs of the real command on a terminal: 2 s
 def test_restart_without_a_filter_asks_on_a_terminal_and_changes_nothing_when_refused(seeded, redis_client):
     refused = run_on_a_terminal("restart", answer="n\n")
 
@@ -617,20 +583,6 @@ def test_the_app_refuses_half_a_credential_pair_too():
         Settings(username="admin")
 
 
-@pytest.mark.parametrize("credentials", [False, True])
-def test_serve_warns_naming_the_open_pages_beyond_localhost_even_with_an_api_token(tmp_path, credentials):
-    env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_API_TOKEN": "s3cret"}
-    if credentials:
-        env |= {"SUPERVISOR_USERNAME": "admin", "SUPERVISOR_PASSWORD": "pw"}
-    with running_service(f"sqlite:///{tmp_path / 'pages.db'}", tmp_path, host="0.0.0.0", **env) as service:
-        log = service.log_text()
-
-    warned = "SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD" in log
-    assert warned is not credentials, log
-    if warned:
-        assert "/restart" in log and "/sidekiq" in log
-
-
 @pytest.mark.parametrize(
     ("variable", "url", "says"),
     [
@@ -652,6 +604,7 @@ def test_a_malformed_url_gets_one_line_without_its_password(cli_env, monkeypatch
     assert "u:***@h" in result.stderr
 
 
+@pytest.mark.slow  # a new Python process that imports everything: 1-2 s each
 @pytest.mark.parametrize("ipython", [False, True], ids=["plain", "ipython"])
 def test_the_console_offers_the_seeds_bare_calls_and_prints_tables(seeded, ipython):
     if ipython and importlib.util.find_spec("IPython") is None:

@@ -29,11 +29,14 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.e2e.fault_front import SLOW_SECONDS, Fault, FaultFront, fault_front
 from tests.e2e.fault_sidekiq import Drain, Ledger, SidekiqApp, jids_for, sidekiq_app, wait_for
 from tests.e2e.real_sidekiq import line_environment, require_sidekiq
 from tests.live_service import running_service
+
+# Real Sidekiq processes (and the service as a process): not in the fast lane.
+pytestmark = pytest.mark.e2e
 
 # As tests/e2e/fault_sidekiq_app.rb configures the gem.
 RETRY_BASE_SECONDS = 0.1
@@ -83,7 +86,7 @@ def supervisor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]
     workdir = tmp_path_factory.mktemp("gem-faults")
     ledger = workdir / "ledger.db"
     with (
-        running_service(f"sqlite:///{ledger}", workdir, REDIS_URL=REDIS_TEST_URL) as service,
+        running_service(f"sqlite:///{ledger}", workdir, REDIS_URL=redis_test_url()) as service,
         fault_front(service.url) as front,
     ):
         yield Supervisor(front, Ledger(ledger))
@@ -115,7 +118,7 @@ def test_under_a_fault_jobs_run_at_full_speed_memory_levels_off_and_the_newest_r
     front, ledger = healthy_front.front, healthy_front.ledger
     tag = f"{list(Fault).index(fault):x}{line}"  # each test's jobs apart in the shared ledger
     with sidekiq_app(
-        REDIS_TEST_URL,
+        redis_test_url(),
         front.url,
         tmp_path,
         concurrency=CONCURRENCY,

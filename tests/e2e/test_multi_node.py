@@ -13,9 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import httpx2
+import pytest
 
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.live_service import running_service
+
+# Real Sidekiq processes (and the service as a process): not in the fast lane.
+pytestmark = pytest.mark.e2e
 
 JOBS = 60
 T0 = 1_764_000_000.0
@@ -39,9 +43,8 @@ def test_two_processes_on_one_postgresql_give_one_exact_ledger(empty_postgres_ur
         nodes = []
         for name in ("node-a", "node-b"):
             (tmp_path / name).mkdir()
-            nodes.append(
-                stack.enter_context(running_service(postgres_url, tmp_path / name, REDIS_URL=REDIS_TEST_URL))
-            )
+            service = running_service(postgres_url, tmp_path / name, REDIS_URL=redis_test_url())
+            nodes.append(stack.enter_context(service))
         clients = [stack.enter_context(httpx2.Client(base_url=node.url, timeout=10)) for node in nodes]
 
         def send(n: int) -> list[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.e2e.real_sidekiq import (
     LINES,
     enqueue,
@@ -18,6 +18,9 @@ from tests.e2e.real_sidekiq import (
     wait_until,
 )
 from tests.live_service import running_service
+
+# Real Sidekiq processes (and the service as a process): not in the fast lane.
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=LINES)
@@ -31,7 +34,7 @@ def api(tmp_path, redis_client, line):
     """The service on a new SQLite ledger, reading the tests' Redis as Sidekiq's."""
     require_sidekiq("faraday")
     settings = {
-        "REDIS_URL": REDIS_TEST_URL,
+        "REDIS_URL": redis_test_url(),
         "SUPERVISOR_SIDEKIQ_VERSION": str(line),
         "SUPERVISOR_PROCESS_STALE_SECONDS": str(stale_seconds(line)),
     }
@@ -46,7 +49,7 @@ def sidekiq_env(api, client: str = "seed", line: int = 6) -> dict[str, str]:
     host = str(api.base_url).rstrip("/")
     return {
         **line_environment(line),
-        "REDIS_URL": REDIS_TEST_URL,
+        "REDIS_URL": redis_test_url(),
         "SUPERVISOR_CLIENT": client,
         "SIDEKIQ_SUPERVISOR_HOST": host,
         "SIDEDIQ_SUPERVISOR_HOST": host,  # the seed's client middleware has this typo

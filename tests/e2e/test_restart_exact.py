@@ -17,7 +17,7 @@ import pytest
 
 from sidekiq_supervisor.domain.payload import MAX_ARGUMENTS_DEPTH
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.e2e.real_sidekiq import (
     LINES,
     enqueue,
@@ -29,6 +29,9 @@ from tests.e2e.real_sidekiq import (
 )
 from tests.e2e.test_real_sidekiq import sidekiq_env, status
 from tests.live_service import running_service
+
+# Real Sidekiq processes (and the service as a process): not in the fast lane.
+pytestmark = pytest.mark.e2e
 
 BIG = 123456789012345678901234567890
 SECRET = {"user_id": 7, "reset_token": "abc123"}
@@ -70,7 +73,7 @@ def test_lost_jobs_run_again_exactly_as_they_were_pushed(line, client, tmp_path,
     # The wrong unit on purpose: the unit must be learnt from the live process of each line.
     configured = "7" if line == 8 else "8"
     settings = {
-        "REDIS_URL": REDIS_TEST_URL,
+        "REDIS_URL": redis_test_url(),
         "SUPERVISOR_SIDEKIQ_VERSION": configured,
         "SUPERVISOR_PROCESS_STALE_SECONDS": str(stale_seconds(line)),
         "SUPERVISOR_SECRET_KEY": PayloadSeal.new_key(),

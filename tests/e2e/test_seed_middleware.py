@@ -23,6 +23,9 @@ import pytest
 
 from tests.live_service import Service, running_service
 
+# Real Sidekiq processes (and the service as a process): not in the fast lane.
+pytestmark = pytest.mark.e2e
+
 HERE = Path(__file__).parent
 DRIVER = HERE / "drive_seed_middlewares.rb"
 JOB_COUNT = 40

@@ -16,6 +16,9 @@ import pytest
 
 from tests.live_service import running_service
 
+# Real Sidekiq processes (and the service as a process): not in the fast lane.
+pytestmark = pytest.mark.e2e
+
 TOKEN = "s3cret-token"
 SEED_POST = """
 require "faraday"

@@ -20,6 +20,9 @@ from tests.reliability.ledger_checks import invariant_violations, missing_report
 from tests.reliability.load import Load
 from tests.reliability.service import ServiceProcess
 
+# Reliability: the service as a process, through faults that take seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 # Enough acknowledged requests that the kill lands in the middle of steady traffic.
 ACKNOWLEDGED_BEFORE_KILL = 400
 LOAD_SECONDS = 8

@@ -23,6 +23,9 @@ from tests.reliability.probes import concurrently, probe
 from tests.reliability.proxy import TcpProxy
 from tests.reliability.service import ServiceProcess
 
+# Reliability: the service as a process, through faults that take seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 # The promise: while the database is away, no request waits longer than this for its answer.
 ANSWER_BOUND_SECONDS = 10.0
 # Once the database is back, the service takes reports again within this, with no restart.

@@ -23,8 +23,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.reliability.service import ServiceProcess
+
+# Reliability: fuzzes every operation of the service, run as a process.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 # Small per operation: 13 operations, each example one HTTP round trip.
 EXAMPLES_PER_OPERATION = 25
@@ -35,13 +38,13 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def fuzzed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """One service for the whole fuzz run, on SQLite and the tests' Redis database."""
     workdir: Path = tmp_path_factory.mktemp("fuzz")
-    service = ServiceProcess(f"sqlite:///{workdir / 'ledger.db'}", workdir, REDIS_URL=REDIS_TEST_URL)
+    service = ServiceProcess(f"sqlite:///{workdir / 'ledger.db'}", workdir, REDIS_URL=redis_test_url())
     service.start()
     try:
         yield service
     finally:
         service.stop()
-        redis.Redis.from_url(REDIS_TEST_URL).flushdb()  # restarts pushed jobs there
+        redis.Redis.from_url(redis_test_url()).flushdb()  # restarts pushed jobs there
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,9 @@ from tests.reliability.load import Load
 from tests.reliability.locks import write_lock
 from tests.reliability.service import ServiceProcess
 
+# Reliability: the service as a process, through faults that take seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 SENDERS = 4
 # Bounds for what happens in a fraction of a second on an idle machine: waited for, not slept.
 PARK_BOUND_SECONDS = 30

@@ -21,6 +21,9 @@ from tests.reliability.locks import write_lock
 from tests.reliability.probes import Probe, probe
 from tests.reliability.service import ServiceProcess
 
+# Reliability: the service as a process, through faults that take seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 QUEUE_LIMIT = 50
 # The writer holds one batch in its (stuck) transaction; the next one waits within the limit;
 # a third would make 60 waiting reports, past the limit.

@@ -15,12 +15,15 @@ import pytest
 import redis
 from sqlalchemy.engine import make_url
 
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.live_service import free_port
 from tests.reliability.known_bugs import check_bound
 from tests.reliability.probes import Probe, concurrently, probe
 from tests.reliability.proxy import tcp_proxy
 from tests.reliability.service import ServiceProcess
+
+# Reliability: the service as a process, through faults that take seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 # The Redis client's connect and read timeouts are 5 s each (services/job_manager.py).
 ANSWER_BOUND_SECONDS = 10.0
@@ -70,7 +73,7 @@ def test_redis_on_a_closed_port(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_redis_partition_then_return(tmp_path: Path, redis_client: redis.Redis) -> None:
-    target = make_url(REDIS_TEST_URL)
+    target = make_url(redis_test_url())
     with tcp_proxy(target.host or "127.0.0.1", target.port or 6379) as proxy:
         proxied = f"redis://127.0.0.1:{proxy.port}/{target.database or 0}"
         service = ServiceProcess(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, REDIS_URL=proxied)

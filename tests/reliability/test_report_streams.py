@@ -19,10 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from sidekiq_supervisor.domain.model import micros_from_seconds
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.web.app import create_app
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.reliability.ledger_checks import invariant_violations, missing_reports, read_ledger
 from tests.reliability.load import Sent
 from tests.reliability.streams import BAD_FIELDS, NULL, Item, Request, Stream, streams
+
+# Reliability: many random report streams per test (seconds each).
+pytestmark = pytest.mark.slow
 
 EXAMPLES = 60
 STORED = {200, 201}
@@ -126,7 +129,7 @@ def _check_stream(client: TestClient, ledger_url: str, stream: Stream) -> None:
 
 @pytest.mark.timeout(90)
 def test_random_report_streams_keep_the_store_consistent(ledger_url: str) -> None:
-    app = create_app(Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL))
+    app = create_app(Settings(database_url=ledger_url, redis_url=redis_test_url()))
     with TestClient(app) as client:
 
         @settings(

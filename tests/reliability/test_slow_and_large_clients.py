@@ -16,6 +16,9 @@ import pytest
 
 from tests.live_service import Service, running_service
 
+# Reliability: the service as a process, through faults that take seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 LIMIT = 64 * 1024
 DEADLINE = 2
 

@@ -16,7 +16,7 @@ from sidekiq_supervisor.services import job_manager
 from sidekiq_supervisor.services.results import DurationList, JobDuration, JobList
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.writer import write_reports
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 
 T0 = 1_700_000_000_000_000
 SECOND = 1_000_000
@@ -323,7 +323,7 @@ def test_printing_a_duration_list_adds_its_summary(seeded):
 def test_the_package_job_manager_is_bound_to_database_url(monkeypatch, ledger_url, engine):
     write_seed_jobs(engine)
     monkeypatch.setenv("DATABASE_URL", ledger_url)
-    monkeypatch.setenv("REDIS_URL", REDIS_TEST_URL)
+    monkeypatch.setenv("REDIS_URL", redis_test_url())
     monkeypatch.setattr(sidekiq_supervisor, "_manager", None)  # restored to None afterwards
 
     from sidekiq_supervisor import JobManager

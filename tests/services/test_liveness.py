@@ -108,6 +108,7 @@ def test_the_job_manager_answers_the_liveness_question(engine, redis_client):
     assert "uncompleted" in repr(manager.uncompleted_jobs_liveness())
 
 
+@pytest.mark.slow  # waits 1.5 s for the process to be taken for gone, and more
 @pytest.mark.parametrize("version", VERSIONS)
 def test_wait_decides_a_job_of_a_quiet_process_once_it_is_taken_for_gone(engine, redis_client, version):
     dump = load(redis_client, version)

@@ -192,6 +192,7 @@ def test_older_than_skips_jobs_started_recently(engine, redis_client):
     assert "restarted 1, skipped 0" in repr(report)
 
 
+@pytest.mark.slow  # a thousand jobs past a page: 3-5 s
 def test_restart_walks_past_a_page_of_candidates(engine, redis_client):
     count = 1003  # the ledger iterates a thousand jobs per page
     reports = []

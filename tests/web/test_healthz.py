@@ -100,6 +100,7 @@ def test_a_stopped_writer_gives_503(client: TestClient):
     assert client.post("/api/v1/jobs", data={"job_id": "j", **FORM}).status_code == 503
 
 
+@pytest.mark.slow  # waits out a 1.5 s request deadline: 3 s
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
 def test_a_full_writer_queue_gives_503(settings: Settings):
     # One report may wait: the first is held in the writer's transaction by the lock, so the

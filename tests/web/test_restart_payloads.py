@@ -22,7 +22,7 @@ from sidekiq_supervisor.sidekiq_redis import keys
 from sidekiq_supervisor.store.engine import make_engine, write_transaction
 from sidekiq_supervisor.store.writer import write_reports
 from sidekiq_supervisor.web.app import create_app
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 
 WRAPPER = "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
 KEY = PayloadSeal.new_key()
@@ -32,7 +32,7 @@ BIG = 123456789012345678901234567890
 @pytest.fixture
 def service(ledger_url, redis_client):
     """The app with a secret key, on the test's ledger and Redis."""
-    settings = Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL, secret_key=KEY)
+    settings = Settings(database_url=ledger_url, redis_url=redis_test_url(), secret_key=KEY)
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -172,7 +172,7 @@ def test_secrets_are_masked_for_every_reader_and_pushed_unmasked_to_the_job(
 def test_without_a_key_a_masked_job_is_skipped_with_how_to_fix_it_and_the_others_restart(
     ledger_url, redis_client
 ):
-    settings = Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL)
+    settings = Settings(database_url=ledger_url, redis_url=redis_test_url())
     with TestClient(create_app(settings)) as client:
         seed_report(client, "masked", "started", '[{"password":"hunter2"}]', "LoginWorker")
         seed_report(client, "plain", "started", "[1]", "LoginWorker")
@@ -190,15 +190,15 @@ def test_without_a_key_a_masked_job_is_skipped_with_how_to_fix_it_and_the_others
 
 
 def test_a_rotated_key_still_opens_what_the_old_one_sealed(ledger_url, redis_client):
-    old = Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL, secret_key=KEY)
+    old = Settings(database_url=ledger_url, redis_url=redis_test_url(), secret_key=KEY)
     with TestClient(create_app(old)) as client:
         seed_report(client, "rotated", "started", '[{"api_key":"k-1"}]', "SyncWorker")
     rotated = Settings(
-        database_url=ledger_url, redis_url=REDIS_TEST_URL, secret_key=f"{PayloadSeal.new_key()},{KEY}"
+        database_url=ledger_url, redis_url=redis_test_url(), secret_key=f"{PayloadSeal.new_key()},{KEY}"
     )
     with TestClient(create_app(rotated)) as client:
         restart(client)
-    stranger = Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL, secret_key=PayloadSeal.new_key())
+    stranger = Settings(database_url=ledger_url, redis_url=redis_test_url(), secret_key=PayloadSeal.new_key())
     with TestClient(create_app(stranger)) as client:
         seed_report(client, "lost-key", "started", '[{"api_key":"k-2"}]', "SyncWorker")
     with TestClient(create_app(old)) as client:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.web.monitor import create_monitor_app
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.sidekiq_fixtures import load
 
 # The dumps every page test runs on; 6.4.1 has tests of its own where its layout differs.
@@ -65,7 +65,7 @@ def open_monitor(redis_client, version: str) -> Iterator[Loaded]:
     for key, entry in dump["keys"].items():
         if entry["ttl"] > 0:
             redis_client.persist(key)  # heartbeats expire in a minute; the tests must not race them
-    settings = Settings(redis_url=REDIS_TEST_URL, database_url="sqlite://")
+    settings = Settings(redis_url=redis_test_url(), database_url="sqlite://")
     with monitor_client(settings, dump["captured_at"]) as client:
         yield Loaded(client, dump, version)
 

@@ -32,7 +32,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from sidekiq_supervisor.settings import Settings
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.e2e.real_sidekiq import APP, line_environment, sidekiq, wait_until
 from tests.live_service import free_port, stop
 from tests.web.monitor.conftest import monitor_client
@@ -344,7 +344,7 @@ class Site:
 def open_site(line: int, client: redis.Redis, workdir: Path) -> Iterator[Site]:
     """Make the line's data with a real Sidekiq process, then serve it on both sides."""
     script = web_rb()
-    env = {**line_environment(line), "REDIS_URL": REDIS_TEST_URL}
+    env = {**line_environment(line), "REDIS_URL": redis_test_url()}
     made = make_data(line, env, client, workdir)
     dumped = snapshot(client)
     baseline = zsets_of(client)
@@ -370,7 +370,7 @@ def open_site(line: int, client: redis.Redis, workdir: Path) -> Iterator[Site]:
                 return False
 
         wait_until(f"Sidekiq::Web {line} answers", answers, timeout=60)
-        settings = Settings(redis_url=REDIS_TEST_URL, database_url="sqlite://")
+        settings = Settings(redis_url=redis_test_url(), database_url="sqlite://")
         ours = stack.enter_context(monitor_client(settings))
         site = Site(line, client, made, dumped, url, theirs, ours, baseline)
         site.reset()
@@ -383,7 +383,7 @@ class Sites:
     def __init__(self, workdir: Path) -> None:
         self._workdir = workdir
         self._stack = ExitStack()
-        self._client = redis.Redis.from_url(REDIS_TEST_URL)
+        self._client = redis.Redis.from_url(redis_test_url())
         self._open: dict[int, Site] = {}
 
     def get(self, line: int) -> Site:

@@ -92,9 +92,9 @@ def test_the_monitor_app_alone_wants_the_page_credentials(redis_client):
 
     from sidekiq_supervisor.settings import Settings
     from sidekiq_supervisor.web.monitor import create_monitor_app
-    from tests.conftest import REDIS_TEST_URL
+    from tests.conftest import redis_test_url
 
-    settings = Settings(redis_url=REDIS_TEST_URL, database_url="sqlite://", username="ops", password="pw")
+    settings = Settings(redis_url=redis_test_url(), database_url="sqlite://", username="ops", password="pw")
     with TestClient(create_monitor_app(settings)) as alone:
         assert alone.get("/sidekiq").status_code == 401
         page = alone.get("/sidekiq", auth=("ops", "pw"))

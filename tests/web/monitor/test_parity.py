@@ -10,9 +10,12 @@ import subprocess
 import pytest
 
 from sidekiq_supervisor.settings import Settings
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import redis_test_url
 from tests.e2e.real_sidekiq import LINES, line_environment, require_sidekiq, sidekiq, wait_until
 from tests.web.monitor.conftest import data_values, monitor_client
+
+# Ruby and a real Sidekiq process: not in the fast lane.
+pytestmark = pytest.mark.e2e
 
 # Jobs of every kind, written the way a Rails app writes them: pushes, schedules, failures, deaths.
 WRITE = """
@@ -55,7 +58,7 @@ puts JSON.generate(
 
 
 def ruby(script: str, line_env: dict[str, str]) -> str:
-    env = {"REDIS_URL": REDIS_TEST_URL, "PATH": "/usr/bin:/bin", **line_env}
+    env = {"REDIS_URL": redis_test_url(), "PATH": "/usr/bin:/bin", **line_env}
     done = subprocess.run(
         ["ruby", "-e", script], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -70,8 +73,8 @@ def test_the_dashboard_and_lists_match_sidekiqs_own_api(redis_client, tmp_path, 
     line_env = line_environment(line)
     redis_client.set("e2e:sleep:nap", 1)  # the two SleepyJobs stay busy until the key goes
     ruby(WRITE, line_env)
-    env = {"REDIS_URL": REDIS_TEST_URL, "SUPERVISOR_CLIENT": "none", **line_env}
-    settings = Settings(redis_url=REDIS_TEST_URL, database_url="sqlite://")
+    env = {"REDIS_URL": redis_test_url(), "SUPERVISOR_CLIENT": "none", **line_env}
+    settings = Settings(redis_url=redis_test_url(), database_url="sqlite://")
     with sidekiq(env, tmp_path, redis_client, "parity"), monitor_client(settings) as client:
         busy_now = lambda: client.get("/sidekiq/stats").json()["sidekiq"]["busy"]  # noqa: E731
         wait_until("both sleepy jobs run", lambda: busy_now() == 2)

@@ -133,11 +133,12 @@ def test_a_preview_of_many_jobs_shows_the_newest_page_and_says_more_match(client
     assert redis_client.keys("*") == []
 
 
+@pytest.mark.slow  # waits out the 2 s it takes a process for gone
 def test_the_confirm_can_wait_for_a_process_that_may_still_be_alive(ledger_url, redis_client):
     from sidekiq_supervisor.settings import Settings
-    from tests.conftest import REDIS_TEST_URL
+    from tests.conftest import redis_test_url
 
-    settings = Settings(database_url=ledger_url, redis_url=REDIS_TEST_URL, process_stale_seconds=2)
+    settings = Settings(database_url=ledger_url, redis_url=redis_test_url(), process_stale_seconds=2)
     with TestClient(create_app(settings)) as client:
         started(client, "quiet1", 3600, {"identity": LIVE})
         live_process(redis_client, "quiet1")  # it beat just now, then went quiet (killed)

@@ -1,0 +1,21 @@
+# Developer shortcuts; CI runs `bash .ci/run`. Python from PATH (your virtual environment).
+PYTHON ?= python
+# Real Sidekiq, Ruby and service processes (e2e), Chromium (browser) and anything over ~2 s (slow)
+# are left to `make test`.
+FAST_LANE := not slow and not e2e and not browser
+# The coverage floor: also [tool.coverage.report] fail_under in pyproject.toml (keep them equal).
+COVERAGE_FLOOR := 92
+
+.PHONY: lint test-fast test check
+
+lint:
+	ruff check src tests bench
+	ruff format --check src tests bench
+
+test-fast:
+	$(PYTHON) -m pytest -m "$(FAST_LANE)"
+
+test:
+	$(PYTHON) -m pytest --cov=sidekiq_supervisor --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
+
+check: lint test-fast
