@@ -19,8 +19,8 @@ import pytest
 
 from tests.web.monitor.sidekiq_web import Made, Sites
 
-# Opening a line's site runs a real Sidekiq process and Sidekiq::Web: more than the default minute.
-# Real Sidekiq processes and Sidekiq::Web servers of three lines: not in the fast lane.
+# Opening a line's site runs a real Sidekiq process and Sidekiq::Web: more than the default minute,
+# and not in the fast lane.
 pytestmark = [pytest.mark.timeout(300), pytest.mark.e2e]
 
 ALL = (6, 7, 8)
