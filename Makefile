@@ -6,11 +6,14 @@ FAST_LANE := not slow and not e2e and not browser
 # The coverage floor: also [tool.coverage.report] fail_under in pyproject.toml (keep them equal).
 COVERAGE_FLOOR := 92
 
-.PHONY: lint test-fast test check
+.PHONY: lint typecheck test-fast test check
 
 lint:
 	ruff check src tests bench
 	ruff format --check src tests bench
+
+typecheck:
+	mypy
 
 test-fast:
 	$(PYTHON) -m pytest -m "$(FAST_LANE)"
@@ -18,4 +21,4 @@ test-fast:
 test:
 	$(PYTHON) -m pytest --cov=sidekiq_supervisor --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
-check: lint test-fast
+check: lint typecheck test-fast
