@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     retention_days: float = Field(30.0, ge=0)
     history_retention_days: float = Field(30.0, ge=0)
     prune_interval_seconds: float = Field(300.0, gt=0)
+    # Automatic recovery (off by default): every recover_interval_seconds, jobs whose process has
+    # stopped heartbeating are pushed again; jobs reported with no process identity only once they
+    # are recover_unknown_after_seconds old (unset: never).
+    auto_recover: bool = False
+    recover_interval_seconds: float = Field(15.0, ge=1)
+    recover_unknown_after_seconds: float | None = Field(None, gt=0)
     prune_batch_size: int = Field(1000, ge=1, le=10_000)
     # Fernet keys, comma-separated, newest first: the exact payload of a job whose arguments were
     # masked is kept encrypted with the first, so that a restart pushes the real values.

@@ -56,6 +56,8 @@ class Verdict:
     liveness: Liveness
     reason: str
     settles_in: float | None = None
+    # The process whose missing heartbeat makes the job orphaned: definite evidence of its loss.
+    gone_process: str | None = None
 
 
 def classify(
@@ -73,7 +75,9 @@ def classify(
         return _without_identity(jid, started_at, live, snapshot, stale_after)
     beat = live.get(identity)
     if beat is None:
-        return Verdict(Liveness.ORPHANED, f"its process {identity} is gone (no heartbeat)")
+        return Verdict(
+            Liveness.ORPHANED, f"its process {identity} is gone (no heartbeat)", gone_process=identity
+        )
     if started_at is not None and started_at >= beat:
         reason = f"process {identity} started it after its last heartbeat"
         return _may_be_alive(reason, [beat], snapshot, stale_after)

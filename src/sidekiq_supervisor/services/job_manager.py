@@ -14,7 +14,9 @@ from sqlalchemy import Engine
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import normalize_filter
+from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import JobStatus
+from sidekiq_supervisor.domain.recovery import recoverable
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
@@ -26,6 +28,7 @@ from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import require_head
+from sidekiq_supervisor.store.records import StoredJob
 
 
 class JobManager:
@@ -163,6 +166,17 @@ class JobManager:
         """``restart_uncompleted_jobs`` as a stream of outcomes, for restarts of any size."""
         job_filter = JobFilter(needle=normalize_filter(filter))
         return self._restarter.outcomes(job_filter, dry_run=dry_run, older_than=older_than, wait=wait)
+
+    def recover_lost_jobs(self, *, unknown_after: float | None = None) -> list[RestartOutcome]:
+        """Automatic recovery's pass: push again, exactly as they were pushed, the uncompleted jobs
+        lost on definite evidence (``domain.recovery``); the outcomes of those it pushed."""
+
+        def rule(stored: StoredJob, verdict: Verdict, snapshot: SidekiqSnapshot) -> str | None:
+            started = stored.timeline.started_at
+            started_at = None if started is None else started / 1_000_000
+            return recoverable(stored.jid, started_at, verdict, snapshot, unknown_after=unknown_after)
+
+        return list(self._restarter.outcomes(JobFilter(), recover=rule))
 
     def uncompleted_jobs_liveness(self, filter: str | None = None) -> LivenessReport:
         """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or

@@ -115,6 +115,10 @@ DEFAULT_SIDEKIQ_MAJOR = 7
 WAIT_MARGIN_SECONDS = 1.0
 
 
+# Automatic recovery's rule: why a job is recovered now, or None to leave it (domain.recovery).
+Recovery = Callable[[StoredJob, Verdict, SidekiqSnapshot], str | None]
+
+
 class Restarter:
     """Runs restarts against one ledger and one Sidekiq."""
 
@@ -166,6 +170,7 @@ class Restarter:
         older_than: timedelta | None = None,
         wait: bool = False,
         only: frozenset[str] | None = None,
+        recover: Recovery | None = None,
     ) -> Iterator[RestartOutcome]:
         """Each matching uncompleted job's outcome (among ``only``, when given), as it happens (a
         stream: 100,000 jobs or more).
@@ -185,6 +190,11 @@ class Restarter:
             if only is not None and stored.jid not in only:
                 continue
             verdict = self._liveness.verdict(stored, snapshot)
+            if recover is not None:  # automatic recovery: definite evidence only, nothing else listed
+                why = recover(stored, verdict, snapshot)
+                if why is not None:
+                    yield self._recover(stored, why, snapshot)
+                continue
             if wait and not dry_run and verdict.settles_in is not None:
                 undecided.append((stored, verdict.settles_in))
                 continue
@@ -228,7 +238,15 @@ class Restarter:
         except redis.RedisError as exc:
             raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
 
-    def _restart_one(self, stored: StoredJob, job: Job, sidekiq_major: int | None) -> RestartOutcome:
+    def _recover(self, stored: StoredJob, why: str, snapshot: SidekiqSnapshot) -> RestartOutcome:
+        try:
+            return self._restart_one(stored, Job.from_stored(stored), snapshot.sidekiq_major, recovered=why)
+        except redis.RedisError as exc:
+            raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
+
+    def _restart_one(
+        self, stored: StoredJob, job: Job, sidekiq_major: int | None, recovered: str | None = None
+    ) -> RestartOutcome:
         enqueuer = self._enqueuer
         if enqueuer is None:
             raise SidekiqUnavailable(NOT_CONFIGURED)
@@ -246,10 +264,10 @@ class Restarter:
                 replacement = Report(
                     jid, EventKind.QUEUED, now, stored.job_class, stored.queue, stored.arguments
                 )
-                record_replacement(connection, stored, replacement, now)
+                record_replacement(connection, stored, replacement, now, recovered)
         except PayloadUnavailable as exc:  # raised inside the transaction: the original is untouched
             return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
-        return RestartOutcome(job, jid)
+        return RestartOutcome(job, jid, recovered)
 
     def _payload(
         self, connection: Connection, stored: StoredJob, jid: str, now: Micros, sidekiq_major: int | None

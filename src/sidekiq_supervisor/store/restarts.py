@@ -41,7 +41,11 @@ def kept_payload(connection: Connection, jid: str) -> tuple[str | None, str | No
 
 
 def record_replacement(
-    connection: Connection, original: StoredJob, replacement: Report, recorded_at: Micros
+    connection: Connection,
+    original: StoredJob,
+    replacement: Report,
+    recorded_at: Micros,
+    recovered: str | None = None,
 ) -> None:
     """Record ``replacement`` as queued and linked to ``original``, whose history gets a ``restarted``
     event naming the new jid (the event also keeps late reports of the original from bringing its
@@ -49,6 +53,7 @@ def record_replacement(
 
     The replacement may already be known: a restart re-run after a crash reuses the jid it pushed
     the first time, which may have reported since. It is then only linked to the original.
+    ``recovered`` is why automatic recovery pushed it (kept in the event), None for a restart asked for.
     """
     row = {
         "jid": replacement.jid,
@@ -65,7 +70,8 @@ def record_replacement(
     connection.execute(
         insert_job.on_conflict_do_update(index_elements=["jid"], set_={"restarted_from": original.jid})
     )
-    detail = orjson.dumps({"new_jid": replacement.jid}).decode()
+    said = {"new_jid": replacement.jid, **({"recovered": recovered} if recovered else {})}
+    detail = orjson.dumps(said).decode()
     events = [
         (replacement.jid, EventKind.QUEUED, None),
         (original.jid, EventKind.RESTARTED, detail),

@@ -23,6 +23,7 @@ from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.recovery import Recoverer
 from sidekiq_supervisor.services.report_intake import ReportIntake
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.retention import Pruner
@@ -80,9 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ledger_engine = services.engine
         _settle_garbage_collector()
         pruner, pruning = _start_pruner(services)
+        recoverer, recovering = _start_recoverer(services)
         try:
             yield
         finally:
+            if recovering is not None:
+                recoverer.stop()  # a pass under way finishes: each push is claimed, then recorded
+                await recovering
             if pruning is not None:
                 pruner.stop()  # a pass under way ends after its current batch
                 await pruning
@@ -170,6 +175,16 @@ def _start_pruner(services: Services) -> tuple[Pruner, asyncio.Task[None] | None
     if not pruner.enabled:
         return pruner, None
     return pruner, asyncio.create_task(pruner.run(settings.prune_interval_seconds), name="retention")
+
+
+def _start_recoverer(services: Services) -> tuple[Recoverer, asyncio.Task[None] | None]:
+    """Automatic recovery and its background task (``None`` unless SUPERVISOR_AUTO_RECOVER)."""
+    settings = services.settings
+    recoverer = Recoverer.from_settings(services.manager, services.engine, settings)
+    if not settings.auto_recover:
+        return recoverer, None
+    task = asyncio.create_task(recoverer.run(settings.recover_interval_seconds), name="recovery")
+    return recoverer, task
 
 
 async def healthz(services: ServicesDep) -> Response:

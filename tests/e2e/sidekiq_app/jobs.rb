@@ -45,3 +45,18 @@ class SleepyJob
     end
   end
 end
+
+# Like SleepyJob, and counts each run that ends (e2e:done:<name>), so a test can tell how many
+# times it ran.
+class CountedJob
+  include Sidekiq::Worker
+  sidekiq_options retry: false
+
+  def perform(name)
+    240.times do
+      break unless Sidekiq.redis { |redis| redis.get("e2e:sleep:#{name}") }
+      sleep 0.25
+    end
+    Sidekiq.redis { |redis| redis.incr("e2e:done:#{name}") }
+  end
+end

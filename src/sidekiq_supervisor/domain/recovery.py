@@ -1,0 +1,32 @@
+"""Which lost jobs automatic recovery pushes again, by itself, with no one asking.
+
+Stricter than a restart someone asks for: only definite evidence counts. A job is recovered when
+the process that started it has stopped heartbeating (``Verdict.gone_process``), or, only when the
+operator opts in with an age, when it was reported without a process identity (the seed's
+middlewares), is that old, and Sidekiq shows no trace of it. A job in the Dead set is one Sidekiq
+gave up on: it is never recovered; nor is one running or waiting for a retry.
+"""
+
+from __future__ import annotations
+
+from sidekiq_supervisor.domain.liveness import Liveness, SidekiqSnapshot, Verdict
+
+
+def recoverable(
+    jid: str,
+    started_at: float | None,
+    verdict: Verdict,
+    snapshot: SidekiqSnapshot,
+    *,
+    unknown_after: float | None,
+) -> str | None:
+    """Why ``jid`` (started at ``started_at``, epoch seconds) is recovered now, or None to leave it."""
+    if jid in snapshot.dead:
+        return None
+    if verdict.liveness is Liveness.ORPHANED and verdict.gone_process is not None:
+        return f"its process {verdict.gone_process} is gone (no heartbeat)"
+    if verdict.liveness is Liveness.UNKNOWN and unknown_after is not None and started_at is not None:
+        age = snapshot.taken_at - started_at
+        if age >= unknown_after:
+            return f"started {age:.0f} s ago with no process identity, and Sidekiq shows no trace of it"
+    return None

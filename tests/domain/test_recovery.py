@@ -1,0 +1,49 @@
+"""Automatic recovery's rule: definite evidence only."""
+
+from __future__ import annotations
+
+from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, classify
+from sidekiq_supervisor.domain.recovery import recoverable
+
+NOW = 1_800_000_000.0
+LIVE = "web-1:10:aaaaaaaaaaaa"
+
+
+def snapshot(**sets: frozenset[str]) -> SidekiqSnapshot:
+    return SidekiqSnapshot(
+        taken_at=NOW,
+        beats={LIVE: NOW - 3},
+        running={"r" * 24: LIVE},
+        retrying=sets.get("retrying", frozenset()),
+        dead=sets.get("dead", frozenset()),
+    )
+
+
+def why(
+    jid: str, identity: str | None, started_ago: float, seen: SidekiqSnapshot, unknown_after=None
+) -> str | None:
+    verdict = classify(jid, identity, NOW - started_ago, seen, stale_after=60)
+    return recoverable(jid, NOW - started_ago, verdict, seen, unknown_after=unknown_after)
+
+
+def test_a_job_whose_process_stopped_heartbeating_is_recovered():
+    assert why("g" * 24, "web-2:11:bbbbbbbbbbbb", 600, snapshot()) == (
+        "its process web-2:11:bbbbbbbbbbbb is gone (no heartbeat)"
+    )
+
+
+def test_running_retrying_dead_and_doubtful_jobs_are_left_alone():
+    seen = snapshot(retrying=frozenset({"y" * 24}), dead=frozenset({"d" * 24}))
+    assert why("r" * 24, LIVE, 60, seen) is None  # a live process runs it
+    assert why("y" * 24, "web-2:11:bbbbbbbbbbbb", 600, seen) is None  # Sidekiq will retry it
+    assert why("d" * 24, "web-2:11:bbbbbbbbbbbb", 600, seen) is None  # Sidekiq gave up on it
+    assert why("b" * 24, LIVE, 600, seen) is None  # its process lives: no definite evidence
+    assert why("n" * 24, LIVE, 1, seen) is None  # started after the last heartbeat
+
+
+def test_a_job_without_identity_is_recovered_only_past_the_age_the_operator_chose():
+    seen = snapshot()
+    assert why("u" * 24, None, 600, seen) is None
+    assert why("u" * 24, None, 600, seen, unknown_after=900) is None
+    assert why("u" * 24, None, 600, seen, unknown_after=300).startswith("started 600 s ago with no process")
+    assert why("u" * 24, None, 600, snapshot(dead=frozenset({"u" * 24})), unknown_after=300) is None

@@ -1,0 +1,102 @@
+"""Automatic recovery against the real Redis and both databases: what one pass pushes, what it
+leaves, what it records, and that a second pass or a second process pushes nothing again."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+from sqlalchemy import text
+
+from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_seconds
+from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.recovery import Recoverer
+from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
+from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
+from sidekiq_supervisor.store.engine import write_transaction
+from sidekiq_supervisor.store.leadership import RECOVERY_LOCK_KEY
+from sidekiq_supervisor.store.queries import job_history
+from sidekiq_supervisor.store.writer import write_reports
+
+LIVE = "web-1:10:aaaaaaaaaaaa"
+GONE = "web-2:11:bbbbbbbbbbbb"
+
+
+def start(engine, jid: str, ago: float, identity: str | None) -> None:
+    worker = None if identity is None else orjson.dumps({"identity": identity}).decode()
+    at = micros_from_seconds(time.time() - ago)
+    report = Report(jid, EventKind.STARTED, at, "ReportJob", "default", "[1]", worker=worker)
+    with write_transaction(engine) as connection:
+        write_reports(connection, [report], at)
+
+
+def live_process(redis_client, running_jid: str) -> None:
+    """A Sidekiq 7 process that beat just now and runs ``running_jid``."""
+    info = {"hostname": "web-1", "pid": 10, "identity": LIVE, "version": "7.3.9", "queues": ["default"]}
+    redis_client.sadd("processes", LIVE)
+    redis_client.hset(LIVE, mapping={"info": orjson.dumps(info), "beat": time.time(), "busy": 1})
+    payload = orjson.dumps({"class": "ReportJob", "jid": running_jid, "args": [1]}).decode()
+    work = {"queue": "default", "payload": payload, "run_at": int(time.time())}
+    redis_client.hset(f"{LIVE}:work", "t1", orjson.dumps(work))
+
+
+@pytest.fixture
+def lost_and_living(engine, redis_client) -> dict[str, str]:
+    live_process(redis_client, "r" * 24)
+    cases = {
+        "r" * 24: ("running", 60, LIVE),
+        "g" * 24: ("process gone", 600, GONE),
+        "b" * 24: ("alive, not running it", 600, LIVE),
+        "d" * 24: ("in the Dead set", 600, GONE),
+        "y" * 24: ("waiting for a retry", 600, GONE),
+        "u" * 24: ("no identity", 600, None),
+    }
+    for jid, (_what, ago, identity) in cases.items():
+        start(engine, jid, ago, identity)
+    dead = orjson.dumps({"class": "ReportJob", "jid": "d" * 24, "args": [1]})
+    redis_client.zadd("dead", {dead: time.time()})
+    retry = orjson.dumps({"class": "ReportJob", "jid": "y" * 24, "args": [1]})
+    redis_client.zadd("retry", {retry: time.time() + 600})
+    return {jid: what for jid, (what, _ago, _identity) in cases.items()}
+
+
+def manager(engine, redis_client) -> JobManager:
+    return JobManager(engine, SidekiqEnqueuer(redis_client), SidekiqReader(redis_client), stale_after=30)
+
+
+def test_a_pass_pushes_only_the_jobs_whose_process_is_gone_and_records_why(
+    engine, redis_client, lost_and_living
+):
+    recoverer = Recoverer(manager(engine, redis_client), engine, unknown_after=None)
+
+    (outcome,) = recoverer.recover()
+
+    assert outcome.original.jid == "g" * 24 and outcome.taken
+    assert outcome.reason == f"its process {GONE} is gone (no heartbeat)"
+    (pushed,) = [orjson.loads(raw) for raw in redis_client.lrange("queue:default", 0, -1)]
+    assert pushed["jid"] == outcome.new_jid and pushed["class"] == "ReportJob" and pushed["args"] == [1]
+    with engine.connect() as connection:
+        (restarted,) = [e for e in job_history(connection, "g" * 24) if e.kind is EventKind.RESTARTED]
+    assert orjson.loads(restarted.detail) == {"new_jid": outcome.new_jid, "recovered": outcome.reason}
+    # A second pass finds nothing: the original is gone from the uncompleted jobs, and its copy
+    # is queued, not started.
+    assert recoverer.recover() == []
+    assert redis_client.llen("queue:default") == 1
+
+
+def test_jobs_without_identity_are_recovered_once_the_operator_chose_an_age(
+    engine, redis_client, lost_and_living
+):
+    recovered = Recoverer(manager(engine, redis_client), engine, unknown_after=300).recover()
+    assert sorted(outcome.original.jid for outcome in recovered) == ["g" * 24, "u" * 24]
+
+
+@pytest.mark.parametrize("ledger_url", ["postgres"], indirect=True)
+def test_on_postgresql_one_process_recovers_at_a_time(engine, redis_client, lost_and_living):
+    recoverer = Recoverer(manager(engine, redis_client), engine, unknown_after=None)
+    with engine.connect() as other_process:
+        other_process.execute(text("SELECT pg_advisory_lock(:key)"), {"key": RECOVERY_LOCK_KEY})
+        assert recoverer.recover() == []  # another process leads: this one pushes nothing
+        other_process.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RECOVERY_LOCK_KEY})
+    assert [outcome.original.jid for outcome in recoverer.recover()] == ["g" * 24]
