@@ -7,6 +7,7 @@ import time
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_seconds
@@ -18,6 +19,8 @@ from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.leadership import RECOVERY_LOCK_KEY
 from sidekiq_supervisor.store.queries import job_history
 from sidekiq_supervisor.store.writer import write_reports
+from sidekiq_supervisor.web.app import create_app
+from tests.e2e.real_sidekiq import wait_until
 
 LIVE = "web-1:10:aaaaaaaaaaaa"
 GONE = "web-2:11:bbbbbbbbbbbb"
@@ -100,3 +103,23 @@ def test_on_postgresql_one_process_recovers_at_a_time(engine, redis_client, lost
         assert recoverer.recover() == []  # another process leads: this one pushes nothing
         other_process.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RECOVERY_LOCK_KEY})
     assert [outcome.original.jid for outcome in recoverer.recover()] == ["g" * 24]
+
+
+@pytest.mark.slow  # the app's lifespan and a pass a second
+def test_serve_runs_the_pass_by_itself_when_asked_to(engine, redis_client, settings, lost_and_living):
+    asked = settings.model_copy(
+        update={"auto_recover": True, "recover_interval_seconds": 1, "process_stale_seconds": 30}
+    )
+    with TestClient(create_app(asked)) as client:
+        wait_until("the lost job is pushed", lambda: redis_client.llen("queue:default") == 1)
+        restarted = [e for e in client.get(f"/api/v1/jobs/{'g' * 24}/history").json()["history"]
+                     if e["event"] == "restarted"]  # fmt: skip
+    assert restarted[0]["detail"]["recovered"] == f"its process {GONE} is gone (no heartbeat)"
+
+
+@pytest.mark.slow  # it waits for passes that must not happen
+def test_serve_leaves_lost_jobs_alone_unless_asked(engine, redis_client, settings, lost_and_living):
+    with TestClient(create_app(settings.model_copy(update={"recover_interval_seconds": 1}))) as client:
+        time.sleep(2.5)
+        assert client.get("/healthz").status_code == 200
+    assert redis_client.llen("queue:default") == 0
