@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     auto_recover: bool = False
     recover_interval_seconds: float = Field(15.0, ge=1)
     recover_unknown_after_seconds: float | None = Field(None, gt=0)
+    # A job lost this many times (along original → copy → copy) goes to Sidekiq's Dead set instead.
+    recover_max_attempts: int = Field(3, ge=1)
     prune_batch_size: int = Field(1000, ge=1, le=10_000)
     # Fernet keys, comma-separated, newest first: the exact payload of a job whose arguments were
     # masked is kept encrypted with the first, so that a restart pushes the real values.

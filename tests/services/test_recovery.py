@@ -81,7 +81,11 @@ def test_a_pass_pushes_only_the_jobs_whose_process_is_gone_and_records_why(
     assert pushed["jid"] == outcome.new_jid and pushed["class"] == "ReportJob" and pushed["args"] == [1]
     with engine.connect() as connection:
         (restarted,) = [e for e in job_history(connection, "g" * 24) if e.kind is EventKind.RESTARTED]
-    assert orjson.loads(restarted.detail) == {"new_jid": outcome.new_jid, "recovered": outcome.reason}
+    assert orjson.loads(restarted.detail) == {
+        "new_jid": outcome.new_jid,
+        "recovered": outcome.reason,
+        "attempt": 1,
+    }
     # A second pass finds nothing: the original is gone from the uncompleted jobs, and its copy
     # is queued, not started.
     assert recoverer.recover() == []
@@ -123,3 +127,40 @@ def test_serve_leaves_lost_jobs_alone_unless_asked(engine, redis_client, setting
         time.sleep(2.5)
         assert client.get("/healthz").status_code == 200
     assert redis_client.llen("queue:default") == 0
+
+
+def test_a_job_lost_again_and_again_is_quarantined_in_the_dead_set_after_the_last_attempt(
+    engine, redis_client, settings
+):
+    live_process(redis_client, "r" * 24)
+    recoverer = Recoverer(manager(engine, redis_client), engine, unknown_after=None, max_attempts=2)
+    jid, chain = "p" * 24, []
+    start(engine, jid, 600, GONE)
+    for attempt in (1, 2):
+        (outcome,) = recoverer.recover()
+        assert (outcome.original.jid, outcome.taken, outcome.quarantined) == (jid, True, False)
+        chain.append(jid)
+        jid = outcome.new_jid
+        start(engine, jid, 60, GONE)  # the copy starts, and its process dies too
+        with engine.connect() as connection:
+            (event,) = [e for e in job_history(connection, chain[-1]) if e.kind is EventKind.RESTARTED]
+        assert orjson.loads(event.detail)["attempt"] == attempt
+    redis_client.delete("queue:default")
+
+    (outcome,) = recoverer.recover()
+
+    assert outcome.quarantined and not outcome.taken and outcome.original.jid == jid
+    assert outcome.reason.startswith("lost 3 times along its restarts")
+    assert redis_client.llen("queue:default") == 0  # not pushed again
+    (member,) = redis_client.zrange("dead", 0, -1)
+    dead = orjson.loads(member)
+    assert (dead["class"], dead["args"], dead["queue"]) == ("ReportJob", [1], "default")
+    assert dead["error_class"] == "SidekiqSupervisor::Quarantined" and dead["error_message"] == outcome.reason
+    with engine.connect() as connection:
+        (quarantined,) = [e for e in job_history(connection, jid) if e.kind is EventKind.QUARANTINED]
+    assert orjson.loads(quarantined.detail) == {"reason": outcome.reason}
+    assert recoverer.recover() == []  # it left the uncompleted jobs
+    with TestClient(create_app(settings)) as client:
+        first, last = client.get(f"/jobs/{chain[0]}").text, client.get(f"/jobs/{jid}").text
+    assert f"recovered automatically (attempt 1): its process {GONE} is gone" in first
+    assert "quarantined in Sidekiq&#39;s Dead set: lost 3 times" in last

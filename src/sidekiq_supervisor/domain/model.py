@@ -24,6 +24,8 @@ class EventKind(StrEnum):
     FAILED = "failed"
     # Written by a restart: the job was queued again under a new jid and left the ledger.
     RESTARTED = "restarted"
+    # Written by automatic recovery: lost too often, the job went to Sidekiq's Dead set instead.
+    QUARANTINED = "quarantined"
 
 
 class JobStatus(StrEnum):

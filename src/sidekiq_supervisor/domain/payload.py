@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 # Written by Sidekiq for each push or run; a restart writes its own jid and times.
 PER_RUN_KEYS = frozenset(
     {
@@ -130,3 +132,20 @@ def nesting_depth(value: Any, *, stop_after: int = MAX_ARGUMENTS_DEPTH) -> int:
 def may_be_deeper_than(text: str, depth: int) -> bool:
     """False when JSON ``text`` surely nests no deeper than ``depth`` (it opens fewer containers)."""
     return text.count("[") + text.count("{") > depth
+
+
+# The error a quarantined job carries in Sidekiq's Dead set, where Sidekiq users look for it.
+QUARANTINE_ERROR_CLASS = "SidekiqSupervisor::Quarantined"
+
+
+def dead_payload(payload: bytes, *, error: str, now: float, sidekiq_major: int | None) -> bytes:
+    """``payload`` (a job's JSON object, exactly as a restart pushes it) as a Dead-set member: the
+    error and the time it failed spliced in front, the rest (its arguments above all) untouched."""
+    stamp = job_timestamp(now, sidekiq_major or 7)
+    head = orjson.dumps(
+        {"error_class": QUARANTINE_ERROR_CLASS, "error_message": error, "failed_at": stamp, "retry_count": 0}
+    )
+    body = payload.lstrip()
+    if not body.startswith(b"{") or body[1:].lstrip().startswith(b"}"):
+        return head
+    return head[:-1] + b"," + body[1:]

@@ -30,3 +30,14 @@ def recoverable(
         if age >= unknown_after:
             return f"started {age:.0f} s ago with no process identity, and Sidekiq shows no trace of it"
     return None
+
+
+def quarantine_reason(attempt: int, max_attempts: int) -> str | None:
+    """Why recovery ``attempt`` (1 for a job's first) is not pushed but sent to the Dead set: a job
+    lost ``max_attempts`` times already is likely what kills its process (a poison pill)."""
+    if attempt <= max_attempts:
+        return None
+    return (
+        f"lost {attempt} times along its restarts, each time with its process: recovered "
+        f"{max_attempts} times, it is not pushed again (SUPERVISOR_RECOVER_MAX_ATTEMPTS)"
+    )

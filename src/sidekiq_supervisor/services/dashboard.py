@@ -73,6 +73,8 @@ class HistoryEntry:
     error_class: str | None = None
     error_message: str | None = None
     new_jid: str | None = None
+    # Why automatic recovery pushed it again (a restarted event), or quarantined it.
+    recovered: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +258,16 @@ def _entry(kind: EventKind, at: int, recorded_at: int, detail: str | None) -> Hi
         error_class=error.get("class") if isinstance(error, dict) else None,
         error_message=error.get("message") if isinstance(error, dict) else None,
         new_jid=data.get("new_jid") if kind is EventKind.RESTARTED else None,
+        recovered=_recovery_note(kind, data),
     )
+
+
+def _recovery_note(kind: EventKind, data: dict[str, Any]) -> str | None:
+    if kind is EventKind.QUARANTINED:
+        return f"quarantined in Sidekiq's Dead set: {data.get('reason', '')}"
+    if kind is EventKind.RESTARTED and data.get("recovered"):
+        return f"recovered automatically (attempt {data.get('attempt', 1)}): {data['recovered']}"
+    return None
 
 
 def _worker_text(worker: dict[str, Any]) -> str | None:

@@ -167,16 +167,19 @@ class JobManager:
         job_filter = JobFilter(needle=normalize_filter(filter))
         return self._restarter.outcomes(job_filter, dry_run=dry_run, older_than=older_than, wait=wait)
 
-    def recover_lost_jobs(self, *, unknown_after: float | None = None) -> list[RestartOutcome]:
+    def recover_lost_jobs(
+        self, *, unknown_after: float | None = None, max_attempts: int = 3
+    ) -> list[RestartOutcome]:
         """Automatic recovery's pass: push again, exactly as they were pushed, the uncompleted jobs
-        lost on definite evidence (``domain.recovery``); the outcomes of those it pushed."""
+        lost on definite evidence (``domain.recovery``); one lost more than ``max_attempts`` times
+        goes to Sidekiq's Dead set instead. The outcomes of the jobs it acted on."""
 
         def rule(stored: StoredJob, verdict: Verdict, snapshot: SidekiqSnapshot) -> str | None:
             started = stored.timeline.started_at
             started_at = None if started is None else started / 1_000_000
             return recoverable(stored.jid, started_at, verdict, snapshot, unknown_after=unknown_after)
 
-        return list(self._restarter.outcomes(JobFilter(), recover=rule))
+        return list(self._restarter.outcomes(JobFilter(), recover=rule, max_attempts=max_attempts))
 
     def uncompleted_jobs_liveness(self, filter: str | None = None) -> LivenessReport:
         """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or

@@ -29,24 +29,34 @@ logger = logging.getLogger(__name__)
 class Recoverer:
     """Runs automatic recovery: ``recover`` is one pass, ``run`` repeats it until ``stop``."""
 
-    def __init__(self, manager: JobManager, engine: Engine, *, unknown_after: float | None) -> None:
+    def __init__(
+        self, manager: JobManager, engine: Engine, *, unknown_after: float | None, max_attempts: int = 3
+    ) -> None:
         self._manager = manager
         self._engine = engine
         self._unknown_after = unknown_after
+        self._max_attempts = max_attempts
         self._stopping = asyncio.Event()
         self._outage = OutageLog(logger, "Sidekiq's Redis or the database (recovery)")
 
     @classmethod
     def from_settings(cls, manager: JobManager, engine: Engine, settings: Settings) -> Recoverer:
         """A recoverer with the settings' rule for jobs reported without a process identity."""
-        return cls(manager, engine, unknown_after=settings.recover_unknown_after_seconds)
+        return cls(
+            manager,
+            engine,
+            unknown_after=settings.recover_unknown_after_seconds,
+            max_attempts=settings.recover_max_attempts,
+        )
 
     def recover(self) -> list[RestartOutcome]:
         """One pass: the jobs it pushed again (none when another process leads)."""
         with leading(self._engine) as leader:
             if not leader:
                 return []
-            return self._manager.recover_lost_jobs(unknown_after=self._unknown_after)
+            return self._manager.recover_lost_jobs(
+                unknown_after=self._unknown_after, max_attempts=self._max_attempts
+            )
 
     async def run(self, interval_seconds: float) -> None:
         """A pass every ``interval_seconds`` (the first at once) until :meth:`stop`; a pass that
@@ -61,7 +71,12 @@ class Recoverer:
             else:
                 self._outage.succeeded()
                 for outcome in recovered:
-                    if outcome.taken:
+                    if outcome.quarantined:
+                        logger.error(
+                            "quarantined job %s (%s) in Sidekiq's Dead set: %s",
+                            outcome.original.jid, outcome.original.job_class, outcome.reason,
+                        )  # fmt: skip
+                    elif outcome.taken:
                         logger.warning(
                             "recovered job %s (%s) as %s: %s",
                             outcome.original.jid, outcome.original.job_class, outcome.new_jid, outcome.reason,

@@ -24,6 +24,8 @@ from sidekiq_supervisor import render
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
+from sidekiq_supervisor.domain.payload import dead_payload
+from sidekiq_supervisor.domain.recovery import quarantine_reason
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, PayloadUnavailable, restart_payload
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import NOT_CONFIGURED, LivenessChecker, SidekiqUnavailable
@@ -31,7 +33,13 @@ from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.sidekiq_redis.enqueue import new_jid
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.records import StoredJob
-from sidekiq_supervisor.store.restarts import claim_original, kept_payload, record_replacement
+from sidekiq_supervisor.store.restarts import (
+    claim_original,
+    kept_payload,
+    record_quarantine,
+    record_replacement,
+    recovery_attempt,
+)
 
 
 class Enqueuer(Protocol):
@@ -42,6 +50,9 @@ class Enqueuer(Protocol):
 
     def push_restart(self, *, original_jid: str, jid: str, queue: str, payload: bytes) -> str:
         """Push once per original; return the jid that runs the restart. Raise if it could not."""
+
+    def bury(self, *, original_jid: str, jid: str, payload: bytes, now: float) -> str:
+        """Add to Sidekiq's Dead set once per original (a quarantine); the jid that holds it."""
 
 
 class RestartFailed(RuntimeError):
@@ -62,6 +73,8 @@ class RestartOutcome:
     taken: bool = True
     # Skipped because its process may still be alive: the seconds until that is decided.
     settles_in: float | None = None
+    # Automatic recovery sent it to Sidekiq's Dead set instead of pushing it (a poison pill).
+    quarantined: bool = False
 
     @property
     def kind(self) -> str:
@@ -171,6 +184,7 @@ class Restarter:
         wait: bool = False,
         only: frozenset[str] | None = None,
         recover: Recovery | None = None,
+        max_attempts: int = 3,
     ) -> Iterator[RestartOutcome]:
         """Each matching uncompleted job's outcome (among ``only``, when given), as it happens (a
         stream: 100,000 jobs or more).
@@ -193,7 +207,7 @@ class Restarter:
             if recover is not None:  # automatic recovery: definite evidence only, nothing else listed
                 why = recover(stored, verdict, snapshot)
                 if why is not None:
-                    yield self._recover(stored, why, snapshot)
+                    yield self._recover(stored, why, snapshot, max_attempts)
                 continue
             if wait and not dry_run and verdict.settles_in is not None:
                 undecided.append((stored, verdict.settles_in))
@@ -238,14 +252,24 @@ class Restarter:
         except redis.RedisError as exc:
             raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
 
-    def _recover(self, stored: StoredJob, why: str, snapshot: SidekiqSnapshot) -> RestartOutcome:
+    def _recover(
+        self, stored: StoredJob, why: str, snapshot: SidekiqSnapshot, max_attempts: int
+    ) -> RestartOutcome:
+        job = Job.from_stored(stored)
         try:
-            return self._restart_one(stored, Job.from_stored(stored), snapshot.sidekiq_major, recovered=why)
+            return self._restart_one(
+                stored, job, snapshot.sidekiq_major, recovered=why, max_attempts=max_attempts
+            )
         except redis.RedisError as exc:
             raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
 
     def _restart_one(
-        self, stored: StoredJob, job: Job, sidekiq_major: int | None, recovered: str | None = None
+        self,
+        stored: StoredJob,
+        job: Job,
+        sidekiq_major: int | None,
+        recovered: str | None = None,
+        max_attempts: int = 3,
     ) -> RestartOutcome:
         enqueuer = self._enqueuer
         if enqueuer is None:
@@ -258,13 +282,22 @@ class Restarter:
                     return RestartOutcome(job, None, reason, taken=False)
                 jid = new_jid()
                 payload = self._payload(connection, stored, jid, now, sidekiq_major)
+                attempt = recovery_attempt(connection, stored) if recovered else 1
+                poison = quarantine_reason(attempt, max_attempts) if recovered else None
+                if poison is not None:
+                    dead = dead_payload(
+                        payload, error=poison, now=now / 1_000_000, sidekiq_major=sidekiq_major
+                    )
+                    enqueuer.bury(original_jid=stored.jid, jid=jid, payload=dead, now=now / 1_000_000)
+                    record_quarantine(connection, stored, poison, now)
+                    return RestartOutcome(job, None, poison, taken=False, quarantined=True)
                 jid = enqueuer.push_restart(
                     original_jid=stored.jid, jid=jid, queue=stored.queue, payload=payload
                 )
                 replacement = Report(
                     jid, EventKind.QUEUED, now, stored.job_class, stored.queue, stored.arguments
                 )
-                record_replacement(connection, stored, replacement, now, recovered)
+                record_replacement(connection, stored, replacement, now, recovered, attempt)
         except PayloadUnavailable as exc:  # raised inside the transaction: the original is untouched
             return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
         return RestartOutcome(job, jid, recovered)

@@ -31,6 +31,21 @@ redis.call('LPUSH', KEYS[3], ARGV[3])
 return ARGV[1]
 """
 MARKER_TTL_SECONDS = 30 * 24 * 3600
+# The same, to Sidekiq's Dead set (score: now) instead of a queue; trimmed as Sidekiq trims it.
+QUARANTINE_PUSH = """
+local pushed = redis.call('GET', KEYS[1])
+if pushed then return pushed end
+local found = redis.call('TYPE', KEYS[2]).ok
+if found ~= 'none' and found ~= 'zset' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' holds a ' .. found .. ', not a zset')
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -10000)
+return ARGV[1]
+"""
+DEAD_TIMEOUT_SECONDS = 180 * 24 * 3600
 
 
 def new_jid() -> str:
@@ -45,6 +60,7 @@ class SidekiqEnqueuer:
         # The configured major version: the unit of a restart's times when no live process says.
         self.sidekiq_version = sidekiq_version
         self._restart_push = client.register_script(RESTART_PUSH)
+        self._quarantine_push = client.register_script(QUARANTINE_PUSH)
 
     def push_restart(self, *, original_jid: str, jid: str, queue: str, payload: bytes) -> str:
         """Push ``payload`` (the restart of ``original_jid`` as job ``jid``) unless it was pushed before.
@@ -54,5 +70,14 @@ class SidekiqEnqueuer:
         pushed = self._restart_push(
             keys=[keys.restart_marker(original_jid), keys.QUEUES, keys.queue(queue)],
             args=[jid, queue, payload, MARKER_TTL_SECONDS],
+        )
+        return pushed.decode() if isinstance(pushed, bytes) else str(pushed)
+
+    def bury(self, *, original_jid: str, jid: str, payload: bytes, now: float) -> str:
+        """Add ``payload`` (``original_jid`` as job ``jid``) to Sidekiq's Dead set unless it was pushed
+        or buried before; the jid that holds it."""
+        pushed = self._quarantine_push(
+            keys=[keys.restart_marker(original_jid), keys.DEAD],
+            args=[jid, repr(now), payload, MARKER_TTL_SECONDS, repr(now - DEAD_TIMEOUT_SECONDS)],
         )
         return pushed.decode() if isinstance(pushed, bytes) else str(pushed)

@@ -46,6 +46,7 @@ def record_replacement(
     replacement: Report,
     recorded_at: Micros,
     recovered: str | None = None,
+    attempt: int = 1,
 ) -> None:
     """Record ``replacement`` as queued and linked to ``original``, whose history gets a ``restarted``
     event naming the new jid (the event also keeps late reports of the original from bringing its
@@ -70,7 +71,7 @@ def record_replacement(
     connection.execute(
         insert_job.on_conflict_do_update(index_elements=["jid"], set_={"restarted_from": original.jid})
     )
-    said = {"new_jid": replacement.jid, **({"recovered": recovered} if recovered else {})}
+    said = {"new_jid": replacement.jid, **({"recovered": recovered, "attempt": attempt} if recovered else {})}
     detail = orjson.dumps(said).decode()
     events = [
         (replacement.jid, EventKind.QUEUED, None),
@@ -99,3 +100,33 @@ def _move_payload(connection: Connection, original_jid: str, new_jid: str) -> No
     copy = dialect_insert(connection, job_payloads).from_select(["jid", "form", "payload"], kept)
     connection.execute(copy.on_conflict_do_nothing(index_elements=["jid"]))
     connection.execute(delete(job_payloads).where(job_payloads.c.jid == original_jid))
+
+
+def recovery_attempt(connection: Connection, job: StoredJob) -> int:
+    """Which recovery of the chain original → copy → copy pushing ``job`` again would be (1 for
+    the first): one more than the recovery that pushed ``job`` itself, if one did."""
+    if job.restarted_from is None:
+        return 1
+    detail = connection.execute(
+        select(job_events.c.detail).where(
+            job_events.c.jid == job.restarted_from, job_events.c.kind == EventKind.RESTARTED.value
+        )
+    ).scalar()
+    said = orjson.loads(detail) if detail else {}
+    return int(said.get("attempt", 1)) + 1 if isinstance(said, dict) and "recovered" in said else 1
+
+
+def record_quarantine(connection: Connection, original: StoredJob, reason: str, recorded_at: Micros) -> None:
+    """The original's history says it went to Sidekiq's Dead set, and why (its row is claimed)."""
+    connection.execute(
+        dialect_insert(connection, job_events).on_conflict_do_nothing(index_elements=["jid", "kind", "at"]),
+        [
+            {
+                "jid": original.jid,
+                "kind": EventKind.QUARANTINED.value,
+                "at": recorded_at,
+                "recorded_at": recorded_at,
+                "detail": orjson.dumps({"reason": reason}).decode(),
+            }
+        ],
+    )
