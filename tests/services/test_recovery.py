@@ -9,7 +9,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from sidekiq_supervisor.cli.main import app
 from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_seconds
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.recovery import Recoverer
@@ -118,6 +120,9 @@ def test_serve_runs_the_pass_by_itself_when_asked_to(engine, redis_client, setti
         wait_until("the lost job is pushed", lambda: redis_client.llen("queue:default") == 1)
         restarted = [e for e in client.get(f"/api/v1/jobs/{'g' * 24}/history").json()["history"]
                      if e["event"] == "restarted"]  # fmt: skip
+        loop = client.get("/api/v1/recoveries").json()["loop"]
+    assert loop["enabled"] is True and loop["interval_seconds"] == 1
+    assert loop["last_pass_at"] is not None and loop["led_last_pass"] is True and loop["error"] is None
     assert restarted[0]["detail"]["recovered"] == f"its process {GONE} is gone (no heartbeat)"
 
 
@@ -164,3 +169,36 @@ def test_a_job_lost_again_and_again_is_quarantined_in_the_dead_set_after_the_las
         first, last = client.get(f"/jobs/{chain[0]}").text, client.get(f"/jobs/{jid}").text
     assert f"recovered automatically (attempt 1): its process {GONE} is gone" in first
     assert "quarantined in Sidekiq&#39;s Dead set: lost 3 times" in last
+
+
+def test_the_api_lists_what_recovery_did_and_how_its_loop_is_doing(engine, redis_client, settings):
+    live_process(redis_client, "r" * 24)
+    start(engine, "p" * 24, 600, GONE)
+    recoverer = Recoverer(manager(engine, redis_client), engine, unknown_after=None, max_attempts=1)
+    (first,) = recoverer.recover()
+    start(engine, first.new_jid, 60, GONE)
+    (second,) = recoverer.recover()  # lost again: quarantined
+
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/api/v1/recoveries").json()
+        limited = client.get("/api/v1/recoveries", params={"limit": 1}).json()
+
+    assert [(r["event"], r["jid"]) for r in body["data"]] == [
+        ("quarantined", first.new_jid),
+        ("recovered", "p" * 24),
+    ]
+    assert body["data"][1] == {
+        "jid": "p" * 24, "event": "recovered", "at": body["data"][1]["at"], "new_jid": first.new_jid,
+        "attempt": 1, "reason": f"its process {GONE} is gone (no heartbeat)",
+    }  # fmt: skip
+    assert body["data"][0]["reason"] == second.reason
+    assert len(limited["data"]) == 1
+    # This app's loop is off (the passes above ran outside it): it says so, and has not run.
+    assert body["loop"]["enabled"] is False and body["loop"]["last_pass_at"] is None
+
+    env = {"DATABASE_URL": settings.database_url, "REDIS_URL": ""}
+    printed = CliRunner().invoke(app, ["recoveries", "--json"], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert [orjson.loads(line) for line in printed.output.splitlines()] == body["data"]
+    lines = CliRunner().invoke(app, ["recoveries"], env=env).output.splitlines()
+    assert "quarantined" in lines[0] and f"recovered    {'p' * 24} as {first.new_jid} (attempt 1)" in lines[1]

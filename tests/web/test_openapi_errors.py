@@ -47,6 +47,7 @@ INVALID_QUERY = {
     "/api/v1/durations": {"from": "nowhere"},
     "/api/v1/liveness": {"q": "x" * 201},
     "/api/v1/jobs/restart": {"q": "\x00"},
+    "/api/v1/recoveries": {"limit": 0},
 }
 SEED_ROUTES = [
     "/api/v1/jobs",
@@ -63,6 +64,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/v1/durations"): {401, 422, 503},
     ("GET", "/api/v1/stats"): {401, 503},
     ("GET", "/api/v1/liveness"): {401, 422, 503},
+    ("GET", "/api/v1/recoveries"): {401, 422, 503},
     ("POST", "/api/v1/jobs/restart"): {401, 422, 503},
     ("GET", "/healthz"): {503},
 }

@@ -448,6 +448,7 @@ ROUTES = {
     "/api/v1/jobs/restart": {"post"},
     "/api/v1/jobs/{job_id}/failed": {"post"},
     "/api/v1/liveness": {"get"},
+    "/api/v1/recoveries": {"get"},
     "/healthz": {"get"},
 }
 

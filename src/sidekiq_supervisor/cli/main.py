@@ -181,6 +181,21 @@ def liveness(filter: Filter = None, as_json: AsJson = False) -> None:
 
 
 @app.command()
+def recoveries(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")] = False,
+) -> None:
+    """What automatic recovery did (SUPERVISOR_AUTO_RECOVER): jobs pushed again, jobs quarantined."""
+    manager = open_manager()
+    try:
+        with reported_failures():
+            done = manager.recoveries(limit)
+    finally:
+        manager.ledger.engine.dispose()
+    output.show_recoveries(done, as_json)
+
+
+@app.command()
 def restart(
     filter: Filter = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be restarted.")] = False,

@@ -15,11 +15,14 @@ from itertools import chain, islice
 from typing import Any, TextIO
 
 import orjson
+import typer
 from rich.console import Console
 from rich.progress import Progress
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.domain.durations import format_duration
+from sidekiq_supervisor.domain.model import datetime_from_micros
+from sidekiq_supervisor.domain.recovery import Recovery
 from sidekiq_supervisor.services.liveness import LivenessReport
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, RestartReport, outcome_lines
 from sidekiq_supervisor.services.results import DurationList, Job, JobDuration, JobList
@@ -205,3 +208,20 @@ def stream_restart_lines(outcomes: Iterable[RestartOutcome], dry_run: bool) -> N
 def warn(message: str) -> None:
     """A warning on stderr that stands out from the server's log lines."""
     Console(stderr=True).print(f"[bold yellow]WARNING:[/] {message}", highlight=False)
+
+
+def show_recoveries(recoveries: Sequence[Recovery], as_json: bool) -> None:
+    """Automatic recovery's acts, newest first: a line each, or JSON lines."""
+    if not recoveries:
+        if not as_json:
+            typer.echo("automatic recovery has done nothing yet")
+        return
+    for recovery in recoveries:
+        when = render.format_time(datetime_from_micros(recovery.at))
+        if as_json:
+            typer.echo(orjson.dumps(recovery.document()).decode())
+        elif recovery.quarantined:
+            typer.echo(f"{when}  quarantined  {recovery.jid}: {recovery.reason}")
+        else:
+            typer.echo(f"{when}  recovered    {recovery.jid} as {recovery.new_jid} "
+                       f"(attempt {recovery.attempt}): {recovery.reason}")  # fmt: skip

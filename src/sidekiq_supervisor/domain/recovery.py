@@ -9,7 +9,11 @@ gave up on: it is never recovered; nor is one running or waiting for a retry.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sidekiq_supervisor.domain.liveness import Liveness, SidekiqSnapshot, Verdict
+from sidekiq_supervisor.domain.model import EventKind, Micros, datetime_from_micros
 
 
 def recoverable(
@@ -41,3 +45,39 @@ def quarantine_reason(attempt: int, max_attempts: int) -> str | None:
         f"lost {attempt} times along its restarts, each time with its process: recovered "
         f"{max_attempts} times, it is not pushed again (SUPERVISOR_RECOVER_MAX_ATTEMPTS)"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """One act of automatic recovery: the job it pushed again (``new_jid``) or quarantined, when,
+    which attempt along its chain, and why."""
+
+    jid: str
+    quarantined: bool
+    at: Micros
+    reason: str
+    new_jid: str | None = None
+    attempt: int | None = None
+
+    @classmethod
+    def from_event(cls, jid: str, kind: EventKind, at: Micros, detail: dict[str, Any]) -> Recovery:
+        """The recovery a ``restarted`` (by recovery) or ``quarantined`` history event records."""
+        if kind is EventKind.QUARANTINED:
+            return cls(jid, True, at, str(detail.get("reason", "")))
+        attempt = detail.get("attempt")
+        return cls(
+            jid, False, at, str(detail.get("recovered", "")), detail.get("new_jid"),
+            attempt if isinstance(attempt, int) else None,
+        )  # fmt: skip
+
+    def document(self) -> dict[str, Any]:
+        """The recovery for scripts (the API and ``recoveries --json``): times in ISO 8601 UTC."""
+        moment = datetime_from_micros(self.at)
+        return {
+            "jid": self.jid,
+            "event": "quarantined" if self.quarantined else "recovered",
+            "at": None if moment is None else moment.isoformat(),
+            "new_jid": self.new_jid,
+            "attempt": self.attempt,
+            "reason": self.reason,
+        }

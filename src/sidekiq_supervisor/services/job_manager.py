@@ -16,7 +16,7 @@ from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import normalize_filter
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import JobStatus
-from sidekiq_supervisor.domain.recovery import recoverable
+from sidekiq_supervisor.domain.recovery import Recovery, recoverable
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
@@ -180,6 +180,10 @@ class JobManager:
             return recoverable(stored.jid, started_at, verdict, snapshot, unknown_after=unknown_after)
 
         return list(self._restarter.outcomes(JobFilter(), recover=rule, max_attempts=max_attempts))
+
+    def recoveries(self, limit: int = 50) -> list[Recovery]:
+        """What automatic recovery did, newest first (``SUPERVISOR_AUTO_RECOVER``)."""
+        return self.ledger.recoveries(limit)
 
     def uncompleted_jobs_liveness(self, filter: str | None = None) -> LivenessReport:
         """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or

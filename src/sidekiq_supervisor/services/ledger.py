@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
+import orjson
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.domain.durations import (
@@ -14,6 +15,7 @@ from sidekiq_supervisor.domain.durations import (
     sample_percent,
 )
 from sidekiq_supervisor.domain.model import JobStatus
+from sidekiq_supervisor.domain.recovery import Recovery
 from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
@@ -121,6 +123,15 @@ class Ledger:
             return []
         with self.engine.connect() as connection:
             return queries.job_history(connection, jid)
+
+    def recoveries(self, limit: int = 50) -> list[Recovery]:
+        """What automatic recovery did, newest first: jobs pushed again and jobs quarantined."""
+        with self.engine.connect() as connection:
+            events = queries.recent_recoveries(connection, limit)
+        return [
+            Recovery.from_event(e.jid, e.kind, e.at, orjson.loads(e.detail) if e.detail else {})
+            for e in events
+        ]
 
     def pruned_summary(self, origin: DurationOrigin, job_class: str | None = None) -> DurationSummary:
         """The durations of the completed jobs that retention pruned (``job_rollups``): exact count,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -26,16 +28,37 @@ from sidekiq_supervisor.store.leadership import leading
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryHealth:
+    """How the loop is doing, for people and monitors: on or off, the last pass and its result."""
+
+    enabled: bool
+    interval_seconds: float
+    last_pass_at: float | None = None  # epoch seconds
+    led: bool | None = None  # False: another process held the lock and ran that pass
+    recovered: int = 0  # pushed again by the last pass
+    quarantined: int = 0
+    error: str | None = None  # why the last pass failed, if it did
+
+
 class Recoverer:
     """Runs automatic recovery: ``recover`` is one pass, ``run`` repeats it until ``stop``."""
 
     def __init__(
-        self, manager: JobManager, engine: Engine, *, unknown_after: float | None, max_attempts: int = 3
+        self,
+        manager: JobManager,
+        engine: Engine,
+        *,
+        unknown_after: float | None,
+        max_attempts: int = 3,
+        enabled: bool = False,
+        interval_seconds: float = 15.0,
     ) -> None:
         self._manager = manager
         self._engine = engine
         self._unknown_after = unknown_after
         self._max_attempts = max_attempts
+        self.health = RecoveryHealth(enabled, interval_seconds)
         self._stopping = asyncio.Event()
         self._outage = OutageLog(logger, "Sidekiq's Redis or the database (recovery)")
 
@@ -47,16 +70,26 @@ class Recoverer:
             engine,
             unknown_after=settings.recover_unknown_after_seconds,
             max_attempts=settings.recover_max_attempts,
+            enabled=settings.auto_recover,
+            interval_seconds=settings.recover_interval_seconds,
         )
 
     def recover(self) -> list[RestartOutcome]:
         """One pass: the jobs it pushed again (none when another process leads)."""
         with leading(self._engine) as leader:
-            if not leader:
-                return []
-            return self._manager.recover_lost_jobs(
-                unknown_after=self._unknown_after, max_attempts=self._max_attempts
+            done = (
+                self._manager.recover_lost_jobs(
+                    unknown_after=self._unknown_after, max_attempts=self._max_attempts
+                )
+                if leader
+                else []
             )
+        quarantined = sum(outcome.quarantined for outcome in done)
+        self.health = RecoveryHealth(
+            self.health.enabled, self.health.interval_seconds, time.time(), leader,
+            sum(outcome.taken for outcome in done), quarantined,
+        )  # fmt: skip
+        return done
 
     async def run(self, interval_seconds: float) -> None:
         """A pass every ``interval_seconds`` (the first at once) until :meth:`stop`; a pass that
@@ -66,8 +99,10 @@ class Recoverer:
                 recovered = await asyncio.to_thread(self.recover)
             except (RestartFailed, OperationalError) as exc:
                 self._outage.failed(exc)
-            except Exception:
+                self._failed(exc)
+            except Exception as exc:
                 logger.exception("automatic recovery failed; it will try again")
+                self._failed(exc)
             else:
                 self._outage.succeeded()
                 for outcome in recovered:
@@ -83,6 +118,10 @@ class Recoverer:
                         )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval_seconds)
+
+    def _failed(self, exc: Exception) -> None:
+        health = self.health
+        self.health = RecoveryHealth(health.enabled, health.interval_seconds, time.time(), error=str(exc))
 
     def stop(self) -> None:
         """End :meth:`run` after the pass under way (call on the event loop)."""

@@ -300,3 +300,38 @@ def _summary_in_one_pass(connection: Connection, duration: ColumnElement[int]) -
         return DurationSummary.empty()
     p50, p95, p99 = values
     return DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest)
+
+
+def recent_recoveries(connection: Connection, limit: int) -> list[StoredEvent]:
+    """The newest ``limit`` events of automatic recovery: the ``restarted`` events it wrote (their
+    detail says ``recovered``) and the ``quarantined`` ones, newest first."""
+    found: list[StoredEvent] = []
+    before: int | None = None
+    while len(found) < limit:
+        query = (
+            select(
+                job_events.c.id,
+                job_events.c.jid,
+                job_events.c.kind,
+                job_events.c.at,
+                job_events.c.recorded_at,
+                job_events.c.detail,
+            )
+            .where(job_events.c.kind.in_([EventKind.RESTARTED.value, EventKind.QUARANTINED.value]))
+            .order_by(job_events.c.id.desc())
+            .limit(RECOVERY_PAGE)
+        )
+        if before is not None:
+            query = query.where(job_events.c.id < before)
+        rows = connection.execute(query).all()
+        for row in rows:
+            if row.kind == EventKind.QUARANTINED.value or '"recovered"' in (row.detail or ""):
+                found.append(StoredEvent(row.jid, EventKind(row.kind), row.at, row.recorded_at, row.detail))
+        if len(rows) < RECOVERY_PAGE:
+            break
+        before = rows[-1].id
+    return found[:limit]
+
+
+# Restarts a person asked for share the index with recoveries: they are read past in pages.
+RECOVERY_PAGE = 500

@@ -69,6 +69,8 @@ job_events = Table(
     # One row per distinct report: a resent report collides here and changes nothing. It also
     # serves a job's timeline (WHERE jid = ? ORDER BY at).
     UniqueConstraint("jid", "kind", "at"),
+    # The rare kinds newest first (the recoveries list: restarted, quarantined).
+    Index(None, "kind", "id"),
 )
 
 job_payloads = Table(

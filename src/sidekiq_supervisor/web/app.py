@@ -150,6 +150,7 @@ def _open_services(settings: Settings) -> Services:
         manager,
         Dashboard(manager),
         SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version),
+        Recoverer.from_settings(manager, engine, settings),
         api_tokens=settings.api_tokens,
         intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),
         validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},
@@ -180,7 +181,7 @@ def _start_pruner(services: Services) -> tuple[Pruner, asyncio.Task[None] | None
 def _start_recoverer(services: Services) -> tuple[Recoverer, asyncio.Task[None] | None]:
     """Automatic recovery and its background task (``None`` unless SUPERVISOR_AUTO_RECOVER)."""
     settings = services.settings
-    recoverer = Recoverer.from_settings(services.manager, services.engine, settings)
+    recoverer = services.recoverer
     if not settings.auto_recover:
         return recoverer, None
     task = asyncio.create_task(recoverer.run(settings.recover_interval_seconds), name="recovery")

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
-from sidekiq_supervisor.domain.model import Selection
+from sidekiq_supervisor.domain.model import Selection, micros_from_seconds
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, outcome_lines
 from sidekiq_supervisor.web.api.auth import require_api_token
@@ -24,11 +24,12 @@ from sidekiq_supervisor.web.api.openapi_errors import (
 )
 from sidekiq_supervisor.web.api.presenters import (
     event_document,
+    iso,
     job_document,
     json_response,
     summary_document,
 )
-from sidekiq_supervisor.web.deps import LedgerDep, ManagerDep
+from sidekiq_supervisor.web.deps import LedgerDep, ManagerDep, ServicesDep
 from sidekiq_supervisor.web.errors import retry_later
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"], dependencies=[Depends(require_api_token)])
@@ -135,6 +136,32 @@ async def liveness(manager: ManagerDep, q: Needle = None) -> Response:
                 {"jid": row.job.jid, "liveness": row.verdict.liveness.value, "reason": row.verdict.reason}
                 for row in rows
             ]
+        }
+    )
+
+
+@router.get("/recoveries", responses=error_responses(401, 422, 503))
+async def recoveries(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most recoveries listed, newest first.")] = 50,
+) -> Response:
+    """What automatic recovery did (jobs pushed again, jobs quarantined), and how its loop is doing."""
+    done = await run_in_threadpool(services.manager.recoveries, limit)
+    health = services.recoverer.health
+    return json_response(
+        {
+            "loop": {
+                "enabled": health.enabled,
+                "interval_seconds": health.interval_seconds,
+                "last_pass_at": None
+                if health.last_pass_at is None
+                else iso(micros_from_seconds(health.last_pass_at)),
+                "led_last_pass": health.led,
+                "recovered_last_pass": health.recovered,
+                "quarantined_last_pass": health.quarantined,
+                "error": health.error,
+            },
+            "data": [recovery.document() for recovery in done],
         }
     )
 
