@@ -33,9 +33,12 @@ LISTENER_CLOSE_BOUND_SECONDS = 30
 
 
 def _new_connection_refused(url: str) -> bool:
+    """Whether a new request goes unserved: refused, or (a connection that reached the listen
+    backlog just as the listener closed) dropped without an answer. An answer of any status is
+    a request served after SIGTERM."""
     try:
         httpx2.get(f"{url}/healthz", timeout=2, trust_env=False)
-    except httpx2.ConnectError:
+    except (httpx2.ConnectError, httpx2.RemoteProtocolError):
         return True
     return False
 
