@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     recover_unknown_after_seconds: float | None = Field(None, gt=0)
     # A job lost this many times (along original → copy → copy) goes to Sidekiq's Dead set instead.
     recover_max_attempts: int = Field(3, ge=1)
+    # Where recovered jobs go (their own queue when unset), and the classes recovery leaves alone:
+    # shell patterns, comma-separated (``Billing::*,ExportJob``).
+    recover_queue: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
+    recover_exclude: str = ""
     prune_batch_size: int = Field(1000, ge=1, le=10_000)
     # Fernet keys, comma-separated, newest first: the exact payload of a job whose arguments were
     # masked is kept encrypted with the first, so that a restart pushes the real values.
@@ -70,6 +74,11 @@ class Settings(BaseSettings):
     # FastAPI's native OpenTelemetry (spans, metrics and logs through the global providers). Off
     # unless asked for: looking the providers up cost 38 µs of the 220 µs a report took.
     opentelemetry: bool = Field(False)
+
+    @property
+    def recover_exclude_patterns(self) -> tuple[str, ...]:
+        """SUPERVISOR_RECOVER_EXCLUDE as its patterns."""
+        return tuple(part.strip() for part in self.recover_exclude.split(",") if part.strip())
 
     @property
     def redaction_words(self) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, classify
-from sidekiq_supervisor.domain.recovery import recoverable
+from sidekiq_supervisor.domain.recovery import exclusion, recoverable
 
 NOW = 1_800_000_000.0
 LIVE = "web-1:10:aaaaaaaaaaaa"
@@ -47,3 +47,16 @@ def test_a_job_without_identity_is_recovered_only_past_the_age_the_operator_chos
     assert why("u" * 24, None, 600, seen, unknown_after=900) is None
     assert why("u" * 24, None, 600, seen, unknown_after=300).startswith("started 600 s ago with no process")
     assert why("u" * 24, None, 600, snapshot(dead=frozenset({"u" * 24})), unknown_after=300) is None
+
+
+def test_a_job_is_kept_out_by_its_own_options_or_by_the_operators_patterns():
+    assert exclusion("Billing::ChargeJob", {"supervisor_recover": False}, ()) == (
+        "its sidekiq_options say supervisor_recover: false"
+    )
+    assert exclusion("Billing::ChargeJob", None, ("Export*", "Billing::*")) == (
+        "its class matches SUPERVISOR_RECOVER_EXCLUDE (Billing::*)"
+    )
+    assert (
+        exclusion("Billing::ChargeJob", {"supervisor_recover": True}, ("billing::*",)) is None
+    )  # case counts
+    assert exclusion("ReportJob", {"retry": 3}, ("Billing::*",)) is None

@@ -202,3 +202,34 @@ def test_the_api_lists_what_recovery_did_and_how_its_loop_is_doing(engine, redis
     assert [orjson.loads(line) for line in printed.output.splitlines()] == body["data"]
     lines = CliRunner().invoke(app, ["recoveries"], env=env).output.splitlines()
     assert "quarantined" in lines[0] and f"recovered    {'p' * 24} as {first.new_jid} (attempt 1)" in lines[1]
+
+
+def test_recovered_jobs_can_go_to_another_queue_and_excluded_ones_stay(engine, redis_client, settings):
+    live_process(redis_client, "r" * 24)
+    start(engine, "g" * 24, 600, GONE)
+    for jid, job_class in (("x" * 24, "Billing::ChargeJob"), ("o" * 24, "ReportJob")):
+        at = micros_from_seconds(time.time() - 600)
+        worker = orjson.dumps({"identity": GONE}).decode()
+        # The gem keeps the job's own options: ReportJob's say supervisor_recover: false.
+        payload = {"supervisor_recover": False} if job_class == "ReportJob" else None
+        report = Report(jid, EventKind.STARTED, at, job_class, "default", "[1]", worker=worker,
+                        payload_form="plain" if payload else None,
+                        payload=orjson.dumps(payload).decode() if payload else None)  # fmt: skip
+        with write_transaction(engine) as connection:
+            write_reports(connection, [report], at)
+    recoverer = Recoverer(
+        manager(engine, redis_client), engine, unknown_after=None, queue="recovered", exclude=("Billing::*",)
+    )
+
+    (outcome,) = recoverer.recover()
+
+    assert outcome.original.jid == "g" * 24
+    (pushed,) = [orjson.loads(raw) for raw in redis_client.lrange("queue:recovered", 0, -1)]
+    assert (pushed["jid"], pushed["queue"]) == (outcome.new_jid, "recovered")
+    assert b"recovered" in redis_client.smembers("queues") and redis_client.llen("queue:default") == 0
+    # The excluded ones are still there, as orphans a person may restart.
+    with TestClient(create_app(settings)) as client:
+        left = {row["jid"]: row["liveness"] for row in client.get("/api/v1/liveness").json()["data"]}
+        copy = client.get(f"/api/v1/jobs/{outcome.new_jid}").json()
+    assert left["x" * 24] == "orphaned" and left["o" * 24] == "orphaned"
+    assert copy["queue"] == "recovered"

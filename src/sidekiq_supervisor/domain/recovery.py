@@ -9,7 +9,9 @@ gave up on: it is never recovered; nor is one running or waiting for a retry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sidekiq_supervisor.domain.liveness import Liveness, SidekiqSnapshot, Verdict
@@ -33,6 +35,18 @@ def recoverable(
         age = snapshot.taken_at - started_at
         if age >= unknown_after:
             return f"started {age:.0f} s ago with no process identity, and Sidekiq shows no trace of it"
+    return None
+
+
+def exclusion(job_class: str, kept_keys: Mapping[str, Any] | None, patterns: tuple[str, ...]) -> str | None:
+    """Why a lost job is left to a person rather than recovered, or None: its own options say so
+    (``sidekiq_options supervisor_recover: false``, kept by the gem), or its class matches one of
+    the operator's shell patterns (``SUPERVISOR_RECOVER_EXCLUDE``)."""
+    if kept_keys is not None and kept_keys.get("supervisor_recover") is False:
+        return "its sidekiq_options say supervisor_recover: false"
+    for pattern in patterns:
+        if fnmatchcase(job_class, pattern):
+            return f"its class matches SUPERVISOR_RECOVER_EXCLUDE ({pattern})"
     return None
 
 

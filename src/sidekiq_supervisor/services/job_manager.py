@@ -16,7 +16,7 @@ from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import normalize_filter
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import JobStatus
-from sidekiq_supervisor.domain.recovery import Recovery, recoverable
+from sidekiq_supervisor.domain.recovery import Recovery, exclusion, recoverable
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
@@ -168,18 +168,30 @@ class JobManager:
         return self._restarter.outcomes(job_filter, dry_run=dry_run, older_than=older_than, wait=wait)
 
     def recover_lost_jobs(
-        self, *, unknown_after: float | None = None, max_attempts: int = 3
+        self,
+        *,
+        unknown_after: float | None = None,
+        max_attempts: int = 3,
+        queue: str | None = None,
+        exclude: tuple[str, ...] = (),
     ) -> list[RestartOutcome]:
-        """Automatic recovery's pass: push again, exactly as they were pushed, the uncompleted jobs
-        lost on definite evidence (``domain.recovery``); one lost more than ``max_attempts`` times
-        goes to Sidekiq's Dead set instead. The outcomes of the jobs it acted on."""
+        """Automatic recovery's pass: push again, exactly as they were pushed (into ``queue`` when
+        given), the uncompleted jobs lost on definite evidence (``domain.recovery``), but those
+        ``exclude`` or their own options keep out; one lost more than ``max_attempts`` times goes to
+        Sidekiq's Dead set instead. The outcomes of the jobs it acted on."""
 
         def rule(stored: StoredJob, verdict: Verdict, snapshot: SidekiqSnapshot) -> str | None:
             started = stored.timeline.started_at
             started_at = None if started is None else started / 1_000_000
-            return recoverable(stored.jid, started_at, verdict, snapshot, unknown_after=unknown_after)
+            why = recoverable(stored.jid, started_at, verdict, snapshot, unknown_after=unknown_after)
+            if why is None or exclusion(stored.job_class, self.ledger.kept_keys(stored.jid), exclude):
+                return None
+            return why
 
-        return list(self._restarter.outcomes(JobFilter(), recover=rule, max_attempts=max_attempts))
+        outcomes = self._restarter.outcomes(
+            JobFilter(), recover=rule, max_attempts=max_attempts, recover_queue=queue
+        )
+        return list(outcomes)
 
     def recoveries(self, limit: int = 50) -> list[Recovery]:
         """What automatic recovery did, newest first (``SUPERVISOR_AUTO_RECOVER``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine
@@ -19,6 +20,7 @@ from sidekiq_supervisor.domain.recovery import Recovery
 from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
+from sidekiq_supervisor.store.restarts import kept_payload
 from sidekiq_supervisor.store.rollups import rollup_summary
 
 __all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
@@ -123,6 +125,15 @@ class Ledger:
             return []
         with self.engine.connect() as connection:
             return queries.job_history(connection, jid)
+
+    def kept_keys(self, jid: str) -> dict[str, Any] | None:
+        """The job's own keys the gem kept in plain form (its sidekiq_options among them), or None."""
+        with self.engine.connect() as connection:
+            form, payload = kept_payload(connection, jid)
+        if form != "plain" or not payload:
+            return None
+        keys = orjson.loads(payload)
+        return keys if isinstance(keys, dict) else None
 
     def recoveries(self, limit: int = 50) -> list[Recovery]:
         """What automatic recovery did, newest first: jobs pushed again and jobs quarantined."""

@@ -53,11 +53,15 @@ class Recoverer:
         max_attempts: int = 3,
         enabled: bool = False,
         interval_seconds: float = 15.0,
+        queue: str | None = None,
+        exclude: tuple[str, ...] = (),
     ) -> None:
         self._manager = manager
         self._engine = engine
         self._unknown_after = unknown_after
         self._max_attempts = max_attempts
+        self._queue = queue
+        self._exclude = exclude
         self.health = RecoveryHealth(enabled, interval_seconds)
         self._stopping = asyncio.Event()
         self._outage = OutageLog(logger, "Sidekiq's Redis or the database (recovery)")
@@ -72,6 +76,8 @@ class Recoverer:
             max_attempts=settings.recover_max_attempts,
             enabled=settings.auto_recover,
             interval_seconds=settings.recover_interval_seconds,
+            queue=settings.recover_queue,
+            exclude=settings.recover_exclude_patterns,
         )
 
     def recover(self) -> list[RestartOutcome]:
@@ -79,7 +85,10 @@ class Recoverer:
         with leading(self._engine) as leader:
             done = (
                 self._manager.recover_lost_jobs(
-                    unknown_after=self._unknown_after, max_attempts=self._max_attempts
+                    unknown_after=self._unknown_after,
+                    max_attempts=self._max_attempts,
+                    queue=self._queue,
+                    exclude=self._exclude,
                 )
                 if leader
                 else []

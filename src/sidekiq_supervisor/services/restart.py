@@ -185,6 +185,7 @@ class Restarter:
         only: frozenset[str] | None = None,
         recover: Recovery | None = None,
         max_attempts: int = 3,
+        recover_queue: str | None = None,
     ) -> Iterator[RestartOutcome]:
         """Each matching uncompleted job's outcome (among ``only``, when given), as it happens (a
         stream: 100,000 jobs or more).
@@ -207,7 +208,7 @@ class Restarter:
             if recover is not None:  # automatic recovery: definite evidence only, nothing else listed
                 why = recover(stored, verdict, snapshot)
                 if why is not None:
-                    yield self._recover(stored, why, snapshot, max_attempts)
+                    yield self._recover(stored, why, snapshot, max_attempts, recover_queue)
                 continue
             if wait and not dry_run and verdict.settles_in is not None:
                 undecided.append((stored, verdict.settles_in))
@@ -253,12 +254,12 @@ class Restarter:
             raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
 
     def _recover(
-        self, stored: StoredJob, why: str, snapshot: SidekiqSnapshot, max_attempts: int
+        self, stored: StoredJob, why: str, snapshot: SidekiqSnapshot, max_attempts: int, queue: str | None
     ) -> RestartOutcome:
         job = Job.from_stored(stored)
         try:
             return self._restart_one(
-                stored, job, snapshot.sidekiq_major, recovered=why, max_attempts=max_attempts
+                stored, job, snapshot.sidekiq_major, recovered=why, max_attempts=max_attempts, queue=queue
             )
         except redis.RedisError as exc:
             raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
@@ -270,6 +271,7 @@ class Restarter:
         sidekiq_major: int | None,
         recovered: str | None = None,
         max_attempts: int = 3,
+        queue: str | None = None,
     ) -> RestartOutcome:
         enqueuer = self._enqueuer
         if enqueuer is None:
@@ -281,7 +283,8 @@ class Restarter:
                     reason = "it changed while restarting (completed, or restarted elsewhere)"
                     return RestartOutcome(job, None, reason, taken=False)
                 jid = new_jid()
-                payload = self._payload(connection, stored, jid, now, sidekiq_major)
+                queue = queue or stored.queue  # recovery may send it elsewhere
+                payload = self._payload(connection, stored, jid, now, sidekiq_major, queue)
                 attempt = recovery_attempt(connection, stored) if recovered else 1
                 poison = quarantine_reason(attempt, max_attempts) if recovered else None
                 if poison is not None:
@@ -291,26 +294,28 @@ class Restarter:
                     enqueuer.bury(original_jid=stored.jid, jid=jid, payload=dead, now=now / 1_000_000)
                     record_quarantine(connection, stored, poison, now)
                     return RestartOutcome(job, None, poison, taken=False, quarantined=True)
-                jid = enqueuer.push_restart(
-                    original_jid=stored.jid, jid=jid, queue=stored.queue, payload=payload
-                )
-                replacement = Report(
-                    jid, EventKind.QUEUED, now, stored.job_class, stored.queue, stored.arguments
-                )
+                jid = enqueuer.push_restart(original_jid=stored.jid, jid=jid, queue=queue, payload=payload)
+                replacement = Report(jid, EventKind.QUEUED, now, stored.job_class, queue, stored.arguments)
                 record_replacement(connection, stored, replacement, now, recovered, attempt)
         except PayloadUnavailable as exc:  # raised inside the transaction: the original is untouched
             return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
         return RestartOutcome(job, jid, recovered)
 
     def _payload(
-        self, connection: Connection, stored: StoredJob, jid: str, now: Micros, sidekiq_major: int | None
+        self,
+        connection: Connection,
+        stored: StoredJob,
+        jid: str,
+        now: Micros,
+        sidekiq_major: int | None,
+        queue: str | None = None,
     ) -> bytes:
         """The exact payload that pushes ``stored`` again as ``jid``; ``PayloadUnavailable`` if none."""
         form, kept = kept_payload(connection, stored.jid)
         configured = self._enqueuer.sidekiq_version if self._enqueuer is not None else DEFAULT_SIDEKIQ_MAJOR
         return restart_payload(
             job_class=stored.job_class,
-            queue=stored.queue,
+            queue=queue or stored.queue,
             arguments=stored.arguments,
             payload_form=form,
             payload=kept,
