@@ -26,6 +26,7 @@ PAGES = {
     "job": f"/jobs/{XSS_JID}",
     "durations": "/durations",
     "restart": "/restart",
+    "recoveries": "/recoveries",
 }
 
 

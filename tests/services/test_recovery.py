@@ -3,6 +3,7 @@ leaves, what it records, and that a second pass or a second process pushes nothi
 
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
@@ -121,6 +122,8 @@ def test_serve_runs_the_pass_by_itself_when_asked_to(engine, redis_client, setti
         restarted = [e for e in client.get(f"/api/v1/jobs/{'g' * 24}/history").json()["history"]
                      if e["event"] == "restarted"]  # fmt: skip
         loop = client.get("/api/v1/recoveries").json()["loop"]
+        page = client.get("/recoveries").text
+    assert 'data-loop="state">on, a pass every 1' in page
     assert loop["enabled"] is True and loop["interval_seconds"] == 1
     assert loop["last_pass_at"] is not None and loop["led_last_pass"] is True and loop["error"] is None
     assert restarted[0]["detail"]["recovered"] == f"its process {GONE} is gone (no heartbeat)"
@@ -182,6 +185,7 @@ def test_the_api_lists_what_recovery_did_and_how_its_loop_is_doing(engine, redis
     with TestClient(create_app(settings)) as client:
         body = client.get("/api/v1/recoveries").json()
         limited = client.get("/api/v1/recoveries", params={"limit": 1}).json()
+        page = client.get("/recoveries").text
 
     assert [(r["event"], r["jid"]) for r in body["data"]] == [
         ("quarantined", first.new_jid),
@@ -195,6 +199,9 @@ def test_the_api_lists_what_recovery_did_and_how_its_loop_is_doing(engine, redis
     assert len(limited["data"]) == 1
     # This app's loop is off (the passes above ran outside it): it says so, and has not run.
     assert body["loop"]["enabled"] is False and body["loop"]["last_pass_at"] is None
+    rows = re.findall(r'<tr data-jid="([^"]+)">', page)
+    assert rows == [first.new_jid, "p" * 24] and 'data-loop="state">Off.' in page
+    assert "attempt 1" in page and second.reason in page
 
     env = {"DATABASE_URL": settings.database_url, "REDIS_URL": ""}
     printed = CliRunner().invoke(app, ["recoveries", "--json"], env=env)

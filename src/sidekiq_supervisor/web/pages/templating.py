@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from sidekiq_supervisor import __version__
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import format_duration
+from sidekiq_supervisor.domain.model import datetime_from_micros
 from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/jobs", "Jobs"),
     ("/durations", "Durations"),
     ("/restart", "Restart"),
+    ("/recoveries", "Recoveries"),
     ("/sidekiq", "Sidekiq"),
 )
 
@@ -76,6 +78,8 @@ def _environment() -> Environment:
     env.filters.update(
         duration=format_duration,
         when=format_time,
+        micros_when=lambda micros: format_time(datetime_from_micros(micros)),
+        epoch_when=lambda seconds: format_time(datetime.fromtimestamp(seconds, UTC)),
         ago=format_ago,
         arguments=format_arguments,
         class_name=format_class_name,
