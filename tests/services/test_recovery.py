@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from sidekiq_supervisor.cli.main import app
 from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_seconds
 from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.job_payloads import PayloadSeal, kept_keys
 from sidekiq_supervisor.services.recovery import Recoverer
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
@@ -240,3 +241,12 @@ def test_recovered_jobs_can_go_to_another_queue_and_excluded_ones_stay(engine, r
         copy = client.get(f"/api/v1/jobs/{outcome.new_jid}").json()
     assert left["x" * 24] == "orphaned" and left["o" * 24] == "orphaned"
     assert copy["queue"] == "recovered"
+
+
+def test_a_jobs_own_opt_out_is_read_from_a_sealed_payload_too():
+    seal = PayloadSeal((PayloadSeal.new_key(),))
+    token = seal.seal(b'{"supervisor_recover":false,"retry":3,"args":["s3cret"]}')
+    assert kept_keys("sealed", token, seal) == {"supervisor_recover": False, "retry": 3}
+    assert kept_keys("plain", '{"supervisor_recover":false}', seal) == {"supervisor_recover": False}
+    assert kept_keys("sealed", token, PayloadSeal(())) is None  # no key: unreadable, not an opt-out
+    assert kept_keys(None, None, seal) is None and kept_keys("withheld", None, seal) is None

@@ -17,7 +17,7 @@ from sidekiq_supervisor.domain.filters import normalize_filter
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.domain.recovery import Recovery, exclusion, recoverable
-from sidekiq_supervisor.services.job_payloads import PayloadSeal
+from sidekiq_supervisor.services.job_payloads import PayloadSeal, kept_keys
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
 from sidekiq_supervisor.services.restart import Enqueuer, Restarter, RestartOutcome, RestartReport
@@ -44,8 +44,9 @@ class JobManager:
         seal: PayloadSeal | None = None,
     ) -> None:
         self.ledger = Ledger(engine)
+        self._seal = seal or PayloadSeal(())
         self.liveness = LivenessChecker(reader, stale_after=stale_after)
-        self._restarter = Restarter(self.ledger, enqueuer, self.liveness, seal)
+        self._restarter = Restarter(self.ledger, enqueuer, self.liveness, self._seal)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> JobManager:
@@ -184,9 +185,10 @@ class JobManager:
             started = stored.timeline.started_at
             started_at = None if started is None else started / 1_000_000
             why = recoverable(stored.jid, started_at, verdict, snapshot, unknown_after=unknown_after)
-            if why is None or exclusion(stored.job_class, self.ledger.kept_keys(stored.jid), exclude):
+            if why is None:
                 return None
-            return why
+            keys = kept_keys(*self.ledger.kept_payload(stored.jid), self._seal)
+            return None if exclusion(stored.job_class, keys, exclude) else why
 
         outcomes = self._restarter.outcomes(
             JobFilter(), recover=rule, max_attempts=max_attempts, recover_queue=queue

@@ -147,8 +147,34 @@ def restart_payload(
             f"its arguments were masked as secret and kept nowhere (no key was configured): {SECRET_KEY_HINT}"
         )
     _refuse_too_deep(arguments)
+    keys, arguments_text = _kept(form, payload, arguments.encode(), seal)
+    head = push_keys(
+        keys, job_class=job_class, queue=queue, jid=jid, timestamp=job_timestamp(now, sidekiq_major)
+    )
+    try:
+        return _with_arguments(json_text.dumps(head), arguments_text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise PayloadUnavailable(f"its payload cannot be encoded: {exc}") from None
+
+
+def kept_keys(payload_form: str | None, payload: str | None, seal: PayloadSeal) -> dict[str, Any] | None:
+    """The job's own keys kept for it, plain or sealed (its ``sidekiq_options`` among them), or
+    None when none were kept or they cannot be read (a sealed payload without its key)."""
+    form = PayloadForm(payload_form) if payload_form else None
+    if form not in (PayloadForm.PLAIN, PayloadForm.SEALED):
+        return None
+    try:
+        return _kept(form, payload, b"[]", seal)[0]
+    except PayloadUnavailable:
+        return None
+
+
+def _kept(
+    form: PayloadForm | None, payload: str | None, arguments_text: bytes, seal: PayloadSeal
+) -> tuple[dict[str, Any], bytes]:
+    """The kept keys, and the exact arguments (a sealed payload holds its own); ``PayloadUnavailable``
+    if they cannot be read."""
     keys_text: bytes = b"{}"
-    arguments_text = arguments.encode()
     if form is PayloadForm.PLAIN and payload:
         keys_text = payload.encode()
     elif form is PayloadForm.SEALED and payload:
@@ -157,13 +183,9 @@ def restart_payload(
         keys = json_text.loads(keys_text)
     except json_text.InvalidJSON:
         raise PayloadUnavailable("its kept payload is not valid JSON") from None
-    head = push_keys(
-        keys, job_class=job_class, queue=queue, jid=jid, timestamp=job_timestamp(now, sidekiq_major)
-    )
-    try:
-        return _with_arguments(json_text.dumps(head), arguments_text)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise PayloadUnavailable(f"its payload cannot be encoded: {exc}") from None
+    if not isinstance(keys, dict):
+        raise PayloadUnavailable("its kept payload is not a JSON object")
+    return keys, arguments_text
 
 
 def _refuse_too_deep(arguments: str) -> None:

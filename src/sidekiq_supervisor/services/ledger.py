@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import orjson
 from sqlalchemy import Engine
@@ -126,14 +125,10 @@ class Ledger:
         with self.engine.connect() as connection:
             return queries.job_history(connection, jid)
 
-    def kept_keys(self, jid: str) -> dict[str, Any] | None:
-        """The job's own keys the gem kept in plain form (its sidekiq_options among them), or None."""
+    def kept_payload(self, jid: str) -> tuple[str | None, str | None]:
+        """The form and text of the payload kept for ``jid`` (``(None, None)`` when none was kept)."""
         with self.engine.connect() as connection:
-            form, payload = kept_payload(connection, jid)
-        if form != "plain" or not payload:
-            return None
-        keys = orjson.loads(payload)
-        return keys if isinstance(keys, dict) else None
+            return kept_payload(connection, jid)
 
     def recoveries(self, limit: int = 50) -> list[Recovery]:
         """What automatic recovery did, newest first: jobs pushed again and jobs quarantined."""
