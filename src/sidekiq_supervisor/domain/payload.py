@@ -138,10 +138,10 @@ def may_be_deeper_than(text: str, depth: int) -> bool:
 QUARANTINE_ERROR_CLASS = "SidekiqSupervisor::Quarantined"
 
 
-def dead_payload(payload: bytes, *, error: str, now: float, sidekiq_major: int | None) -> bytes:
+def dead_payload(payload: bytes, *, error: str, now: float, sidekiq_major: int) -> bytes:
     """``payload`` (a job's JSON object, exactly as a restart pushes it) as a Dead-set member: the
     error and the time it failed spliced in front, the rest (its arguments above all) untouched."""
-    stamp = job_timestamp(now, sidekiq_major or 7)
+    stamp = job_timestamp(now, sidekiq_major)
     head = orjson.dumps(
         {"error_class": QUARANTINE_ERROR_CLASS, "error_message": error, "failed_at": stamp, "retry_count": 0}
     )

@@ -23,6 +23,7 @@ from sidekiq_supervisor.domain.durations import (
     percentiles,
 )
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
+from sidekiq_supervisor.domain.recovery import Recovery
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
@@ -194,7 +195,7 @@ class Dashboard:
         """The job page's content, or ``None`` when the ledger never heard of ``jid``."""
         stored = self.ledger.get(jid)
         history = [
-            _entry(event.kind, event.at, event.recorded_at, event.detail)
+            _entry(jid, event.kind, event.at, event.recorded_at, event.detail)
             for event in self.ledger.history(jid)
         ]
         if stored is None and not history:
@@ -247,7 +248,7 @@ class Dashboard:
         )
 
 
-def _entry(kind: EventKind, at: int, recorded_at: int, detail: str | None) -> HistoryEntry:
+def _entry(jid: str, kind: EventKind, at: int, recorded_at: int, detail: str | None) -> HistoryEntry:
     data: dict[str, Any] = orjson.loads(detail) if detail else {}
     worker, error = data.get("worker") or {}, data.get("error") or {}
     return HistoryEntry(
@@ -258,16 +259,17 @@ def _entry(kind: EventKind, at: int, recorded_at: int, detail: str | None) -> Hi
         error_class=error.get("class") if isinstance(error, dict) else None,
         error_message=error.get("message") if isinstance(error, dict) else None,
         new_jid=data.get("new_jid") if kind is EventKind.RESTARTED else None,
-        recovered=_recovery_note(kind, data),
+        recovered=_recovery_note(jid, kind, at, data),
     )
 
 
-def _recovery_note(kind: EventKind, data: dict[str, Any]) -> str | None:
-    if kind is EventKind.QUARANTINED:
-        return f"quarantined in Sidekiq's Dead set: {data.get('reason', '')}"
-    if kind is EventKind.RESTARTED and data.get("recovered"):
-        return f"recovered automatically (attempt {data.get('attempt', 1)}): {data['recovered']}"
-    return None
+def _recovery_note(jid: str, kind: EventKind, at: int, data: dict[str, Any]) -> str | None:
+    if kind is not EventKind.QUARANTINED and not (kind is EventKind.RESTARTED and data.get("recovered")):
+        return None
+    recovery = Recovery.from_event(jid, kind, at, data)
+    if recovery.quarantined:
+        return f"quarantined in Sidekiq's Dead set: {recovery.reason}"
+    return f"recovered automatically (attempt {recovery.attempt or 1}): {recovery.reason}"
 
 
 def _worker_text(worker: dict[str, Any]) -> str | None:

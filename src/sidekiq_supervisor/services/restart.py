@@ -289,7 +289,7 @@ class Restarter:
                 poison = quarantine_reason(attempt, max_attempts) if recovered else None
                 if poison is not None:
                     dead = dead_payload(
-                        payload, error=poison, now=now / 1_000_000, sidekiq_major=sidekiq_major
+                        payload, error=poison, now=now / 1_000_000, sidekiq_major=self._major(sidekiq_major)
                     )
                     enqueuer.bury(original_jid=stored.jid, jid=jid, payload=dead, now=now / 1_000_000)
                     record_quarantine(connection, stored, poison, now)
@@ -312,7 +312,6 @@ class Restarter:
     ) -> bytes:
         """The exact payload that pushes ``stored`` again as ``jid``; ``PayloadUnavailable`` if none."""
         form, kept = kept_payload(connection, stored.jid)
-        configured = self._enqueuer.sidekiq_version if self._enqueuer is not None else DEFAULT_SIDEKIQ_MAJOR
         return restart_payload(
             job_class=stored.job_class,
             queue=queue or stored.queue,
@@ -321,6 +320,12 @@ class Restarter:
             payload=kept,
             jid=jid,
             now=now / 1_000_000,
-            sidekiq_major=sidekiq_major or configured,
+            sidekiq_major=self._major(sidekiq_major),
             seal=self._seal,
         )
+
+    def _major(self, live: int | None) -> int:
+        """The Sidekiq line whose units a push writes: the live processes', else the configured one."""
+        if live is not None:
+            return live
+        return self._enqueuer.sidekiq_version if self._enqueuer is not None else DEFAULT_SIDEKIQ_MAJOR

@@ -21,6 +21,7 @@ from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render
 from sidekiq_supervisor.web.monitor.set_specs import (
     SET_PAGES,
     SIDEKIQ_ACTIONS,
+    SIDEKIQ_BUTTONS,
     SetPage,
     all_action,
     one_action,
@@ -78,7 +79,9 @@ def _detail_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse | Redire
             return RedirectResponse(PREFIX + spec.path, status_code=302)
         entry = entries[0]
         known = await known_jids(request, [entry.job.jid])
-        return render(request, "entry.html", stats=stats, spec=spec, entry=entry, known=known)
+        return render(
+            request, "entry.html", stats=stats, spec=spec, entry=entry, known=known, buttons=SIDEKIQ_BUTTONS
+        )
 
     detail_page.__doc__ = f"One job of {spec.title}, with every field, the error and the backtrace."
     return detail_page

@@ -56,4 +56,6 @@ def all_action(monitor: SidekiqMonitor, job_set: JobSet, action: str) -> Callabl
 
 # Sidekiq's form buttons (``name="retry"`` …) and ``/all/<action>`` URLs, as the action codes above.
 SIDEKIQ_ACTIONS = {"retry": "retry", "delete": "delete", "kill": "kill", "add_to_queue": "enqueue"}
+# And back: the button name a job's page gives each action, as Sidekiq's forms name it.
+SIDEKIQ_BUTTONS = {code: name for name, code in SIDEKIQ_ACTIONS.items()}
 SPEC_BY_PATH = {spec.path: spec for spec in SET_PAGES}
