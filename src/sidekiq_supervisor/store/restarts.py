@@ -73,20 +73,18 @@ def record_replacement(
     )
     said = {"new_jid": replacement.jid, **({"recovered": recovered, "attempt": attempt} if recovered else {})}
     detail = orjson.dumps(said).decode()
-    events = [
-        (replacement.jid, EventKind.QUEUED, None),
-        (original.jid, EventKind.RESTARTED, detail),
-    ]
+    events = [(replacement.jid, EventKind.QUEUED, None), (original.jid, EventKind.RESTARTED, detail)]
+    _append_events(connection, events, replacement.at, recorded_at)
+
+
+def _append_events(
+    connection: Connection, events: list[tuple[str, EventKind, str | None]], at: Micros, recorded_at: Micros
+) -> None:
+    """Add ``(jid, kind, detail)`` events at ``at`` to the history (a re-run adds nothing twice)."""
     connection.execute(
         dialect_insert(connection, job_events).on_conflict_do_nothing(index_elements=["jid", "kind", "at"]),
         [
-            {
-                "jid": jid,
-                "kind": kind.value,
-                "at": replacement.at,
-                "recorded_at": recorded_at,
-                "detail": detail,
-            }
+            {"jid": jid, "kind": kind.value, "at": at, "recorded_at": recorded_at, "detail": detail}
             for jid, kind, detail in events
         ],
     )
@@ -118,15 +116,5 @@ def recovery_attempt(connection: Connection, job: StoredJob) -> int:
 
 def record_quarantine(connection: Connection, original: StoredJob, reason: str, recorded_at: Micros) -> None:
     """The original's history says it went to Sidekiq's Dead set, and why (its row is claimed)."""
-    connection.execute(
-        dialect_insert(connection, job_events).on_conflict_do_nothing(index_elements=["jid", "kind", "at"]),
-        [
-            {
-                "jid": original.jid,
-                "kind": EventKind.QUARANTINED.value,
-                "at": recorded_at,
-                "recorded_at": recorded_at,
-                "detail": orjson.dumps({"reason": reason}).decode(),
-            }
-        ],
-    )
+    detail = orjson.dumps({"reason": reason}).decode()
+    _append_events(connection, [(original.jid, EventKind.QUARANTINED, detail)], recorded_at, recorded_at)
