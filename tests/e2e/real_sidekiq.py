@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.conftest import redis_test_url
 from tests.e2e.fault_sidekiq import HarnessError, wait_for
 from tests.live_service import stop
 
@@ -139,3 +140,30 @@ def sidekiq(
         yield running
     finally:
         stop(process)
+
+
+def sidekiq_env(api, client: str = "seed", line: int = 6) -> dict[str, str]:
+    """The environment of a Sidekiq of ``line`` reporting to the service ``api`` through ``client``
+    (the seed's middlewares or the gem)."""
+    host = str(api.base_url).rstrip("/")
+    return {
+        **line_environment(line),
+        "REDIS_URL": redis_test_url(),
+        "SUPERVISOR_CLIENT": client,
+        "SIDEKIQ_SUPERVISOR_HOST": host,
+        "SIDEDIQ_SUPERVISOR_HOST": host,  # the seed's client middleware has this typo
+        "http_proxy": "",
+        "HTTP_PROXY": "",
+    }
+
+
+def job_status(api, jid: str) -> str | None:
+    """The ledger's status of ``jid``, or None while it knows nothing of it."""
+    response = api.get(f"/api/v1/jobs/{jid}")
+    return response.json()["status"] if response.status_code == 200 else None
+
+
+def events(api, jid: str) -> list[dict]:
+    """The ledger's history of ``jid`` (empty while it knows nothing of it)."""
+    response = api.get(f"/api/v1/jobs/{jid}/history")
+    return response.json()["history"] if response.status_code == 200 else []

@@ -13,12 +13,14 @@ from tests.conftest import redis_test_url
 from tests.e2e.real_sidekiq import (
     LINES,
     enqueue,
-    line_environment,
+    events,
     require_sidekiq,
     sidekiq,
+    sidekiq_env,
     stale_seconds,
     wait_until,
 )
+from tests.e2e.real_sidekiq import job_status as status
 from tests.live_service import running_service
 
 pytestmark = pytest.mark.e2e
@@ -47,29 +49,17 @@ def api(tmp_path, redis_client, line):
         yield client
 
 
-def status(api, jid: str) -> str | None:
-    response = api.get(f"/api/v1/jobs/{jid}")
-    return response.json()["status"] if response.status_code == 200 else None
-
-
 def replacement(api, jid: str) -> tuple[str, str] | None:
     """The jid that runs ``jid`` again, and why, once recovery pushed it."""
-    response = api.get(f"/api/v1/jobs/{jid}/history")
-    if response.status_code != 200:
-        return None
-    for event in response.json()["history"]:
-        if event["event"] == "restarted":
-            return event["detail"]["new_jid"], event["detail"].get("recovered")
-    return None
+    restarted = [event["detail"] for event in events(api, jid) if event["event"] == "restarted"]
+    return (restarted[0]["new_jid"], restarted[0].get("recovered")) if restarted else None
 
 
 @pytest.mark.timeout(240)
 def test_a_job_lost_to_sigkill_runs_again_once_by_itself_and_a_slow_one_is_left_alone(
     api, redis_client, tmp_path, line
 ):
-    host = str(api.base_url).rstrip("/")
-    env = {**line_environment(line), "REDIS_URL": redis_test_url(), "SUPERVISOR_CLIENT": "gem",
-           "SIDEKIQ_SUPERVISOR_HOST": host, "http_proxy": "", "HTTP_PROXY": ""}  # fmt: skip
+    env = sidekiq_env(api, client="gem", line=line)
     redis_client.set("e2e:sleep:lost", 1)
     redis_client.set("e2e:sleep:slow", 1)
     with sidekiq(env, tmp_path, redis_client, "victim") as victim:

@@ -11,12 +11,14 @@ from tests.conftest import redis_test_url
 from tests.e2e.real_sidekiq import (
     LINES,
     enqueue,
-    line_environment,
+    events,
     require_sidekiq,
     sidekiq,
+    sidekiq_env,
     stale_seconds,
     wait_until,
 )
+from tests.e2e.real_sidekiq import job_status as status
 from tests.live_service import running_service
 
 # Real Sidekiq processes (and the service as a process): not in the fast lane.
@@ -45,31 +47,8 @@ def api(tmp_path, redis_client, line):
         yield client
 
 
-def sidekiq_env(api, client: str = "seed", line: int = 6) -> dict[str, str]:
-    host = str(api.base_url).rstrip("/")
-    return {
-        **line_environment(line),
-        "REDIS_URL": redis_test_url(),
-        "SUPERVISOR_CLIENT": client,
-        "SIDEKIQ_SUPERVISOR_HOST": host,
-        "SIDEDIQ_SUPERVISOR_HOST": host,  # the seed's client middleware has this typo
-        "http_proxy": "",
-        "HTTP_PROXY": "",
-    }
-
-
-def status(api, jid: str) -> str | None:
-    response = api.get(f"/api/v1/jobs/{jid}")
-    return response.json()["status"] if response.status_code == 200 else None
-
-
 def liveness(api) -> dict[str, str]:
     return {row["jid"]: row["liveness"] for row in api.get("/api/v1/liveness").json()["data"]}
-
-
-def events(api, jid: str) -> list[dict]:
-    response = api.get(f"/api/v1/jobs/{jid}/history")
-    return response.json()["history"] if response.status_code == 200 else []
 
 
 # Sidekiq boots, a kill and a stale window: generous, for a loaded machine.

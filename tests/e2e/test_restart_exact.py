@@ -24,10 +24,11 @@ from tests.e2e.real_sidekiq import (
     line_environment,
     require_sidekiq,
     sidekiq,
+    sidekiq_env,
     stale_seconds,
     wait_until,
 )
-from tests.e2e.test_real_sidekiq import sidekiq_env, status
+from tests.e2e.real_sidekiq import job_status as status
 from tests.live_service import running_service
 
 # Real Sidekiq processes (and the service as a process): not in the fast lane.
