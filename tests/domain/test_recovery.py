@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, classify
-from sidekiq_supervisor.domain.recovery import exclusion, recoverable
+from sidekiq_supervisor.domain.model import EventKind
+from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, exclusion, per_class, recoverable
 
 NOW = 1_800_000_000.0
 LIVE = "web-1:10:aaaaaaaaaaaa"
@@ -60,3 +61,24 @@ def test_a_job_is_kept_out_by_its_own_options_or_by_the_operators_patterns():
         exclusion("Billing::ChargeJob", {"supervisor_recover": True}, ("billing::*",)) is None
     )  # case counts
     assert exclusion("ReportJob", {"retry": 3}, ("Billing::*",)) is None
+
+
+def recovery(job_class: str | None, quarantined: bool = False, arguments: str | None = None) -> Recovery:
+    kind = EventKind.QUARANTINED if quarantined else EventKind.RESTARTED
+    detail = {"recovered": "gone", "new_jid": "n", "job_class": job_class, "arguments": arguments}
+    return Recovery.from_event("j", kind, 0, {k: v for k, v in detail.items() if v is not None})
+
+
+def test_recoveries_count_per_class_most_affected_first_and_old_records_under_unknown():
+    done = [recovery("B"), recovery("A"), recovery("A", quarantined=True), recovery(None), recovery("B")]
+    assert per_class(done) == [
+        ClassRecoveries("A", 1, 1),
+        ClassRecoveries("B", 2, 0),
+        ClassRecoveries("(unknown)", 1, 0),
+    ]
+
+
+def test_a_recovery_is_found_by_its_arguments_as_every_list_finds_jobs():
+    kept = recovery("MailJob", arguments='["Straße@Example.com", 42]')
+    assert kept.matches(None) and kept.matches("STRAßE@example") and kept.matches("42")
+    assert not kept.matches("strasse") and not recovery(None).matches("42")

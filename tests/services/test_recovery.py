@@ -89,6 +89,9 @@ def test_a_pass_pushes_only_the_jobs_whose_process_is_gone_and_records_why(
         "new_jid": outcome.new_jid,
         "recovered": outcome.reason,
         "attempt": 1,
+        "job_class": "ReportJob",
+        "queue": "default",
+        "arguments": "[1]",
     }
     # A second pass finds nothing: the original is gone from the uncompleted jobs, and its copy
     # is queued, not started.
@@ -127,6 +130,8 @@ def test_serve_runs_the_pass_by_itself_when_asked_to(engine, redis_client, setti
     assert 'data-loop="state">on, a pass every 1' in page
     assert loop["enabled"] is True and loop["interval_seconds"] == 1
     assert loop["last_pass_at"] is not None and loop["led_last_pass"] is True and loop["error"] is None
+    assert loop["next_pass_at"] > loop["last_pass_at"] and loop["last_pass_leader"].startswith("this process")
+    assert 'data-loop="next">' in page and "run by this process" in page
     assert restarted[0]["detail"]["recovered"] == f"its process {GONE} is gone (no heartbeat)"
 
 
@@ -167,7 +172,9 @@ def test_a_job_lost_again_and_again_is_quarantined_in_the_dead_set_after_the_las
     assert dead["error_class"] == "SidekiqSupervisor::Quarantined" and dead["error_message"] == outcome.reason
     with engine.connect() as connection:
         (quarantined,) = [e for e in job_history(connection, jid) if e.kind is EventKind.QUARANTINED]
-    assert orjson.loads(quarantined.detail) == {"reason": outcome.reason}
+    assert orjson.loads(quarantined.detail) == {
+        "reason": outcome.reason, "job_class": "ReportJob", "queue": "default", "arguments": "[1]"
+    }  # fmt: skip
     assert recoverer.recover() == []  # it left the uncompleted jobs
     with TestClient(create_app(settings)) as client:
         first, last = client.get(f"/jobs/{chain[0]}").text, client.get(f"/jobs/{jid}").text
@@ -195,12 +202,17 @@ def test_the_api_lists_what_recovery_did_and_how_its_loop_is_doing(engine, redis
     assert body["data"][1] == {
         "jid": "p" * 24, "event": "recovered", "at": body["data"][1]["at"], "new_jid": first.new_jid,
         "attempt": 1, "reason": f"its process {GONE} is gone (no heartbeat)",
+        "job_class": "ReportJob", "queue": "default", "arguments": "[1]",
+    }  # fmt: skip
+    assert body["per_class"] == {
+        "hours": 24, "data": [{"job_class": "ReportJob", "recovered": 1, "quarantined": 1}]
     }  # fmt: skip
     assert body["data"][0]["reason"] == second.reason
     assert len(limited["data"]) == 1
     # This app's loop is off (the passes above ran outside it): it says so, and has not run.
     assert body["loop"]["enabled"] is False and body["loop"]["last_pass_at"] is None
     rows = re.findall(r'<tr data-jid="([^"]+)">', page)
+    assert re.search(r'data-class="ReportJob">.*?>1</td><td class="num">1</td>', page)
     assert rows == [first.new_jid, "p" * 24] and 'data-loop="state">Off.' in page
     assert "attempt 1" in page and second.reason in page
 
@@ -209,7 +221,31 @@ def test_the_api_lists_what_recovery_did_and_how_its_loop_is_doing(engine, redis
     assert printed.exit_code == 0, printed.output
     assert [orjson.loads(line) for line in printed.output.splitlines()] == body["data"]
     lines = CliRunner().invoke(app, ["recoveries"], env=env).output.splitlines()
-    assert "quarantined" in lines[0] and f"recovered    {'p' * 24} as {first.new_jid} (attempt 1)" in lines[1]
+    assert "quarantined" in lines[0]
+    assert f"recovered    {'p' * 24} ReportJob as {first.new_jid} (attempt 1)" in lines[1]
+
+
+def test_recoveries_are_found_by_their_arguments_like_every_list(engine, redis_client, settings):
+    live_process(redis_client, "r" * 24)
+    for jid, arguments in (("a" * 24, '["Alice@Example.com"]'), ("b" * 24, '["bob@example.com"]')):
+        at = micros_from_seconds(time.time() - 600)
+        worker = orjson.dumps({"identity": GONE}).decode()
+        with write_transaction(engine) as connection:
+            write_reports(
+                connection,
+                [Report(jid, EventKind.STARTED, at, "MailJob", "mail", arguments, worker=worker)],
+                at,
+            )
+    recovered = Recoverer(manager(engine, redis_client), engine, unknown_after=None).recover()
+    assert len(recovered) == 2
+
+    found = manager(engine, redis_client).recoveries("alice@")
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/api/v1/recoveries", params={"q": "ALICE"}).json()
+
+    assert [(r.jid, r.job_class, r.queue) for r in found] == [("a" * 24, "MailJob", "mail")]
+    assert [r["jid"] for r in body["data"]] == ["a" * 24]
+    assert body["per_class"]["data"] == [{"job_class": "MailJob", "recovered": 2, "quarantined": 0}]
 
 
 def test_recovered_jobs_can_go_to_another_queue_and_excluded_ones_stay(engine, redis_client, settings):

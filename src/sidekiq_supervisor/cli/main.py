@@ -182,6 +182,7 @@ def liveness(filter: Filter = None, as_json: AsJson = False) -> None:
 
 @app.command()
 def recoveries(
+    filter: Filter = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")] = False,
 ) -> None:
@@ -189,7 +190,7 @@ def recoveries(
     manager = open_manager()
     try:
         with reported_failures():
-            done = manager.recoveries(limit)
+            done = manager.recoveries(filter, limit)
     finally:
         manager.ledger.engine.dispose()
     output.show_recoveries(done, as_json)

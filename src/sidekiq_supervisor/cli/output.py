@@ -218,10 +218,11 @@ def show_recoveries(recoveries: Sequence[Recovery], as_json: bool) -> None:
         return
     for recovery in recoveries:
         when = render.format_time(datetime_from_micros(recovery.at))
+        job = f"{recovery.jid} {recovery.job_class or ''}"
         if as_json:
             typer.echo(orjson.dumps(recovery.document()).decode())
         elif recovery.quarantined:
-            typer.echo(f"{when}  quarantined  {recovery.jid}: {recovery.reason}")
+            typer.echo(f"{when}  quarantined  {job}: {recovery.reason}")
         else:
-            typer.echo(f"{when}  recovered    {recovery.jid} as {recovery.new_jid} "
+            typer.echo(f"{when}  recovered    {job} as {recovery.new_jid} "
                        f"(attempt {recovery.attempt}): {recovery.reason}")  # fmt: skip

@@ -9,11 +9,13 @@ gave up on: it is never recovered; nor is one running or waiting for a retry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from sidekiq_supervisor.domain.filters import fold_case
 from sidekiq_supervisor.domain.liveness import Liveness, SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import EventKind, Micros, datetime_from_micros
 
@@ -64,7 +66,8 @@ def quarantine_reason(attempt: int, max_attempts: int) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """One act of automatic recovery: the job it pushed again (``new_jid``) or quarantined, when,
-    which attempt along its chain, and why."""
+    which attempt along its chain, and why. The job's class, queue and arguments are kept with the
+    act (None in records written before they were)."""
 
     jid: str
     quarantined: bool
@@ -72,17 +75,28 @@ class Recovery:
     reason: str
     new_jid: str | None = None
     attempt: int | None = None
+    job_class: str | None = None
+    queue: str | None = None
+    arguments: str | None = None
 
     @classmethod
     def from_event(cls, jid: str, kind: EventKind, at: Micros, detail: dict[str, Any]) -> Recovery:
         """The recovery a ``restarted`` (by recovery) or ``quarantined`` history event records."""
+        job_class, queue, arguments = (_text(detail.get(key)) for key in ("job_class", "queue", "arguments"))
         if kind is EventKind.QUARANTINED:
-            return cls(jid, True, at, str(detail.get("reason", "")))
+            reason = str(detail.get("reason", ""))
+            return cls(jid, True, at, reason, job_class=job_class, queue=queue, arguments=arguments)
         attempt = detail.get("attempt")
         return cls(
-            jid, False, at, str(detail.get("recovered", "")), detail.get("new_jid"),
-            attempt if isinstance(attempt, int) else None,
+            jid, False, at, str(detail.get("recovered", "")), _text(detail.get("new_jid")),
+            attempt if isinstance(attempt, int) else None, job_class, queue, arguments,
         )  # fmt: skip
+
+    def matches(self, needle: str | None) -> bool:
+        """Whether the job's arguments hold ``needle`` (the house's filter: case folded, literal)."""
+        if needle is None:
+            return True
+        return self.arguments is not None and fold_case(needle) in fold_case(self.arguments)
 
     def document(self) -> dict[str, Any]:
         """The recovery for scripts (the API and ``recoveries --json``): times in ISO 8601 UTC."""
@@ -94,4 +108,37 @@ class Recovery:
             "new_jid": self.new_jid,
             "attempt": self.attempt,
             "reason": self.reason,
+            "job_class": self.job_class,
+            "queue": self.queue,
+            "arguments": self.arguments,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ClassRecoveries:
+    """How many jobs of one class automatic recovery pushed again and quarantined."""
+
+    job_class: str
+    recovered: int
+    quarantined: int
+
+
+# The window over which recoveries are counted per class (the API and the Recoveries page).
+COUNTED_HOURS = 24
+
+
+def per_class(recoveries: Iterable[Recovery]) -> list[ClassRecoveries]:
+    """Recoveries counted per class, the most recovered-or-quarantined class first (records from
+    before classes were kept count under ``(unknown)``)."""
+    recovered: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
+    for recovery in recoveries:
+        counter = quarantined if recovery.quarantined else recovered
+        counter[recovery.job_class or "(unknown)"] += 1
+    both = recovered + quarantined
+    classes = sorted(both, key=lambda c: (-both[c], c))
+    return [ClassRecoveries(c, recovered[c], quarantined[c]) for c in classes]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -6,6 +6,7 @@ arguments) and returns a lazy :class:`~sidekiq_supervisor.services.results.JobLi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -15,8 +16,8 @@ from sqlalchemy import Engine
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import normalize_filter
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
-from sidekiq_supervisor.domain.model import JobStatus
-from sidekiq_supervisor.domain.recovery import Recovery, exclusion, recoverable
+from sidekiq_supervisor.domain.model import JobStatus, micros_from_seconds
+from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, exclusion, recoverable
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, kept_keys
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
@@ -195,9 +196,15 @@ class JobManager:
         )
         return list(outcomes)
 
-    def recoveries(self, limit: int = 50) -> list[Recovery]:
-        """What automatic recovery did, newest first (``SUPERVISOR_AUTO_RECOVER``)."""
-        return self.ledger.recoveries(limit)
+    def recoveries(self, filter: str | None = None, limit: int = 50) -> list[Recovery]:
+        """What automatic recovery did (``SUPERVISOR_AUTO_RECOVER``), newest first: jobs pushed
+        again and jobs quarantined, those with ``filter`` in their arguments when one is given."""
+        return self.ledger.recoveries(limit, normalize_filter(filter))
+
+    def recoveries_per_class(self, hours: float = 24) -> list[ClassRecoveries]:
+        """How many jobs of each class automatic recovery pushed again or quarantined in the last
+        ``hours``, the most affected class first."""
+        return self.ledger.recoveries_per_class(micros_from_seconds(time.time() - hours * 3600))
 
     def uncompleted_jobs_liveness(self, filter: str | None = None) -> LivenessReport:
         """Each uncompleted job with where it stands in Sidekiq: running, retrying, orphaned or

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from sidekiq_supervisor.domain.durations import (
     DurationOrigin,
@@ -14,8 +15,8 @@ from sidekiq_supervisor.domain.durations import (
     estimate_from_sample,
     sample_percent,
 )
-from sidekiq_supervisor.domain.model import JobStatus
-from sidekiq_supervisor.domain.recovery import Recovery
+from sidekiq_supervisor.domain.model import JobStatus, Micros
+from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, per_class
 from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
@@ -130,14 +131,24 @@ class Ledger:
         with self.engine.connect() as connection:
             return kept_payload(connection, jid)
 
-    def recoveries(self, limit: int = 50) -> list[Recovery]:
-        """What automatic recovery did, newest first: jobs pushed again and jobs quarantined."""
+    def recoveries(self, limit: int = 50, needle: str | None = None) -> list[Recovery]:
+        """What automatic recovery did, newest first: jobs pushed again and jobs quarantined, those
+        whose arguments hold ``needle`` when one is given."""
         with self.engine.connect() as connection:
-            events = queries.recent_recoveries(connection, limit)
-        return [
-            Recovery.from_event(e.jid, e.kind, e.at, orjson.loads(e.detail) if e.detail else {})
-            for e in events
-        ]
+            found = (r for r in self._recoveries(connection) if r.matches(needle))
+            return list(itertools.islice(found, limit))
+
+    def recoveries_per_class(self, since: Micros) -> list[ClassRecoveries]:
+        """How many jobs of each class automatic recovery pushed again or quarantined since ``since``."""
+        with self.engine.connect() as connection:
+            return per_class(itertools.takewhile(lambda r: r.at >= since, self._recoveries(connection)))
+
+    @staticmethod
+    def _recoveries(connection: Connection) -> Iterator[Recovery]:
+        for event in queries.recovery_events(connection):
+            detail = orjson.loads(event.detail) if event.detail else None
+            said = detail if isinstance(detail, dict) else {}
+            yield Recovery.from_event(event.jid, event.kind, event.at, said)
 
     def pruned_summary(self, origin: DurationOrigin, job_class: str | None = None) -> DurationSummary:
         """The durations of the completed jobs that retention pruned (``job_rollups``): exact count,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -39,6 +41,8 @@ class RecoveryHealth:
     recovered: int = 0  # pushed again by the last pass
     quarantined: int = 0
     error: str | None = None  # why the last pass failed, if it did
+    next_pass_at: float | None = None  # epoch seconds, while the loop runs
+    leader: str | None = None  # who ran the last pass: this process, or another one
 
 
 class Recoverer:
@@ -97,6 +101,7 @@ class Recoverer:
         self.health = RecoveryHealth(
             self.health.enabled, self.health.interval_seconds, time.time(), leader,
             sum(outcome.taken for outcome in done), quarantined,
+            leader=f"this process ({socket.gethostname()}, pid {os.getpid()})" if leader else "another",
         )  # fmt: skip
         return done
 
@@ -125,6 +130,7 @@ class Recoverer:
                             "recovered job %s (%s) as %s: %s",
                             outcome.original.jid, outcome.original.job_class, outcome.new_jid, outcome.reason,
                         )  # fmt: skip
+            self.health = replace(self.health, next_pass_at=time.time() + interval_seconds)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval_seconds)
 

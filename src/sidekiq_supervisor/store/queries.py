@@ -6,7 +6,7 @@ page does not grow with its depth.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -302,12 +302,12 @@ def _summary_in_one_pass(connection: Connection, duration: ColumnElement[int]) -
     return DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest)
 
 
-def recent_recoveries(connection: Connection, limit: int) -> list[StoredEvent]:
-    """The newest ``limit`` events of automatic recovery: the ``restarted`` events it wrote (their
-    detail says ``recovered``) and the ``quarantined`` ones, newest first."""
-    found: list[StoredEvent] = []
+def recovery_events(connection: Connection) -> Iterator[StoredEvent]:
+    """The events of automatic recovery, newest first: the ``restarted`` events it wrote (their
+    detail says ``recovered``) and the ``quarantined`` ones. Read a page at a time, as the caller
+    goes on: restarts a person asked for share the index and are read past."""
     before: int | None = None
-    while len(found) < limit:
+    while True:
         query = (
             select(
                 job_events.c.id,
@@ -326,12 +326,10 @@ def recent_recoveries(connection: Connection, limit: int) -> list[StoredEvent]:
         rows = connection.execute(query).all()
         for row in rows:
             if row.kind == EventKind.QUARANTINED.value or '"recovered"' in (row.detail or ""):
-                found.append(StoredEvent(row.jid, EventKind(row.kind), row.at, row.recorded_at, row.detail))
+                yield StoredEvent(row.jid, EventKind(row.kind), row.at, row.recorded_at, row.detail)
         if len(rows) < RECOVERY_PAGE:
-            break
+            return
         before = rows[-1].id
-    return found[:limit]
 
 
-# Restarts a person asked for share the index with recoveries: they are read past in pages.
 RECOVERY_PAGE = 500

@@ -71,7 +71,9 @@ def record_replacement(
     connection.execute(
         insert_job.on_conflict_do_update(index_elements=["jid"], set_={"restarted_from": original.jid})
     )
-    said = {"new_jid": replacement.jid, **({"recovered": recovered, "attempt": attempt} if recovered else {})}
+    said: dict[str, object] = {"new_jid": replacement.jid}
+    if recovered:
+        said |= {"recovered": recovered, "attempt": attempt, **_recovered_job(original)}
     detail = orjson.dumps(said).decode()
     events = [(replacement.jid, EventKind.QUEUED, None), (original.jid, EventKind.RESTARTED, detail)]
     _append_events(connection, events, replacement.at, recorded_at)
@@ -116,5 +118,11 @@ def recovery_attempt(connection: Connection, job: StoredJob) -> int:
 
 def record_quarantine(connection: Connection, original: StoredJob, reason: str, recorded_at: Micros) -> None:
     """The original's history says it went to Sidekiq's Dead set, and why (its row is claimed)."""
-    detail = orjson.dumps({"reason": reason}).decode()
+    detail = orjson.dumps({"reason": reason, **_recovered_job(original)}).decode()
     _append_events(connection, [(original.jid, EventKind.QUARANTINED, detail)], recorded_at, recorded_at)
+
+
+def _recovered_job(original: StoredJob) -> dict[str, str]:
+    """What a record of automatic recovery keeps of the job, so that it can be listed, counted per
+    class and found by its arguments after the job's own rows are gone (restarted, pruned)."""
+    return {"job_class": original.job_class, "queue": original.queue, "arguments": original.arguments}

@@ -13,7 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
 from sidekiq_supervisor.domain.model import Selection, micros_from_seconds
+from sidekiq_supervisor.domain.recovery import COUNTED_HOURS
 from sidekiq_supervisor.services.ledger import JobFilter
+from sidekiq_supervisor.services.recovery import RecoveryHealth
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, outcome_lines
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.openapi_errors import (
@@ -143,27 +145,45 @@ async def liveness(manager: ManagerDep, q: Needle = None) -> Response:
 @router.get("/recoveries", responses=error_responses(401, 422, 503))
 async def recoveries(
     services: ServicesDep,
+    q: Needle = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most recoveries listed, newest first.")] = 50,
 ) -> Response:
-    """What automatic recovery did (jobs pushed again, jobs quarantined), and how its loop is doing."""
-    done = await run_in_threadpool(services.manager.recoveries, limit)
-    health = services.recoverer.health
+    """What automatic recovery did (jobs pushed again, jobs quarantined; ``q`` in their arguments),
+    how many per class in the last 24 hours, and how its loop is doing."""
+    done = await run_in_threadpool(services.manager.recoveries, q or None, limit)
+    classes = await run_in_threadpool(services.manager.recoveries_per_class, COUNTED_HOURS)
     return json_response(
         {
-            "loop": {
-                "enabled": health.enabled,
-                "interval_seconds": health.interval_seconds,
-                "last_pass_at": None
-                if health.last_pass_at is None
-                else iso(micros_from_seconds(health.last_pass_at)),
-                "led_last_pass": health.led,
-                "recovered_last_pass": health.recovered,
-                "quarantined_last_pass": health.quarantined,
-                "error": health.error,
+            "loop": loop_document(services.recoverer.health),
+            "per_class": {
+                "hours": COUNTED_HOURS,
+                "data": [
+                    {"job_class": c.job_class, "recovered": c.recovered, "quarantined": c.quarantined}
+                    for c in classes
+                ],
             },
             "data": [recovery.document() for recovery in done],
         }
     )
+
+
+def loop_document(health: RecoveryHealth) -> dict[str, Any]:
+    """Automatic recovery's loop for scripts: on or off, the last pass, who ran it, the next."""
+
+    def when(seconds: float | None) -> str | None:
+        return None if seconds is None else iso(micros_from_seconds(seconds))
+
+    return {
+        "enabled": health.enabled,
+        "interval_seconds": health.interval_seconds,
+        "last_pass_at": when(health.last_pass_at),
+        "next_pass_at": when(health.next_pass_at),
+        "led_last_pass": health.led,
+        "last_pass_leader": health.leader,
+        "recovered_last_pass": health.recovered,
+        "quarantined_last_pass": health.quarantined,
+        "error": health.error,
+    }
 
 
 # The most outcomes of each kind a JSON answer lists; the counts are always complete.
