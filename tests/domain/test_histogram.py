@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from sidekiq_supervisor.domain.durations import summarize
 from sidekiq_supervisor.domain.histogram import (
+    DISPLAY_EDGES,
     bucket_of,
+    display_bins,
     estimate_summary,
     histogram_of,
     merged,
@@ -44,3 +46,14 @@ def test_histograms_add_up_so_hours_merge_into_any_range():
 
     assert merged(histogram_of(first), histogram_of(second)) == histogram_of(first + second)
     assert estimate_summary({}, 0, 0).count == 0
+
+
+def test_shown_bins_have_round_edges_hold_each_duration_below_its_edge_and_trim_empty_ends():
+    # 0.9 ms and 1 ms straddle the first edge; a day and more fall in the open last bin.
+    bins = display_bins([900, 1_000, 1_500, 4_999, 86_400_000_000, 10**12])
+    edges = [edge for edge, _ in bins]
+    assert edges[:4] == [1_000, 2_000, 5_000, 10_000] and edges[-1] is None
+    assert dict(bins[:3]) == {1_000: 1, 2_000: 2, 5_000: 1} and bins[-1] == (None, 2)
+    assert sum(count for _, count in bins) == 6
+    assert display_bins([]) == [] and display_bins([3_000_000]) == [(5_000_000, 1)]
+    assert all(str(edge).lstrip("125").strip("0") == "" for edge in DISPLAY_EDGES)

@@ -1,13 +1,19 @@
-"""Duration histograms: what roll-ups keep of jobs once retention has deleted their rows.
+"""Duration histograms, in the house's two bucket schemes, each for what it serves.
 
-Buckets grow geometrically, four per doubling, so a bucket's upper bound is at most 19% above
-any duration in it, from a microsecond to years, in a few dozen buckets. Histograms add up
-(per class and hour, then over any range), and percentiles read from them are estimates: the
-upper bound of the bucket that holds the nearest rank, never below the true value.
+- **Kept** (roll-ups): what retention keeps of jobs once it has deleted their rows. Buckets grow
+  geometrically, four per doubling, so a bucket's upper bound is at most 19% above any duration
+  in it, from a microsecond to years, in a few dozen buckets. Histograms add up (per class and
+  hour, then over any range), and percentiles read from them are estimates: the upper bound of
+  the bucket that holds the nearest rank, never below the true value.
+- **Shown** (the Durations chart, and any histogram a person reads off an axis): 1-2-5 steps
+  from 1 ms to a day, ``DISPLAY_EDGES``, so every edge is a round number ("<200ms", "<5s").
+  Too coarse to estimate percentiles from (up to 2.5x per bin), which is why roll-ups keep
+  the finer scheme; a kept bucket maps into the shown bin that holds its upper bound.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -16,6 +22,12 @@ from sidekiq_supervisor.domain.durations import PERCENTILES, DurationSummary, ne
 from sidekiq_supervisor.domain.model import Micros
 
 BUCKETS_PER_DOUBLING = 4
+
+# The shown bins' upper edges (microseconds): 1-2-5 steps from 1 ms to 1 day; past the last, one
+# open bin.
+DISPLAY_EDGES: tuple[Micros, ...] = tuple(
+    m * 10**e for e in range(3, 11) for m in (1, 2, 5) if m * 10**e <= 86_400_000_000
+)
 
 Histogram = dict[int, int]
 
@@ -74,3 +86,14 @@ def estimate_summary(histogram: Mapping[int, int], total_micros: int, longest: M
         p99=timedelta(microseconds=p99),
         max=timedelta(microseconds=longest),
     )
+
+
+def display_bins(durations: Iterable[Micros]) -> list[tuple[Micros | None, int]]:
+    """(upper edge, count) per shown bin (``DISPLAY_EDGES``; ``None``: the open last bin), with the
+    empty bins at both ends trimmed so that a chart spends its width on data."""
+    counts = [0] * (len(DISPLAY_EDGES) + 1)
+    for micros in durations:
+        counts[bisect.bisect_right(DISPLAY_EDGES, micros)] += 1
+    bins: list[tuple[Micros | None, int]] = list(zip((*DISPLAY_EDGES, None), counts, strict=True))
+    filled = [i for i, (_, count) in enumerate(bins) if count]
+    return bins[filled[0] : filled[-1] + 1] if filled else []

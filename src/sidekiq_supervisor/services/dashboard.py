@@ -22,6 +22,7 @@ from sidekiq_supervisor.domain.durations import (
     duration_of,
     percentiles,
 )
+from sidekiq_supervisor.domain.histogram import display_bins
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
 from sidekiq_supervisor.domain.recovery import Recovery
 from sidekiq_supervisor.services.job_manager import JobManager
@@ -41,8 +42,6 @@ STATUS_COUNT_CAP = 100_000
 OVERVIEW_SAMPLE = 1_000
 DURATIONS_SAMPLE = 10_000
 MAX_CLASSES = 200
-# Histogram bins: 1-2-5 steps from 1 ms to 1 day (microseconds), plus an overflow bin.
-HISTOGRAM_EDGES = tuple(m * 10**e for e in range(3, 11) for m in (1, 2, 5) if m * 10**e <= 86_400_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,16 +168,9 @@ class Dashboard:
         return sorted(summaries, key=lambda s: s.p95 or 0, reverse=True)[:limit]
 
     def histogram(self, origin: DurationOrigin, job_class: str | None) -> list[tuple[int | None, int]]:
-        """(upper edge in micros, count) per bin of the sampled durations; ``None``: the open last bin."""
+        """(upper edge in micros, count) per shown bin of the sampled durations (``domain.histogram``)."""
         with self.ledger.engine.connect() as connection:
-            durations = analytics.sampled_durations(connection, origin, job_class, DURATIONS_SAMPLE)
-        counts = [0] * (len(HISTOGRAM_EDGES) + 1)
-        for micros in durations:
-            counts[next((i for i, edge in enumerate(HISTOGRAM_EDGES) if micros < edge), -1)] += 1
-        # Trim empty bins at both ends so the chart spends its width on data.
-        bins: list[tuple[int | None, int]] = list(zip((*HISTOGRAM_EDGES, None), counts, strict=True))
-        filled = [i for i, (_, count) in enumerate(bins) if count]
-        return bins[filled[0] : filled[-1] + 1] if filled else []
+            return display_bins(analytics.sampled_durations(connection, origin, job_class, DURATIONS_SAMPLE))
 
     def stuck_jobs(self, minutes: float, limit: int = 50) -> list[Job]:
         """Uncompleted jobs started more than ``minutes`` ago, oldest first."""

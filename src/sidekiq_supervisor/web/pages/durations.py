@@ -11,9 +11,9 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
+from sidekiq_supervisor.domain.histogram import DISPLAY_EDGES
 from sidekiq_supervisor.services.dashboard import (
     DURATIONS_SAMPLE,
-    HISTOGRAM_EDGES,
     ClassSummary,
     Dashboard,
 )
@@ -70,7 +70,7 @@ def _gather(dashboard: Dashboard, origin: DurationOrigin, job_class: str | None)
 def _bin_label(upper: int | None) -> str:
     # Axis labels stay short (the bins are 1-2-5 steps): "<500ms", "<2s", "<1m40s", "≥1d".
     if upper is None:
-        return "≥" + _short(HISTOGRAM_EDGES[-1])
+        return "≥" + _short(DISPLAY_EDGES[-1])
     return "<" + _short(upper)
 
 
