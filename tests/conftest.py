@@ -16,6 +16,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -70,21 +71,29 @@ def _redis_test_url_fixture() -> str:
     return redis_test_url()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL database of this test session, migrated once, dropped at the end."""
+@contextmanager
+def postgres_database(*, migrate: bool = True) -> Iterator[str]:
+    """The URL of a new PostgreSQL database (migrated unless ``migrate`` is false), dropped at the end."""
     name = f"sidekiq_supervisor_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
     try:
+        if migrate:
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
         yield url
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test session, migrated once, dropped at the end."""
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

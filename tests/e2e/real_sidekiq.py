@@ -13,8 +13,9 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,11 @@ class SidekiqProcess:
         return self.log.read_text(errors="replace")[-4000:]
 
 
+def sidekiq_command(app: str, threads: int) -> list[str]:
+    """``sidekiq`` on queue ``default`` loading ``app`` (a file of ``sidekiq_app``), 1 s shutdown timeout."""
+    return ["sidekiq", "-r", str(APP / app), "-c", str(threads), "-q", "default", "-t", "1"]
+
+
 @contextmanager
 def sidekiq(
     env: dict[str, str],
@@ -129,7 +135,7 @@ def sidekiq(
     """
     log = workdir / f"sidekiq-{name}.log"
     before = client.smembers("processes")
-    command = ["sidekiq", "-r", str(APP / app), "-c", str(threads), "-q", "default", "-t", "1"]
+    command = sidekiq_command(app, threads)
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=workdir
@@ -140,6 +146,67 @@ def sidekiq(
         yield running
     finally:
         stop(process)
+
+
+# systemd's RestartSec: the pause before a dead process is started again.
+RESPAWN_SECONDS = 0.5
+
+
+class RespawnedSidekiq:
+    """A Sidekiq server kept up as systemd's ``Restart=always`` keeps a service up: each time the
+    process dies, a new one starts (a new pid, so a new identity). :attr:`deaths` holds the exit
+    code of each process that died by itself (not stopped by :meth:`stop`)."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str, command: list[str]) -> None:
+        self._env = {**os.environ, **env}
+        self._workdir = workdir
+        self._name = name
+        self._command = command
+        self._stopping = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self.deaths: list[int] = []
+        self.logs: list[Path] = []
+        self._thread = threading.Thread(target=self._keep_up, name=f"respawn-{name}", daemon=True)
+        self._thread.start()
+
+    def _keep_up(self) -> None:
+        while not self._stopping.is_set():
+            log = self._workdir / f"sidekiq-{self._name}-{len(self.logs)}.log"
+            self.logs.append(log)
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    self._command, env=self._env, stdout=out, stderr=subprocess.STDOUT, cwd=self._workdir
+                )
+            self._process = process
+            while process.poll() is None and not self._stopping.is_set():
+                with suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.2)
+            if self._stopping.is_set():
+                return
+            self.deaths.append(process.returncode)
+            self._stopping.wait(RESPAWN_SECONDS)
+
+    def stop(self) -> None:
+        """Stop respawning, and stop the process running now."""
+        self._stopping.set()
+        self._thread.join(timeout=10)
+        if self._process is not None:
+            stop(self._process)
+
+    def log_text(self) -> str:
+        return "".join(log.read_text(errors="replace")[-2000:] for log in self.logs[-2:] if log.exists())
+
+
+@contextmanager
+def respawned_sidekiq(
+    env: dict[str, str], workdir: Path, name: str, *, app: str = "jobs.rb", threads: int = 3
+) -> Iterator[RespawnedSidekiq]:
+    """A Sidekiq server on queue ``default`` that comes back each time it dies, until the end."""
+    kept = RespawnedSidekiq(env, workdir, name, sidekiq_command(app, threads))
+    try:
+        yield kept
+    finally:
+        kept.stop()
 
 
 def sidekiq_env(api, client: str = "seed", line: int = 6) -> dict[str, str]:

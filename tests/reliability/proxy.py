@@ -55,6 +55,8 @@ class TcpProxy:
         self._closed = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
+        # hang_after: the bytes whose request goes through before the link hangs, and the signal.
+        self._trap: tuple[bytes, threading.Event] | None = None
         self._spawn(self._accept_loop)
 
     @property
@@ -76,6 +78,16 @@ class TcpProxy:
         with self._lock:
             self._mode = Mode.BLACKHOLE
             self._flowing.clear()
+
+    def hang_after(self, request: bytes) -> threading.Event:
+        """Forward until a client sends bytes containing ``request``; forward those, then act as a
+        partition before any answer can come back: the server did what was asked, the client
+        never hears. The event is set at that moment. (A request is matched within one read: a
+        Redis command is one write of its client, and small ones arrive whole.)"""
+        hung = threading.Event()
+        with self._lock:
+            self._trap = (request, hung)
+        return hung
 
     def restore(self) -> None:
         """Forward again (held data included, as TCP does once a partition heals)."""
@@ -138,8 +150,19 @@ class TcpProxy:
             reset_connection(upstream)
             reset_connection(client)
             return
-        self._spawn(self._pump, client, upstream)
+        self._spawn(self._pump, client, upstream, True)
         self._pump(upstream, client)
+
+    def _spring(self, data: bytes) -> None:
+        """Hang the link (``hang_after``) if ``data`` is the request awaited: before it is
+        forwarded, so that no answer to it gets through."""
+        with self._lock:
+            if self._trap is None or self._trap[0] not in data:
+                return
+            (_, hung), self._trap = self._trap, None
+            self._mode = Mode.BLACKHOLE
+            self._flowing.clear()
+        hung.set()
 
     def _wait_flowing(self) -> bool:
         """Wait until traffic may flow; False once the proxy is closed or the link is cut."""
@@ -148,12 +171,14 @@ class TcpProxy:
                 return False
         return not self._closed.is_set()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool = False) -> None:
         try:
             while True:
                 data = source.recv(CHUNK)
                 if not data or not self._wait_flowing():
                     break
+                if from_client:
+                    self._spring(data)
                 sink.sendall(data)
         except OSError:
             pass

@@ -60,3 +60,18 @@ class CountedJob
     Sidekiq.redis { |redis| redis.incr("e2e:done:#{name}") }
   end
 end
+
+# A poison pill: counts its run (e2e:runs:<name>), waits until the supervisor has its `started`
+# report, then SIGKILLs its own process, as the OOM killer would. Every run takes a process down.
+# (Without the flush the kill comes before the gem's reporter sends `started`, within its 0.5 s
+# flush interval: the ledger then only knows the job as queued, and recovery does not take it.)
+class PoisonJob
+  include Sidekiq::Worker
+  sidekiq_options retry: false
+
+  def perform(name)
+    Sidekiq.redis { |redis| redis.incr("e2e:runs:#{name}") }
+    SidekiqSupervisor.flush(20) if defined?(SidekiqSupervisor)
+    Process.kill(:KILL, Process.pid)
+  end
+end
