@@ -48,12 +48,12 @@ class Condition(StrEnum):
     SILENCE = "silence"  # no reports while Sidekiq processes are alive
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         """A name for people."""
-        return _TITLES[self]
+        return _LABELS[self]
 
 
-_TITLES = {
+_LABELS = {
     Condition.UNCOMPLETED: "Jobs uncompleted too long",
     Condition.SLOW: "Jobs slower than their class",
     Condition.ORPHANED: "Orphaned jobs",
@@ -258,7 +258,7 @@ def silence(
     the watch began) stands in for a ledger that never received any report (0: the rule is off)."""
     if minutes <= 0 or live_processes <= 0:
         return []
-    since = max(last_report_at or 0, watched_since)
+    since = watched_since if last_report_at is None else last_report_at
     quiet = now - since
     if quiet <= round(minutes * MINUTE):
         return []
@@ -337,7 +337,8 @@ def next_message_at(sent_at: Iterable[Micros], now: Micros, limit: int, window: 
 def retry_at(attempts: int, now: Micros, first_delay: Micros, max_delay: Micros) -> Micros:
     """When a delivery that failed ``attempts`` times is tried again: the delay doubles from
     ``first_delay`` up to ``max_delay``."""
-    return now + min(max_delay, first_delay * 2 ** min(max(attempts - 1, 0), 40))
+    delay: Micros = first_delay * 2 ** min(max(attempts - 1, 0), 40)
+    return now + min(max_delay, delay)
 
 
 class DeliveryStatus(StrEnum):
@@ -425,7 +426,7 @@ def test_message(service: str, targets: int) -> Message:
 
 
 def _heading(notice: Notice) -> str:
-    title = notice.condition.title
+    title = notice.condition.label
     return f"{title} ({notice.subject})" if notice.subject else title
 
 
@@ -464,7 +465,7 @@ class AlertRecord:
     @property
     def title(self) -> str:
         """The condition's title, with the subject it groups by."""
-        return f"{self.condition.title} ({self.subject})" if self.subject else self.condition.title
+        return f"{self.condition.label} ({self.subject})" if self.subject else self.condition.label
 
     def document(self) -> dict[str, Any]:
         """The alert for scripts (the API and ``alerts --json``)."""
@@ -474,9 +475,9 @@ class AlertRecord:
             "subject": self.subject,
             "title": self.title,
             "state": "open" if self.resolved_at is None else "resolved",
-            "opened_at": _iso(self.opened_at),
-            "updated_at": _iso(self.updated_at),
-            "resolved_at": _iso(self.resolved_at),
+            "opened_at": iso_time(self.opened_at),
+            "updated_at": iso_time(self.updated_at),
+            "resolved_at": iso_time(self.resolved_at),
             "count": self.count,
             "summary": self.summary,
             "sample": list(self.sample),
@@ -503,9 +504,11 @@ class DeliveryRecord:
             "target": self.target,
             "status": self.status.value,
             "attempts": self.attempts,
-            "next_attempt_at": _iso(self.next_attempt_at) if self.status is DeliveryStatus.PENDING else None,
-            "last_attempt_at": _iso(self.last_attempt_at),
-            "sent_at": _iso(self.sent_at),
+            "next_attempt_at": iso_time(self.next_attempt_at)
+            if self.status is DeliveryStatus.PENDING
+            else None,
+            "last_attempt_at": iso_time(self.last_attempt_at),
+            "sent_at": iso_time(self.sent_at),
             "error": self.error,
         }
 
@@ -538,7 +541,7 @@ class MessageRecord:
         """The message for scripts."""
         return {
             "id": self.id,
-            "created_at": _iso(self.created_at),
+            "created_at": iso_time(self.created_at),
             "kind": self.kind.value,
             "title": self.title,
             "body": self.body,
@@ -580,6 +583,7 @@ def _sample(jids: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _iso(micros: Micros | None) -> str | None:
+def iso_time(micros: Micros | None) -> str | None:
+    """Epoch microseconds in ISO 8601 UTC, for scripts; None stays None."""
     moment = datetime_from_micros(micros)
     return None if moment is None else moment.isoformat()
