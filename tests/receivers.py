@@ -97,11 +97,14 @@ class HttpReceiver:
             self.waiting -= 1
             self.received.append(Received(handler.command, handler.path, dict(handler.headers), body))
             self._lock.notify_all()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/plain")
-        handler.send_header("Content-Length", "2")
-        handler.end_headers()
-        handler.wfile.write(b"ok")
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/plain")
+            handler.send_header("Content-Length", "2")
+            handler.end_headers()
+            handler.wfile.write(b"ok")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting
 
     def handle_tunnelled(self, handler: BaseHTTPRequestHandler) -> None:
         """Take a request that arrived through ``SlackProxy``'s tunnel."""
