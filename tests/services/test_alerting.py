@@ -439,3 +439,18 @@ def test_the_migration_adds_the_alert_tables_to_a_ledger_that_has_jobs(engine):
 
         context = MigrationContext.configure(connection, opts={"include_object": ours})
         assert compare_metadata(context, metadata) == []
+
+
+def test_a_message_for_a_url_no_longer_configured_is_dropped_not_retried(engine, receiver):
+    old = Notifier(engine, (f"json://127.0.0.1:{free_port()}/old",), name="test")
+    assert old.queue_test() == 1
+    now = Notifier(engine, (f"json://{receiver.url}/new",), name="test")
+
+    tally = now.deliver_due()
+
+    assert (tally.sent, tally.failed) == (0, 0)
+    with engine.connect() as connection:
+        ((delivery,),) = [m.deliveries for m in store.message_records(connection, 10)]
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DROPPED, 0)
+    assert delivery.error == "its URL is no longer in SUPERVISOR_NOTIFY"
+    assert receiver.received == []

@@ -174,3 +174,17 @@ def test_ingest_goes_on_while_a_notification_url_hangs_and_the_message_arrives_w
         receiver.wait_for(lambda r: len(r.received) == 1)
         document = wait_for(lambda: alerts_document(client), lambda d: d["messages"][0]["status"] == "sent")
     assert document["messages"][0]["deliveries"][0]["attempts"] == 1  # the very try that hung
+
+
+def test_settings_split_the_urls_and_refuse_one_apprise_cannot_use_without_showing_its_secret():
+    urls = "json://a.example/x, mailtos://u:pw@smtp.example?to=a@x.org,b@x.org\n  slack://T1/B2/C3"
+    assert Settings(notify=urls).notify_urls == (
+        "json://a.example/x",
+        "mailtos://u:pw@smtp.example?to=a@x.org,b@x.org",
+        "slack://T1/B2/C3",
+    )
+    assert Settings(notify=urls).alerts_enabled and not Settings().alerts_enabled
+    assert Settings(alerts=True).alerts_enabled and not Settings(notify=urls, alerts=False).alerts_enabled
+    with pytest.raises(ValueError, match=r"nope://user:\*\*\*@host is not a notification URL") as refused:
+        Settings(notify="json://ok.example nope://user:s3cret@host")
+    assert "s3cret" not in refused.value.errors()[0]["msg"]
