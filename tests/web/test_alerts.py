@@ -76,7 +76,11 @@ def test_the_page_the_api_and_the_cli_show_the_alert_and_its_delivery(
     stuck_job(ledger_url)
     with TestClient(create_app(alerting(settings, receiver))) as client:
         receiver.wait_for(lambda r: len(r.received) == 1)
-        document = wait_for(lambda: alerts_document(client), lambda d: d["messages"][0]["status"] == "sent")
+        # The pass records the delivery, then its own health: wait for both.
+        document = wait_for(
+            lambda: alerts_document(client),
+            lambda d: d["messages"][0]["status"] == "sent" and d["loop"]["led_last_pass"] is True,
+        )
         page = client.get("/alerts").text
 
     (alert,) = document["open"]
