@@ -133,7 +133,8 @@ def empty_postgres_url(postgres_url: str, _postgres_emptier: Engine) -> str:
     with _postgres_emptier.begin() as connection:
         # Nothing here needs to survive a crash: the commit need not wait for the disk.
         connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        connection.execute(text("TRUNCATE jobs, job_events, job_rollups, job_payloads RESTART IDENTITY"))
+        tables = "jobs, job_events, job_rollups, job_payloads, alerts, alert_messages, alert_deliveries"
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
     return postgres_url
 
 

@@ -65,6 +65,38 @@ class Settings(BaseSettings):
     # shell patterns, comma-separated (``Billing::*,ExportJob``).
     recover_queue: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
     recover_exclude: str = ""
+    # Alerts and notifications (docs/alerts.md). SUPERVISOR_NOTIFY: one or more Apprise URLs
+    # (Slack, email, Teams, Discord, webhooks, ...), separated by spaces, newlines or commas.
+    notify: str = Field("", repr=False)
+    # The alert loop runs when SUPERVISOR_NOTIFY is set, unless this says otherwise (true: keep
+    # alerts for the Alerts page without sending any).
+    alerts: bool | None = None
+    alert_interval_seconds: float = Field(30.0, gt=0, le=3600)
+    # An alert resolves once its condition has been absent this long (a flapping one stays open).
+    alert_resolve_after_seconds: float = Field(60.0, ge=0)
+    # The conditions' thresholds; 0 turns a condition off.
+    alert_uncompleted_minutes: float = Field(60.0, ge=0)
+    alert_slow_factor: float = Field(10.0, ge=0)
+    alert_slow_min_seconds: float = Field(60.0, ge=0)
+    alert_orphaned: int = Field(1, ge=0)
+    alert_recovered: int = Field(1, ge=0)
+    alert_quarantined: int = Field(1, ge=0)
+    alert_recovery_window_minutes: float = Field(60.0, gt=0)
+    alert_failure_percent: float = Field(25.0, ge=0, le=100)
+    alert_failure_min_runs: int = Field(20, ge=1)
+    alert_failure_window_minutes: float = Field(15.0, gt=0)
+    alert_silence_minutes: float = Field(15.0, ge=0)
+    # The rate limit: at most this many alert messages per window; notices wait and go together.
+    notify_max_messages: int = Field(10, ge=1)
+    notify_rate_window_minutes: float = Field(60.0, gt=0)
+    # A failed delivery is tried again after notify_retry_seconds, doubling up to the maximum,
+    # until notify_give_up_hours after the message was made. Each try gives up after the timeout.
+    notify_retry_seconds: float = Field(10.0, gt=0)
+    notify_retry_max_seconds: float = Field(600.0, gt=0)
+    notify_give_up_hours: float = Field(24.0, gt=0)
+    notify_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # The name messages give the service (``[name] FIRING: ...``); the host's name when unset.
+    notify_name: str | None = Field(None, min_length=1, max_length=100)
     prune_batch_size: int = Field(1000, ge=1, le=10_000)
     # Fernet keys, comma-separated, newest first: the exact payload of a job whose arguments were
     # masked is kept encrypted with the first, so that a restart pushes the real values.
@@ -89,6 +121,16 @@ class Settings(BaseSettings):
     def secret_keys(self) -> tuple[str, ...]:
         """The keys that seal kept payloads (the first) and open them (any); empty when none."""
         return tuple(key.strip() for key in (self.secret_key or "").split(",") if key.strip())
+
+    @property
+    def notify_urls(self) -> tuple[str, ...]:
+        """SUPERVISOR_NOTIFY as its URLs."""
+        return split_notify_urls(self.notify)
+
+    @property
+    def alerts_enabled(self) -> bool:
+        """Whether ``serve`` runs the alert loop: SUPERVISOR_ALERTS, or else whether URLs are set."""
+        return self.alerts if self.alerts is not None else bool(self.notify_urls)
 
     @property
     def api_tokens(self) -> tuple[str, ...]:
@@ -130,6 +172,22 @@ class Settings(BaseSettings):
                     ) from None
         return value
 
+    @field_validator("notify")
+    @classmethod
+    def _apprise_urls(cls, value: str) -> str:
+        urls = split_notify_urls(value)
+        if urls:
+            from apprise import Apprise
+
+            for url in urls:
+                if Apprise.instantiate(url) is None:
+                    # Masked: a notification URL carries its service's token or password.
+                    raise ValueError(
+                        f"{masked_url(url)} is not a notification URL Apprise can use (see "
+                        "https://github.com/caronc/apprise/wiki for each service's form)"
+                    )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _use_psycopg_for_postgres(cls, url: str) -> str:
@@ -152,6 +210,15 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"{masked_url(url)} is not a usable Redis URL ({exc})") from None
         return url
+
+
+def split_notify_urls(text: str) -> tuple[str, ...]:
+    """Notification URLs separated by spaces, newlines or commas (a comma inside a URL, as in
+    ``mailto://...?to=a@x.org,b@x.org``, stays: only one before another ``scheme://`` separates)."""
+    return tuple(url for url in _URL_SEPARATOR.split(text.strip()) if url)
+
+
+_URL_SEPARATOR = re.compile(r"\s+|,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
 def masked_url(url: str) -> str:

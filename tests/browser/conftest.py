@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import redis_test_url
 from tests.live_service import Service, running_service
+from tests.receivers import free_port
 from tests.web.pages.dataset import Dataset, build, chunks
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -55,7 +56,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
 @contextmanager
 def dashboard_service(workdir: Path, data: Dataset | None) -> Iterator[Service]:
     """A service on a new SQLite ledger and the tests' Redis, with page credentials, holding ``data``."""
-    env = {"REDIS_URL": redis_test_url(), "SUPERVISOR_USERNAME": USER, "SUPERVISOR_PASSWORD": PASSWORD}
+    env = {
+        "REDIS_URL": redis_test_url(),
+        "SUPERVISOR_USERNAME": USER,
+        "SUPERVISOR_PASSWORD": PASSWORD,
+        # The alert loop on, its webhook down: the Alerts page has alerts and failed deliveries.
+        "SUPERVISOR_NOTIFY": f"json://127.0.0.1:{free_port()}/hooks/sidekiq",
+        "SUPERVISOR_ALERT_UNCOMPLETED_MINUTES": "5",
+        "SUPERVISOR_ALERT_INTERVAL_SECONDS": "1",
+    }
     with running_service(f"sqlite:///{workdir / 'ledger.db'}", workdir, **env) as service:
         if data is not None:
             with httpx2.Client(base_url=service.url, timeout=30, trust_env=False) as client:

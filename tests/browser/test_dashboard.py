@@ -27,6 +27,7 @@ PAGES = {
     "durations": "/durations",
     "restart": "/restart",
     "recoveries": "/recoveries",
+    "alerts": "/alerts",
 }
 
 

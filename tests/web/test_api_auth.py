@@ -37,6 +37,8 @@ def guarded(settings: Settings) -> Iterator[TestClient]:
         ("get", "/api/v1/stats"),
         ("get", "/api/v1/durations"),
         ("post", "/api/v1/jobs/restart"),
+        ("get", "/api/v1/alerts"),
+        ("post", "/api/v1/alerts/test"),
     ],
 )
 def test_without_a_token_every_api_route_answers_401_with_a_json_error(guarded, method, path):

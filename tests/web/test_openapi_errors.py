@@ -66,6 +66,8 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/v1/liveness"): {401, 422, 503},
     ("GET", "/api/v1/recoveries"): {401, 422, 503},
     ("POST", "/api/v1/jobs/restart"): {401, 422, 503},
+    ("GET", "/api/v1/alerts"): {401, 503},
+    ("POST", "/api/v1/alerts/test"): {401, 409, 503},
     ("GET", "/healthz"): {503},
 }
 
@@ -125,6 +127,8 @@ def _provocations(method: str, template: str) -> dict[int, list[Call]]:
         404: [Call("strict", path)],
         422: [Call("strict", path, {"params": INVALID_QUERY.get(template, {})})],
         503: [Call("strict" if needs_redis else "cut", path)],
+        # The strict world has no notification URL: nothing to send a test to.
+        409: [Call("strict", path)],
     }
     if template == "/api/v1/jobs/restart":
         calls[503].append(Call("strict", path, {"params": {"dry_run": "true"}}))
@@ -159,7 +163,12 @@ def cut(postgres_url: str) -> Iterator[TestClient]:
     url = make_url(postgres_url)
     with tcp_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        settings = Settings(database_url=proxied, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+        # A notification URL, so that a test notification gets as far as the database.
+        settings = Settings(
+            database_url=proxied,
+            redis_url=f"redis://127.0.0.1:{free_port()}/0",
+            notify=f"json://127.0.0.1:{free_port()}/",
+        )
         with TestClient(create_app(settings)) as client:
             proxy.cut()
             yield client

@@ -449,6 +449,8 @@ ROUTES = {
     "/api/v1/jobs/{job_id}/failed": {"post"},
     "/api/v1/liveness": {"get"},
     "/api/v1/recoveries": {"get"},
+    "/api/v1/alerts": {"get"},
+    "/api/v1/alerts/test": {"post"},
     "/healthz": {"get"},
 }
 

@@ -12,9 +12,10 @@ import typer
 
 from sidekiq_supervisor.cli import output
 from sidekiq_supervisor.cli.database import load_settings, open_database, open_manager
-from sidekiq_supervisor.cli.failures import reported_failures
+from sidekiq_supervisor.cli.failures import fail, reported_failures
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.model import JobStatus, Selection
+from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.settings import Settings
 
 app = typer.Typer(
@@ -194,6 +195,38 @@ def recoveries(
     finally:
         manager.ledger.engine.dispose()
     output.show_recoveries(done, as_json)
+
+
+@app.command()
+def alerts(
+    history: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many past alerts.")] = 20,
+    messages: Annotated[
+        int, typer.Option(min=0, max=1000, help="Show at most this many notifications.")
+    ] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (as GET /api/v1/alerts).")
+    ] = False,
+    send_test: Annotated[
+        bool,
+        typer.Option("--send-test", help="Queue a test notification; the alert loop of `serve` sends it."),
+    ] = False,
+) -> None:
+    """Open alerts, their history and each notification's delivery (SUPERVISOR_NOTIFY)."""
+    from sidekiq_supervisor.services.alerting import Alerter
+
+    settings = load_settings()
+    manager = JobManager.from_settings(settings, open_database(settings))
+    try:
+        alerter = Alerter.from_settings(manager, settings)
+        if send_test:
+            queued = alerter.notifier.queue_test()
+            if queued is None:
+                raise fail("no notification URL is configured (SUPERVISOR_NOTIFY)")
+            typer.echo(f"test notification queued as message {queued}: `serve` sends it", err=True)
+        view = alerter.view(history, messages)
+    finally:
+        manager.ledger.engine.dispose()
+    output.show_alerts(view, as_json)
 
 
 @app.command()

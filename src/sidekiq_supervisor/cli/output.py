@@ -23,6 +23,7 @@ from sidekiq_supervisor import render
 from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.domain.model import datetime_from_micros
 from sidekiq_supervisor.domain.recovery import Recovery
+from sidekiq_supervisor.services.alerting import AlertsView
 from sidekiq_supervisor.services.liveness import LivenessReport
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, RestartReport, outcome_lines
 from sidekiq_supervisor.services.results import DurationList, Job, JobDuration, JobList
@@ -226,3 +227,34 @@ def show_recoveries(recoveries: Sequence[Recovery], as_json: bool) -> None:
         else:
             typer.echo(f"{when}  recovered    {job} as {recovery.new_jid} "
                        f"(attempt {recovery.attempt}): {recovery.reason}")  # fmt: skip
+
+
+def show_alerts(view: AlertsView, as_json: bool) -> None:
+    """The alerts: open ones, the history, and each notification with its deliveries; or JSON."""
+    if as_json:
+        sys.stdout.buffer.write(dumps(view.document()) + b"\n")
+        return
+
+    def when(micros: int | None) -> str:
+        return render.format_time(datetime_from_micros(micros))
+
+    def clean(text: str) -> str:
+        return text.translate(_CONTROL_CHARACTERS)  # summaries name classes and processes from reports
+
+    targets = ", ".join(view.targets) or "none (SUPERVISOR_NOTIFY is empty)"
+    typer.echo(f"notification URLs: {targets}")
+    typer.echo(f"open alerts: {len(view.open)}")
+    for alert in view.open:
+        typer.echo(f"  {when(alert.opened_at)}  FIRING  {clean(alert.title)}: {clean(alert.summary)}")
+    typer.echo("history, newest first:" if view.history else "no alert yet")
+    for alert in view.history:
+        state = "open" if alert.resolved_at is None else f"resolved {when(alert.resolved_at)}"
+        typer.echo(f"  {when(alert.opened_at)}  {clean(alert.title)} ({state})")
+    typer.echo("notifications, newest first:" if view.messages else "no notification yet")
+    for message in view.messages:
+        typer.echo(
+            f"  {when(message.created_at)}  #{message.id} {message.status:<11}  {clean(message.title)}"
+        )
+        for delivery in message.deliveries:
+            error = f": {clean(delivery.error)}" if delivery.error else ""
+            typer.echo(f"      {delivery.target}  {delivery.status.value}, {delivery.attempts} tries{error}")

@@ -143,6 +143,12 @@ class Ledger:
         with self.engine.connect() as connection:
             return per_class(itertools.takewhile(lambda r: r.at >= since, self._recoveries(connection)))
 
+    def recoveries_since(self, since: Micros, limit: int = 10_000) -> list[Recovery]:
+        """What automatic recovery did since ``since``, newest first (at most ``limit`` acts)."""
+        with self.engine.connect() as connection:
+            recent = itertools.takewhile(lambda r: r.at >= since, self._recoveries(connection))
+            return list(itertools.islice(recent, limit))
+
     @staticmethod
     def _recoveries(connection: Connection) -> Iterator[Recovery]:
         for event in queries.recovery_events(connection):

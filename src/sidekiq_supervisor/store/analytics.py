@@ -56,7 +56,7 @@ def highest_job_id(connection: Connection) -> int:
     return connection.execute(select(func.max(jobs.c.id))).scalar_one() or 0
 
 
-def _first_event_id_recorded_since(connection: Connection, since: Micros) -> int | None:
+def first_event_id_recorded_since(connection: Connection, since: Micros) -> int | None:
     """The smallest event id recorded at or after ``since`` (by bisection on the primary key)."""
     low, high = connection.execute(select(func.min(job_events.c.id), func.max(job_events.c.id))).one()
     if high is None:
@@ -81,7 +81,7 @@ def _first_event_id_recorded_since(connection: Connection, since: Micros) -> int
 
 def events_per_minute(connection: Connection, since: Micros, until: Micros) -> dict[str, dict[int, int]]:
     """For each event kind, the number of events per minute (minute start, in micros) in the window."""
-    first_id = _first_event_id_recorded_since(connection, since - RECORDED_SLACK)
+    first_id = first_event_id_recorded_since(connection, since - RECORDED_SLACK)
     if first_id is None:
         return {}
     minute = (job_events.c.at // MINUTE).label("minute")

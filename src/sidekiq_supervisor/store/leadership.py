@@ -1,7 +1,9 @@
-"""One process at a time for the background work that pushes jobs: a PostgreSQL advisory lock.
+"""One process at a time for the background work that pushes jobs or sends notifications: a
+PostgreSQL advisory lock per loop (recovery's, the alerts').
 
 SQLite has one writer, and its processes share one file on one machine: there every process may
-run the work, since each push is claimed in a write transaction first (``store.restarts``).
+run the work, since each push is claimed in a write transaction first (``store.restarts``), as is
+each alert, notice and delivery (``store.alerts``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from sqlalchemy import Engine, text
 
 # The key of automatic recovery's lock (any fixed 64-bit number no other lock of ours uses).
 RECOVERY_LOCK_KEY = 0x5349_4451_5245_4356  # "SIDQRECV"
+# The alert loop's: one process evaluates the alerts and sends the notifications.
+ALERTS_LOCK_KEY = 0x5349_4451_414C_5254  # "SIDQALRT"
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # Named constraints keep Alembic migrations stable across SQLite batch mode and PostgreSQL.
@@ -100,4 +101,74 @@ job_rollups = Table(
     Column("histogram", Text, nullable=False),
     # One row per key; long-range summaries read a class's hours in order.
     PrimaryKeyConstraint("job_class", "origin", "hour"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    # One row per alert (domain.alerts): open while resolved_at is NULL, then history. Newest first
+    # by id.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # condition:subject, the alert's identity; condition and subject also apart, for people.
+    Column("key", String(320), nullable=False),
+    Column("condition", String(32), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    # When the condition was first absent since it was last found (it resolves after a hold).
+    Column("clear_since", BigInteger),
+    Column("resolved_at", BigInteger),
+    # The figures of the last pass that found it: how many, in words, and a few jids (JSON).
+    Column("count", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("sample", Text, nullable=False),
+    # The messages that told it fired and resolved; NULL while that notice waits.
+    Column("fired_message_id", BigInteger),
+    Column("resolved_message_id", BigInteger),
+    # At most one open alert per key: two processes (SQLite) opening the same one insert once.
+    Index(
+        None,
+        "key",
+        unique=True,
+        sqlite_where=text("resolved_at IS NULL"),
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+)
+
+alert_messages = Table(
+    "alert_messages",
+    metadata,
+    # One row per message: notices told together (kind "alerts", counted by the rate limit), or a
+    # test someone asked for (kind "test").
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    # The rate limit reads the messages of its window.
+    Index(None, "kind", "created_at"),
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    # One message to one notification URL: its status (domain.alerts.DeliveryStatus), tries and
+    # the last error. The URL itself is never stored: a hash names it, and ``target`` shows it
+    # with its secrets masked.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", BigInteger, nullable=False),
+    Column("target_key", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    # When a pending delivery is tried next, or when a claimed one ("sending") may be taken over.
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_attempt_at", BigInteger),
+    Column("sent_at", BigInteger),
+    Column("error", Text),
+    # The deliveries due: status pending or sending, by time.
+    Index(None, "status", "next_attempt_at"),
+    # A message's deliveries, for the Alerts page.
+    Index(None, "message_id"),
 )

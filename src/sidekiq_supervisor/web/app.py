@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor import __version__
+from sidekiq_supervisor.services.alerting import Alerter
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
@@ -82,9 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _settle_garbage_collector()
         pruner, pruning = _start_pruner(services)
         recoverer, recovering = _start_recoverer(services)
+        alerting = _start_alerter(services)
         try:
             yield
         finally:
+            if alerting is not None:
+                services.alerter.stop()  # a pass under way finishes (a delivery is bounded in time)
+                await alerting
             if recovering is not None:
                 recoverer.stop()  # a pass under way finishes: each push is claimed, then recorded
                 await recovering
@@ -151,6 +156,7 @@ def _open_services(settings: Settings) -> Services:
         Dashboard(manager),
         SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version),
         Recoverer.from_settings(manager, engine, settings),
+        Alerter.from_settings(manager, settings),
         api_tokens=settings.api_tokens,
         intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),
         validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},
@@ -186,6 +192,14 @@ def _start_recoverer(services: Services) -> tuple[Recoverer, asyncio.Task[None] 
         return recoverer, None
     task = asyncio.create_task(recoverer.run(settings.recover_interval_seconds), name="recovery")
     return recoverer, task
+
+
+def _start_alerter(services: Services) -> asyncio.Task[None] | None:
+    """The alert loop's background task (``None`` unless SUPERVISOR_NOTIFY or SUPERVISOR_ALERTS)."""
+    settings = services.settings
+    if not settings.alerts_enabled:
+        return None
+    return asyncio.create_task(services.alerter.run(settings.alert_interval_seconds), name="alerts")
 
 
 async def healthz(services: ServicesDep) -> Response:

@@ -9,6 +9,7 @@ import redis
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from sidekiq_supervisor.services.alerting import Alerter
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import Ledger
@@ -32,6 +33,7 @@ class Services:
     dashboard: Dashboard
     sidekiq_monitor: SidekiqMonitor
     recoverer: Recoverer
+    alerter: Alerter
     # Derived from the settings once, at start-up, rather than on every ingest request:
     api_tokens: tuple[str, ...]
     intake: ReportIntake

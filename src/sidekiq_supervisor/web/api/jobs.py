@@ -20,6 +20,7 @@ from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, o
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.openapi_errors import (
     NO_HISTORY,
+    NO_NOTIFY_URL,
     RESTART_FAILED,
     SIDEKIQ_UNAVAILABLE,
     error_responses,
@@ -165,6 +166,31 @@ async def recoveries(
             "data": [recovery.document() for recovery in done],
         }
     )
+
+
+@router.get("/alerts", responses=error_responses(401, 503))
+async def alerts(services: ServicesDep) -> Response:
+    """Open alerts, the newest alerts and notifications (each with its delivery to each URL), and
+    how the alert loop is doing: what the Alerts page shows (``docs/alerts.md``)."""
+    view = await run_in_threadpool(services.alerter.view)
+    return json_response(view.document())
+
+
+@router.post(
+    "/alerts/test",
+    status_code=202,
+    responses=error_responses(401, 409, 503, describe={409: NO_NOTIFY_URL}),
+)
+async def alerts_test(services: ServicesDep) -> Response:
+    """Queue a test notification to every `SUPERVISOR_NOTIFY` URL; the alert loop sends it now.
+    `GET /api/v1/alerts` shows its delivery (`message_id` in `messages`)."""
+    if not services.settings.alerts_enabled:
+        raise HTTPException(409, "the alert loop is off (SUPERVISOR_ALERTS=false): nothing would send it")
+    message_id = await run_in_threadpool(services.alerter.notifier.queue_test)
+    if message_id is None:
+        raise HTTPException(409, "no notification URL is configured (SUPERVISOR_NOTIFY)")
+    services.alerter.wake()
+    return json_response({"message_id": message_id}, status_code=202)
 
 
 def loop_document(health: RecoveryHealth) -> dict[str, Any]:

@@ -80,6 +80,7 @@ DESCRIPTIONS: dict[int, str] = {
     401: "`SUPERVISOR_API_TOKEN` is set and the request carries none of its tokens "
     "(`Authorization: Bearer <token>`, or the token as the password of HTTP basic auth).",
     404: "The ledger knows no job with this jid.",
+    409: "The service's settings do not allow it; `error` says which.",
     413: "The body is larger than `SUPERVISOR_MAX_BODY_BYTES`. Nothing was stored; do not resend.",
     415: "The body is neither `application/x-www-form-urlencoded` nor `application/json`.",
     422: "Some fields are invalid; `detail` names each one. Nothing was stored; do not resend.",
@@ -97,6 +98,10 @@ BATCH_TOO_LARGE = (
     "`SUPERVISOR_MAX_BATCH_REPORTS` events. Nothing was stored; do not resend as it is."
 )
 NO_HISTORY = "The ledger holds no report for this jid."
+NO_NOTIFY_URL = (
+    "No notification URL is configured (`SUPERVISOR_NOTIFY`), or the alert loop is off "
+    "(`SUPERVISOR_ALERTS=false`): there is nothing to send the test to, or nothing to send it."
+)
 SIDEKIQ_UNAVAILABLE = (
     "Sidekiq's Redis cannot be read (down, not answering within 5 s, or `REDIS_URL` empty), or the "
     "database is unavailable. Retry after `Retry-After` seconds."

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from sidekiq_supervisor.web.pages import durations, jobs, overview, recoveries, restart
+from sidekiq_supervisor.web.pages import alerts, durations, jobs, overview, recoveries, restart
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-for module in (overview, jobs, durations, restart, recoveries):
+for module in (overview, jobs, durations, restart, recoveries, alerts):
     router.include_router(module.router)
 
 __all__ = ["STATIC", "router"]

@@ -35,6 +35,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/durations", "Durations"),
     ("/restart", "Restart"),
     ("/recoveries", "Recoveries"),
+    ("/alerts", "Alerts"),
     ("/sidekiq", "Sidekiq"),
 )
 
