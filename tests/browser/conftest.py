@@ -54,8 +54,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @contextmanager
-def dashboard_service(workdir: Path, data: Dataset | None) -> Iterator[Service]:
-    """A service on a new SQLite ledger and the tests' Redis, with page credentials, holding ``data``."""
+def dashboard_service(workdir: Path, data: Dataset | None, **settings: str) -> Iterator[Service]:
+    """A service on a new SQLite ledger and the tests' Redis, with page credentials, holding
+    ``data`` (``settings``: more of its environment)."""
     env = {
         "REDIS_URL": redis_test_url(),
         "SUPERVISOR_USERNAME": USER,
@@ -64,6 +65,7 @@ def dashboard_service(workdir: Path, data: Dataset | None) -> Iterator[Service]:
         "SUPERVISOR_NOTIFY": f"json://127.0.0.1:{free_port()}/hooks/sidekiq",
         "SUPERVISOR_ALERT_UNCOMPLETED_MINUTES": "5",
         "SUPERVISOR_ALERT_INTERVAL_SECONDS": "1",
+        **settings,
     }
     with running_service(f"sqlite:///{workdir / 'ledger.db'}", workdir, **env) as service:
         if data is not None:

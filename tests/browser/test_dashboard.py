@@ -237,3 +237,59 @@ def test_class_names_wrap_only_after_their_double_colons_at_desktop_width(page, 
     assert sideways and max(sideways) <= 0  # the overview's panels never scroll sideways
     # The "restart" tag beside a restarted job's jid is a label: no border, nothing to press.
     assert tag["border"] == "none" and tag["cursor"] != "pointer", tag
+
+
+RECOVERED_QUEUE = "browser-recovered"
+
+
+@pytest.fixture
+def recovering_service(tmp_path, redis_client):
+    """A service whose recovery loop pushes the jobs of a process that never heartbeats, into a
+    queue of their own, in the tests' Redis (``redis_client`` empties it after)."""
+    settings = {
+        "SUPERVISOR_AUTO_RECOVER": "true",
+        "SUPERVISOR_RECOVER_INTERVAL_SECONDS": "1",
+        "SUPERVISOR_RECOVER_QUEUE": RECOVERED_QUEUE,
+    }
+    with dashboard_service(tmp_path, None, **settings) as service:
+        yield service
+
+
+def test_the_recoveries_page_counts_what_recovery_did_per_class_and_is_photographed(
+    browser, recovering_service
+):
+    started_at = time.time() - 600
+    lost = {f"lost{n:020d}": ("Billing::InvoiceJob" if n % 3 else "ReportJob") for n in range(6)}
+    worker = {"identity": "web-9:4242:deadbeef0001", "hostname": "web-9", "pid": 4242}
+    events = [
+        {"event": event, "job_id": jid, "job_class": job_class, "queue": "default", "arguments": f"[{n}]",
+         "at": started_at + (event == "started"), **({"worker": worker} if event == "started" else {})}
+        for n, (jid, job_class) in enumerate(lost.items()) for event in ("queued", "started")
+    ]  # fmt: skip
+    with httpx2.Client(base_url=recovering_service.url, timeout=30, trust_env=False) as client:
+        assert client.post("/api/v1/events", json={"events": events}).status_code == 200
+    for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        for scheme in ("light", "dark"):
+            context = browser.new_context(
+                viewport=viewport,
+                color_scheme=scheme,
+                http_credentials={"username": "ops", "password": "correct horse"},
+            )
+            try:
+                page = context.new_page()
+                page.goto(recovering_service.url + "/recoveries")
+                for _ in range(30):  # a pass a second: the page shows them once one has run
+                    if page.locator("#recoveries tbody tr").count() == len(lost):
+                        break
+                    page.wait_for_timeout(500)
+                    page.reload()
+                per_class = page.locator("#recoveries-per-class tbody tr").all_inner_texts()
+                assert [row.split() for row in per_class] == [
+                    ["Billing::InvoiceJob", "4", "0"],
+                    ["ReportJob", "2", "0"],
+                ]
+                assert page.locator("#recoveries tbody tr").count() == len(lost)
+                assert "run by this process" in page.locator('[data-loop="last"]').inner_text()
+                assert_fits_and_photograph(page, "recoveries-with-data", width_name, scheme)
+            finally:
+                context.close()
