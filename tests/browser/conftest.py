@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -45,6 +46,22 @@ def assert_fits_and_photograph(page, name: str, width_name: str, scheme: str) ->
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at phone width"
     page.screenshot(path=str(screenshot_folder() / f"{name}-{width_name}-{scheme}.png"), full_page=True)
+
+
+def each_look(browser) -> Iterator[tuple[Any, str, str]]:
+    """A signed-in page at each width (desktop, phone) in each scheme (light, dark), with the
+    width's and the scheme's names: a page is photographed in all four."""
+    for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        for scheme in ("light", "dark"):
+            context = browser.new_context(
+                viewport=viewport,
+                color_scheme=scheme,
+                http_credentials={"username": USER, "password": PASSWORD},
+            )
+            try:
+                yield context.new_page(), width_name, scheme
+            finally:
+                context.close()
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from tests.browser.conftest import (
     DESKTOP,
-    PHONE,
     assert_fits_and_photograph,
     dashboard_service,
+    each_look,
     screenshot_folder,
 )
 from tests.web.pages.dataset import XSS_ARGUMENT, XSS_CLASS, XSS_ERROR, XSS_JID, XSS_WORKER, Dataset
@@ -80,19 +80,9 @@ def test_pages_refuse_a_browser_without_the_right_credentials(browser, service):
 
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_each_page_fits_a_phone_and_is_photographed(browser, service, name):
-    for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        for scheme in ("light", "dark"):
-            context = browser.new_context(
-                viewport=viewport,
-                color_scheme=scheme,
-                http_credentials={"username": "ops", "password": "correct horse"},
-            )
-            try:
-                page = context.new_page()
-                page.goto(service.url + PAGES[name])
-                assert_fits_and_photograph(page, name, width_name, scheme)
-            finally:
-                context.close()
+    for page, width_name, scheme in each_look(browser):
+        page.goto(service.url + PAGES[name])
+        assert_fits_and_photograph(page, name, width_name, scheme)
 
 
 def test_the_theme_toggle_switches_and_is_remembered(page, service):
@@ -268,28 +258,15 @@ def test_the_recoveries_page_counts_what_recovery_did_per_class_and_is_photograp
     ]  # fmt: skip
     with httpx2.Client(base_url=recovering_service.url, timeout=30, trust_env=False) as client:
         assert client.post("/api/v1/events", json={"events": events}).status_code == 200
-    for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        for scheme in ("light", "dark"):
-            context = browser.new_context(
-                viewport=viewport,
-                color_scheme=scheme,
-                http_credentials={"username": "ops", "password": "correct horse"},
-            )
-            try:
-                page = context.new_page()
-                page.goto(recovering_service.url + "/recoveries")
-                for _ in range(30):  # a pass a second: the page shows them once one has run
-                    if page.locator("#recoveries tbody tr").count() == len(lost):
-                        break
-                    page.wait_for_timeout(500)
-                    page.reload()
-                per_class = page.locator("#recoveries-per-class tbody tr").all_inner_texts()
-                assert [row.split() for row in per_class] == [
-                    ["Billing::InvoiceJob", "4", "0"],
-                    ["ReportJob", "2", "0"],
-                ]
-                assert page.locator("#recoveries tbody tr").count() == len(lost)
-                assert "run by this process" in page.locator('[data-loop="last"]').inner_text()
-                assert_fits_and_photograph(page, "recoveries-with-data", width_name, scheme)
-            finally:
-                context.close()
+    for page, width_name, scheme in each_look(browser):
+        page.goto(recovering_service.url + "/recoveries")
+        for _ in range(30):  # a pass a second: the page shows them once one has run
+            if page.locator("#recoveries tbody tr").count() == len(lost):
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        per_class = [row.split() for row in page.locator("#recoveries-per-class tbody tr").all_inner_texts()]
+        assert per_class == [["Billing::InvoiceJob", "4", "0"], ["ReportJob", "2", "0"]]
+        assert page.locator("#recoveries tbody tr").count() == len(lost)
+        assert "run by this process" in page.locator('[data-loop="last"]').inner_text()
+        assert_fits_and_photograph(page, "recoveries-with-data", width_name, scheme)
