@@ -236,7 +236,12 @@ def test_a_poison_pill_is_recovered_max_attempts_times_then_quarantined_in_the_d
     assert len(killed) == MAX_ATTEMPTS, "each run was lost with a process of its own"
     last = histories[chain[-1]]
     assert [event["event"] for event in last] == ["queued", "started", "quarantined"], last
-    assert last[-1]["detail"] == {"reason": reason}
+    assert last[-1]["detail"] == {
+        "reason": reason,
+        "job_class": "PoisonJob",
+        "queue": "default",
+        "arguments": '["pill"]',
+    }
     # In Sidekiq's Dead set, where its users look: the job as it was pushed, and why it is there.
     (member,) = redis_client.zrange(keys.DEAD, 0, -1)
     dead = json.loads(member)

@@ -17,6 +17,7 @@ from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_secon
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, kept_keys
 from sidekiq_supervisor.services.recovery import Recoverer
+from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import write_transaction
@@ -286,3 +287,48 @@ def test_a_jobs_own_opt_out_is_read_from_a_sealed_payload_too():
     assert kept_keys("plain", '{"supervisor_recover":false}', seal) == {"supervisor_recover": False}
     assert kept_keys("sealed", token, PayloadSeal(())) is None  # no key: unreadable, not an opt-out
     assert kept_keys(None, None, seal) is None and kept_keys("withheld", None, seal) is None
+
+
+def test_a_pass_pushes_in_batches_and_a_batch_redis_refused_part_of_is_pushed_once_on_the_next_pass(
+    engine, redis_client
+):
+    # 250 lost jobs: three batches. One job's queue is a string in Redis, so the batch holding it
+    # fails part-way (its other pushes are done and marked); the ledger keeps its originals.
+    jids = [f"lost{n:020d}" for n in range(250)]
+    at = micros_from_seconds(time.time() - 600)
+    worker = orjson.dumps({"identity": GONE}).decode()
+    reports = [
+        Report(
+            jid,
+            EventKind.STARTED,
+            at,
+            "ReportJob",
+            "broken" if n == 120 else "default",
+            f"[{n}]",
+            worker=worker,
+        )
+        for n, jid in enumerate(jids)
+    ]
+    with write_transaction(engine) as connection:
+        write_reports(connection, reports, at)
+    redis_client.set("queue:broken", "not a list")
+    recoverer = Recoverer(manager(engine, redis_client), engine, unknown_after=None)
+
+    with pytest.raises(RestartFailed, match="WRONGTYPE"):
+        recoverer.recover()
+    ledger = manager(engine, redis_client)
+    taken = sum(ledger.job(jid) is None for jid in jids)
+    assert taken % 100 == 0 and taken < 250  # whole batches: the failed one left its originals
+    assert redis_client.llen("queue:default") > taken  # its other pushes were done, and marked
+    redis_client.delete("queue:broken")
+    recovered = Recoverer(manager(engine, redis_client), engine, unknown_after=None).recover()
+
+    assert len(recovered) == 250 - taken
+    assert redis_client.llen("queue:default") == 249 and redis_client.llen("queue:broken") == 1
+    queued = [orjson.loads(raw) for raw in redis_client.lrange("queue:default", 0, -1)]
+    assert len({job["jid"] for job in queued}) == 249  # nothing pushed twice
+    assert sorted(job["args"][0] for job in queued) == [n for n in range(250) if n != 120]
+    with engine.connect() as connection:
+        for jid in jids:
+            assert [e.kind for e in job_history(connection, jid)].count(EventKind.RESTARTED) == 1
+    assert all(ledger.job(jid) is None for jid in jids)  # every original was taken

@@ -14,7 +14,7 @@ from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report, micros_from_datetime
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.restart import RestartFailed
-from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
+from sidekiq_supervisor.sidekiq_redis.enqueue import Push, SidekiqEnqueuer
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.queries import find_job, job_history
@@ -246,9 +246,8 @@ def test_a_restart_run_again_after_a_crash_never_pushes_the_same_original_twice(
     started(engine, "s-crash", arguments='["crash"]')
     enqueuer = SidekiqEnqueuer(redis_client)
     # The first run pushed, then died before the ledger committed: Redis has the push and its marker.
-    first = enqueuer.push_restart(
-        original_jid="s-crash", jid="a" * 24, queue="default", payload=b'{"class":"K","args":["crash"]}'
-    )
+    payload = b'{"class":"K","args":["crash"]}'
+    (first,) = enqueuer.push_all([Push("s-crash", "a" * 24, payload, queue="default")])
 
     report = manager_on(engine, redis_client).restart_uncompleted_jobs()
 

@@ -12,7 +12,7 @@ be pushed exactly (its secrets were not kept, say) is skipped with the reason, a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -30,7 +30,7 @@ from sidekiq_supervisor.services.job_payloads import PayloadSeal, PayloadUnavail
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import NOT_CONFIGURED, LivenessChecker, SidekiqUnavailable
 from sidekiq_supervisor.services.results import Job
-from sidekiq_supervisor.sidekiq_redis.enqueue import new_jid
+from sidekiq_supervisor.sidekiq_redis.enqueue import Push, new_jid
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.records import StoredJob
 from sidekiq_supervisor.store.restarts import (
@@ -48,11 +48,9 @@ class Enqueuer(Protocol):
     # The Sidekiq major version configured, for the unit of times when no live process says.
     sidekiq_version: int
 
-    def push_restart(self, *, original_jid: str, jid: str, queue: str, payload: bytes) -> str:
-        """Push once per original; return the jid that runs the restart. Raise if it could not."""
-
-    def bury(self, *, original_jid: str, jid: str, payload: bytes, now: float) -> str:
-        """Add to Sidekiq's Dead set once per original (a quarantine); the jid that holds it."""
+    def push_all(self, pushes: Sequence[Push]) -> list[str]:
+        """Push each (or bury each quarantine) at most once per original, in one round trip; the
+        jid that runs each. Raise if Redis failed (those done are marked: a re-run gets them)."""
 
 
 class RestartFailed(RuntimeError):
@@ -128,6 +126,25 @@ DEFAULT_SIDEKIQ_MAJOR = 7
 WAIT_MARGIN_SECONDS = 1.0
 
 
+# Automatic recovery pushes what a pass finds in batches of this many: a transaction and a round
+# trip to Redis each. A job at a time, 10,000 lost at once took over a minute to push.
+PUSH_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A restart under way: its original claimed, its push built, not yet pushed."""
+
+    stored: StoredJob
+    job: Job
+    recovered: str | None
+    attempt: int
+    poison: str | None  # why it is quarantined instead of pushed
+    queue: str  # where it goes (unless quarantined)
+    push: Push
+    index: int = 0  # its place in the batch
+
+
 # Automatic recovery's rule: why a job is recovered now, or None to leave it (domain.recovery).
 Recovery = Callable[[StoredJob, Verdict, SidekiqSnapshot], str | None]
 
@@ -201,6 +218,7 @@ class Restarter:
             )
         snapshot = self._snapshot()
         undecided: list[tuple[StoredJob, float]] = []
+        lost: list[tuple[StoredJob, str | None]] = []
         for stored in self._ledger.iterate(job_filter):
             if only is not None and stored.jid not in only:
                 continue
@@ -208,12 +226,17 @@ class Restarter:
             if recover is not None:  # automatic recovery: definite evidence only, nothing else listed
                 why = recover(stored, verdict, snapshot)
                 if why is not None:
-                    yield self._recover(stored, why, snapshot, max_attempts, recover_queue)
+                    lost.append((stored, why))
+                if len(lost) == PUSH_BATCH:
+                    yield from self._push(lost, snapshot.sidekiq_major, max_attempts, recover_queue)
+                    lost = []
                 continue
             if wait and not dry_run and verdict.settles_in is not None:
                 undecided.append((stored, verdict.settles_in))
                 continue
             yield self._decide(stored, verdict, snapshot, dry_run)
+        if lost:
+            yield from self._push(lost, snapshot.sidekiq_major, max_attempts, recover_queue)
         if undecided:
             yield from self._after_waiting(undecided)
 
@@ -248,58 +271,80 @@ class Restarter:
             except PayloadUnavailable as exc:
                 return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
             return RestartOutcome(job, None, f"{verdict.liveness}: {verdict.reason}")
-        try:
-            return self._restart_one(stored, job, snapshot.sidekiq_major)
-        except redis.RedisError as exc:
-            raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
+        (outcome,) = self._push([(stored, None)], snapshot.sidekiq_major)
+        return outcome
 
-    def _recover(
-        self, stored: StoredJob, why: str, snapshot: SidekiqSnapshot, max_attempts: int, queue: str | None
-    ) -> RestartOutcome:
-        job = Job.from_stored(stored)
-        try:
-            return self._restart_one(
-                stored, job, snapshot.sidekiq_major, recovered=why, max_attempts=max_attempts, queue=queue
-            )
-        except redis.RedisError as exc:
-            raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
-
-    def _restart_one(
+    def _push(
         self,
-        stored: StoredJob,
-        job: Job,
+        batch: Sequence[tuple[StoredJob, str | None]],
         sidekiq_major: int | None,
-        recovered: str | None = None,
         max_attempts: int = 3,
         queue: str | None = None,
-    ) -> RestartOutcome:
+    ) -> list[RestartOutcome]:
+        """Restart each job of ``batch`` (with why recovery takes it, or None when a person asked),
+        in one transaction around one round trip to Redis: claim each original, push them all,
+        record each replacement (or quarantine), commit. The outcomes in ``batch``'s order."""
         enqueuer = self._enqueuer
         if enqueuer is None:
             raise SidekiqUnavailable(NOT_CONFIGURED)
         now = now_micros()
+        outcomes: dict[int, RestartOutcome] = {}
         try:
             with write_transaction(self._ledger.engine) as connection:
-                if not claim_original(connection, stored):
-                    reason = "it changed while restarting (completed, or restarted elsewhere)"
-                    return RestartOutcome(job, None, reason, taken=False)
-                jid = new_jid()
-                queue = queue or stored.queue  # recovery may send it elsewhere
-                payload = self._payload(connection, stored, jid, now, sidekiq_major, queue)
-                attempt = recovery_attempt(connection, stored) if recovered else 1
-                poison = quarantine_reason(attempt, max_attempts) if recovered else None
-                if poison is not None:
-                    dead = dead_payload(
-                        payload, error=poison, now=now / 1_000_000, sidekiq_major=self._major(sidekiq_major)
-                    )
-                    enqueuer.bury(original_jid=stored.jid, jid=jid, payload=dead, now=now / 1_000_000)
-                    record_quarantine(connection, stored, poison, now)
-                    return RestartOutcome(job, None, poison, taken=False, quarantined=True)
-                jid = enqueuer.push_restart(original_jid=stored.jid, jid=jid, queue=queue, payload=payload)
-                replacement = Report(jid, EventKind.QUEUED, now, stored.job_class, queue, stored.arguments)
-                record_replacement(connection, stored, replacement, now, recovered, attempt)
-        except PayloadUnavailable as exc:  # raised inside the transaction: the original is untouched
+                planned: list[_Planned] = []
+                for index, (stored, recovered) in enumerate(batch):
+                    plan = self._plan(connection, stored, recovered, now, sidekiq_major, max_attempts, queue)
+                    if isinstance(plan, RestartOutcome):
+                        outcomes[index] = plan
+                    else:
+                        planned.append(replace(plan, index=index))
+                pushed = enqueuer.push_all([plan.push for plan in planned]) if planned else []
+                for plan, jid in zip(planned, pushed, strict=True):
+                    outcomes[plan.index] = self._record(connection, plan, jid, now)
+        except redis.RedisError as exc:  # the transaction rolled back: every original is as it was
+            raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
+        return [outcomes[index] for index in range(len(batch))]
+
+    def _plan(
+        self,
+        connection: Connection,
+        stored: StoredJob,
+        recovered: str | None,
+        now: Micros,
+        sidekiq_major: int | None,
+        max_attempts: int,
+        queue: str | None,
+    ) -> _Planned | RestartOutcome:
+        """What pushing ``stored`` again takes, with its original claimed; or why it is skipped."""
+        job = Job.from_stored(stored)
+        jid, queue = new_jid(), queue or stored.queue  # recovery may send it elsewhere
+        try:
+            payload = self._payload(connection, stored, jid, now, sidekiq_major, queue)
+        except PayloadUnavailable as exc:
             return RestartOutcome(job, None, f"cannot be pushed as it was: {exc}", taken=False)
-        return RestartOutcome(job, jid, recovered)
+        if not claim_original(connection, stored):
+            reason = "it changed while restarting (completed, or restarted elsewhere)"
+            return RestartOutcome(job, None, reason, taken=False)
+        attempt = recovery_attempt(connection, stored) if recovered else 1
+        poison = quarantine_reason(attempt, max_attempts) if recovered else None
+        if poison is None:
+            push = Push(stored.jid, jid, payload, queue)
+        else:
+            seconds = now / 1_000_000
+            dead = dead_payload(payload, error=poison, now=seconds, sidekiq_major=self._major(sidekiq_major))
+            push = Push(stored.jid, jid, dead, None, seconds)
+        return _Planned(stored, job, recovered, attempt, poison, queue, push)
+
+    @staticmethod
+    def _record(connection: Connection, plan: _Planned, jid: str, now: Micros) -> RestartOutcome:
+        """Record a push that was done: the replacement, linked to its original, or the quarantine."""
+        stored = plan.stored
+        if plan.poison is not None:
+            record_quarantine(connection, stored, plan.poison, now)
+            return RestartOutcome(plan.job, None, plan.poison, taken=False, quarantined=True)
+        replacement = Report(jid, EventKind.QUEUED, now, stored.job_class, plan.queue, stored.arguments)
+        record_replacement(connection, stored, replacement, now, plan.recovered, plan.attempt)
+        return RestartOutcome(plan.job, jid, plan.recovered)
 
     def _payload(
         self,

@@ -7,6 +7,8 @@ and fresh times. Here it is pushed, once per original.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis
 
@@ -48,6 +50,18 @@ return ARGV[1]
 DEAD_TIMEOUT_SECONDS = 180 * 24 * 3600
 
 
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One restart to push: ``original_jid`` again as job ``jid``, into ``queue``, or, with no
+    queue, into the Dead set with the score ``now`` (a quarantine)."""
+
+    original_jid: str
+    jid: str
+    payload: bytes
+    queue: str | None
+    now: float = 0.0
+
+
 def new_jid() -> str:
     """A fresh Sidekiq job id: 24 lowercase hex characters, as ``SecureRandom.hex(12)``."""
     return secrets.token_hex(12)
@@ -59,25 +73,30 @@ class SidekiqEnqueuer:
     def __init__(self, client: redis.Redis, *, sidekiq_version: int = 7) -> None:
         # The configured major version: the unit of a restart's times when no live process says.
         self.sidekiq_version = sidekiq_version
+        self._client = client
         self._restart_push = client.register_script(RESTART_PUSH)
         self._quarantine_push = client.register_script(QUARANTINE_PUSH)
 
-    def push_restart(self, *, original_jid: str, jid: str, queue: str, payload: bytes) -> str:
-        """Push ``payload`` (the restart of ``original_jid`` as job ``jid``) unless it was pushed before.
+    def push_all(self, pushes: Sequence[Push]) -> list[str]:
+        """Push each restart (or bury each quarantine) unless its original was pushed before, in
+        one round trip; the jid that runs each: its own, or the one of the earlier push.
 
-        Returns the jid that runs the restart: ``jid``, or the one of the earlier push.
+        Each push is a script of its own, so each is done whole or not at all; if Redis fails
+        part-way, the ones done are marked, and a re-run gets their jids back instead of pushing.
         """
-        pushed = self._restart_push(
-            keys=[keys.restart_marker(original_jid), keys.QUEUES, keys.queue(queue)],
-            args=[jid, queue, payload, MARKER_TTL_SECONDS],
-        )
-        return pushed.decode() if isinstance(pushed, bytes) else str(pushed)
-
-    def bury(self, *, original_jid: str, jid: str, payload: bytes, now: float) -> str:
-        """Add ``payload`` (``original_jid`` as job ``jid``) to Sidekiq's Dead set unless it was pushed
-        or buried before; the jid that holds it."""
-        pushed = self._quarantine_push(
-            keys=[keys.restart_marker(original_jid), keys.DEAD],
-            args=[jid, repr(now), payload, MARKER_TTL_SECONDS, repr(now - DEAD_TIMEOUT_SECONDS)],
-        )
-        return pushed.decode() if isinstance(pushed, bytes) else str(pushed)
+        pipeline = self._client.pipeline(transaction=False)
+        for push in pushes:
+            if push.queue is None:
+                self._quarantine_push(
+                    keys=[keys.restart_marker(push.original_jid), keys.DEAD],
+                    args=[push.jid, repr(push.now), push.payload, MARKER_TTL_SECONDS,
+                          repr(push.now - DEAD_TIMEOUT_SECONDS)],
+                    client=pipeline,
+                )  # fmt: skip
+            else:
+                self._restart_push(
+                    keys=[keys.restart_marker(push.original_jid), keys.QUEUES, keys.queue(push.queue)],
+                    args=[push.jid, push.queue, push.payload, MARKER_TTL_SECONDS],
+                    client=pipeline,
+                )
+        return [jid.decode() if isinstance(jid, bytes) else str(jid) for jid in pipeline.execute()]
