@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from sidekiq_supervisor.domain.durations import format_duration
-from sidekiq_supervisor.domain.model import Micros, datetime_from_micros
+from sidekiq_supervisor.domain.model import Micros, iso_from_micros
 from sidekiq_supervisor.domain.recovery import Recovery
 
 SECOND: Micros = 1_000_000
@@ -475,9 +475,9 @@ class AlertRecord:
             "subject": self.subject,
             "title": self.title,
             "state": "open" if self.resolved_at is None else "resolved",
-            "opened_at": iso_time(self.opened_at),
-            "updated_at": iso_time(self.updated_at),
-            "resolved_at": iso_time(self.resolved_at),
+            "opened_at": iso_from_micros(self.opened_at),
+            "updated_at": iso_from_micros(self.updated_at),
+            "resolved_at": iso_from_micros(self.resolved_at),
             "count": self.count,
             "summary": self.summary,
             "sample": list(self.sample),
@@ -504,11 +504,11 @@ class DeliveryRecord:
             "target": self.target,
             "status": self.status.value,
             "attempts": self.attempts,
-            "next_attempt_at": iso_time(self.next_attempt_at)
+            "next_attempt_at": iso_from_micros(self.next_attempt_at)
             if self.status is DeliveryStatus.PENDING
             else None,
-            "last_attempt_at": iso_time(self.last_attempt_at),
-            "sent_at": iso_time(self.sent_at),
+            "last_attempt_at": iso_from_micros(self.last_attempt_at),
+            "sent_at": iso_from_micros(self.sent_at),
             "error": self.error,
         }
 
@@ -541,7 +541,7 @@ class MessageRecord:
         """The message for scripts."""
         return {
             "id": self.id,
-            "created_at": iso_time(self.created_at),
+            "created_at": iso_from_micros(self.created_at),
             "kind": self.kind.value,
             "title": self.title,
             "body": self.body,
@@ -581,9 +581,3 @@ def _sample(jids: Iterable[str]) -> tuple[str, ...]:
         if len(out) == SAMPLE:
             break
     return tuple(out)
-
-
-def iso_time(micros: Micros | None) -> str | None:
-    """Epoch microseconds in ISO 8601 UTC, for scripts; None stays None."""
-    moment = datetime_from_micros(micros)
-    return None if moment is None else moment.isoformat()

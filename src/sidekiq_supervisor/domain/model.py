@@ -113,6 +113,12 @@ def datetime_from_micros(micros: Micros | None) -> datetime | None:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
+def iso_from_micros(micros: Micros | None) -> str | None:
+    """Epoch microseconds in ISO 8601 UTC, for scripts; ``None`` stays ``None``."""
+    moment = datetime_from_micros(micros)
+    return None if moment is None else moment.isoformat()
+
+
 def micros_from_datetime(moment: datetime) -> Micros:
     """An aware datetime to epoch microseconds (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sidekiq_supervisor.domain.filters import fold_case
 from sidekiq_supervisor.domain.liveness import Liveness, SidekiqSnapshot, Verdict
-from sidekiq_supervisor.domain.model import EventKind, Micros, datetime_from_micros
+from sidekiq_supervisor.domain.model import EventKind, Micros, iso_from_micros
 
 
 def recoverable(
@@ -100,11 +100,10 @@ class Recovery:
 
     def document(self) -> dict[str, Any]:
         """The recovery for scripts (the API and ``recoveries --json``): times in ISO 8601 UTC."""
-        moment = datetime_from_micros(self.at)
         return {
             "jid": self.jid,
             "event": "quarantined" if self.quarantined else "recovered",
-            "at": None if moment is None else moment.isoformat(),
+            "at": iso_from_micros(self.at),
             "new_jid": self.new_jid,
             "attempt": self.attempt,
             "reason": self.reason,

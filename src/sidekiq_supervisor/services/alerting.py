@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,14 +29,14 @@ from sidekiq_supervisor.domain.alerts import (
     MessageRecord,
     OrphanedJob,
     RunningJob,
-    iso_time,
 )
 from sidekiq_supervisor.domain.durations import percentiles
 from sidekiq_supervisor.domain.liveness import Liveness
-from sidekiq_supervisor.domain.model import JobStatus, Micros, micros_from_seconds
+from sidekiq_supervisor.domain.model import JobStatus, Micros, iso_from_micros, micros_from_seconds
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
+from sidekiq_supervisor.services.loop_health import LoopHealth, this_process
 from sidekiq_supervisor.services.notifier import Notifier
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.settings import Settings
@@ -86,23 +84,27 @@ class AlertRules:
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class AlertingHealth:
-    """How the loop is doing: on or off, the last pass and what it did, who ran it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertingHealth(LoopHealth):
+    """How the loop is doing, and what its last pass did."""
 
-    enabled: bool
-    interval_seconds: float
-    last_pass_at: float | None = None  # epoch seconds
-    led: bool | None = None  # False: another process held the lock and ran that pass
-    leader: str | None = None
     opened: int = 0
     resolved: int = 0
     sent: int = 0
     failed: int = 0
     # Conditions the last pass could not check, and why (Sidekiq's Redis unreadable, say).
     unchecked: tuple[str, ...] = ()
-    error: str | None = None
-    next_pass_at: float | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The loop for scripts (``GET /api/v1/alerts``)."""
+        return {
+            **self.loop_document(),
+            "opened_last_pass": self.opened,
+            "resolved_last_pass": self.resolved,
+            "sent_last_pass": self.sent,
+            "failed_last_pass": self.failed,
+            "unchecked": list(self.unchecked),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,28 +120,10 @@ class AlertsView:
 
     def document(self) -> dict[str, Any]:
         """The view for scripts (``GET /api/v1/alerts`` and ``alerts --json``): times in ISO 8601."""
-        health = self.health
-
-        def when(seconds: float | None) -> str | None:
-            return None if seconds is None else iso_time(micros_from_seconds(seconds))
-
         return {
-            "loop": {
-                "enabled": health.enabled,
-                "interval_seconds": health.interval_seconds,
-                "last_pass_at": when(health.last_pass_at),
-                "next_pass_at": when(health.next_pass_at),
-                "led_last_pass": health.led,
-                "last_pass_leader": health.leader,
-                "opened_last_pass": health.opened,
-                "resolved_last_pass": health.resolved,
-                "sent_last_pass": health.sent,
-                "failed_last_pass": health.failed,
-                "unchecked": list(health.unchecked),
-                "error": health.error,
-            },
+            "loop": self.health.document(),
             "targets": list(self.targets),
-            "next_message_at": iso_time(self.next_message_at),
+            "next_message_at": iso_from_micros(self.next_message_at),
             "open": [alert.document() for alert in self.open],
             "history": [alert.document() for alert in self.history],
             "messages": [message.document() for message in self.messages],
@@ -179,7 +163,7 @@ class Alerter:
         self._clock = clock
         self._watched_since = micros_from_seconds(clock())
         self._pruned_at: Micros | None = None
-        self.health = AlertingHealth(enabled, interval_seconds)
+        self.health = AlertingHealth(enabled=enabled, interval_seconds=interval_seconds)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._outage = OutageLog(logger, "the database (alerts)")
@@ -217,14 +201,14 @@ class Alerter:
             self._prune(now)
         self.health = replace(
             self._fresh_health(), last_pass_at=self._clock(), led=True,
-            leader=f"this process ({socket.gethostname()}, pid {os.getpid()})",
+            leader=this_process(),
             opened=opened, resolved=resolved, sent=tally.sent, failed=tally.failed,
             unchecked=tuple(found.unchecked),
         )  # fmt: skip
         return self.health
 
     def _fresh_health(self) -> AlertingHealth:
-        return AlertingHealth(self.health.enabled, self.health.interval_seconds)
+        return AlertingHealth(enabled=self.health.enabled, interval_seconds=self.health.interval_seconds)
 
     def find(self, now: Micros) -> _Found:
         """The conditions that hold at ``now``, and which conditions could be checked."""

@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.services.job_manager import JobManager
+from sidekiq_supervisor.services.loop_health import LoopHealth, this_process
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome
 from sidekiq_supervisor.settings import Settings
@@ -30,19 +30,20 @@ from sidekiq_supervisor.store.leadership import leading
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class RecoveryHealth:
-    """How the loop is doing, for people and monitors: on or off, the last pass and its result."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryHealth(LoopHealth):
+    """How the loop is doing, for people and monitors, and what its last pass pushed."""
 
-    enabled: bool
-    interval_seconds: float
-    last_pass_at: float | None = None  # epoch seconds
-    led: bool | None = None  # False: another process held the lock and ran that pass
     recovered: int = 0  # pushed again by the last pass
     quarantined: int = 0
-    error: str | None = None  # why the last pass failed, if it did
-    next_pass_at: float | None = None  # epoch seconds, while the loop runs
-    leader: str | None = None  # who ran the last pass: this process, or another one
+
+    def document(self) -> dict[str, Any]:
+        """The loop for scripts (``GET /api/v1/recoveries``)."""
+        return {
+            **self.loop_document(),
+            "recovered_last_pass": self.recovered,
+            "quarantined_last_pass": self.quarantined,
+        }
 
 
 class Recoverer:
@@ -66,7 +67,7 @@ class Recoverer:
         self._max_attempts = max_attempts
         self._queue = queue
         self._exclude = exclude
-        self.health = RecoveryHealth(enabled, interval_seconds)
+        self.health = RecoveryHealth(enabled=enabled, interval_seconds=interval_seconds)
         self._stopping = asyncio.Event()
         self._outage = OutageLog(logger, "Sidekiq's Redis or the database (recovery)")
 
@@ -99,9 +100,9 @@ class Recoverer:
             )
         quarantined = sum(outcome.quarantined for outcome in done)
         self.health = RecoveryHealth(
-            self.health.enabled, self.health.interval_seconds, time.time(), leader,
-            sum(outcome.taken for outcome in done), quarantined,
-            leader=f"this process ({socket.gethostname()}, pid {os.getpid()})" if leader else "another",
+            enabled=self.health.enabled, interval_seconds=self.health.interval_seconds,
+            last_pass_at=time.time(), led=leader, leader=this_process() if leader else "another",
+            recovered=sum(outcome.taken for outcome in done), quarantined=quarantined,
         )  # fmt: skip
         return done
 
@@ -135,8 +136,12 @@ class Recoverer:
                 await asyncio.wait_for(self._stopping.wait(), interval_seconds)
 
     def _failed(self, exc: Exception) -> None:
-        health = self.health
-        self.health = RecoveryHealth(health.enabled, health.interval_seconds, time.time(), error=str(exc))
+        self.health = RecoveryHealth(
+            enabled=self.health.enabled,
+            interval_seconds=self.health.interval_seconds,
+            last_pass_at=time.time(),
+            error=str(exc),
+        )
 
     def stop(self) -> None:
         """End :meth:`run` after the pass under way (call on the event loop)."""

@@ -12,10 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
-from sidekiq_supervisor.domain.model import Selection, micros_from_seconds
+from sidekiq_supervisor.domain.model import Selection
 from sidekiq_supervisor.domain.recovery import COUNTED_HOURS
 from sidekiq_supervisor.services.ledger import JobFilter
-from sidekiq_supervisor.services.recovery import RecoveryHealth
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, outcome_lines
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.openapi_errors import (
@@ -27,7 +26,6 @@ from sidekiq_supervisor.web.api.openapi_errors import (
 )
 from sidekiq_supervisor.web.api.presenters import (
     event_document,
-    iso,
     job_document,
     json_response,
     summary_document,
@@ -155,7 +153,7 @@ async def recoveries(
     classes = await run_in_threadpool(services.manager.recoveries_per_class, COUNTED_HOURS)
     return json_response(
         {
-            "loop": loop_document(services.recoverer.health),
+            "loop": services.recoverer.health.document(),
             "per_class": {
                 "hours": COUNTED_HOURS,
                 "data": [
@@ -191,25 +189,6 @@ async def alerts_test(services: ServicesDep) -> Response:
         raise HTTPException(409, "no notification URL is configured (SUPERVISOR_NOTIFY)")
     services.alerter.wake()
     return json_response({"message_id": message_id}, status_code=202)
-
-
-def loop_document(health: RecoveryHealth) -> dict[str, Any]:
-    """Automatic recovery's loop for scripts: on or off, the last pass, who ran it, the next."""
-
-    def when(seconds: float | None) -> str | None:
-        return None if seconds is None else iso(micros_from_seconds(seconds))
-
-    return {
-        "enabled": health.enabled,
-        "interval_seconds": health.interval_seconds,
-        "last_pass_at": when(health.last_pass_at),
-        "next_pass_at": when(health.next_pass_at),
-        "led_last_pass": health.led,
-        "last_pass_leader": health.leader,
-        "recovered_last_pass": health.recovered,
-        "quarantined_last_pass": health.quarantined,
-        "error": health.error,
-    }
 
 
 # The most outcomes of each kind a JSON answer lists; the counts are always complete.

@@ -8,14 +8,8 @@ import orjson
 from fastapi import Response
 
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
-from sidekiq_supervisor.domain.model import Micros, datetime_from_micros
+from sidekiq_supervisor.domain.model import Micros, iso_from_micros
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
-
-
-def iso(micros: Micros | None) -> str | None:
-    """Epoch microseconds as ISO 8601 UTC, or ``None``."""
-    moment = datetime_from_micros(micros)
-    return None if moment is None else moment.isoformat()
 
 
 def seconds(micros: Micros | None) -> float | None:
@@ -32,9 +26,9 @@ def job_document(job: StoredJob) -> dict[str, Any]:
         "queue": job.queue,
         "arguments": orjson.Fragment(job.arguments),
         "status": job.status.value,
-        "queued_at": iso(timeline.queued_at),
-        "started_at": iso(timeline.started_at),
-        "completed_at": iso(timeline.completed_at),
+        "queued_at": iso_from_micros(timeline.queued_at),
+        "started_at": iso_from_micros(timeline.started_at),
+        "completed_at": iso_from_micros(timeline.completed_at),
         "attempts": timeline.attempts,
         "restarted_from": job.restarted_from,
         "worker": None if job.worker is None else orjson.Fragment(job.worker),
@@ -60,8 +54,8 @@ def event_document(event: StoredEvent) -> dict[str, Any]:
     """One entry of a job's history."""
     return {
         "event": event.kind.value,
-        "at": iso(event.at),
-        "recorded_at": iso(event.recorded_at),
+        "at": iso_from_micros(event.at),
+        "recorded_at": iso_from_micros(event.recorded_at),
         "detail": None if event.detail is None else orjson.Fragment(event.detail),
     }
 
