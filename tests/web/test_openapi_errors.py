@@ -67,6 +67,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/v1/recoveries"): {401, 422, 503},
     ("POST", "/api/v1/jobs/restart"): {401, 422, 503},
     ("GET", "/healthz"): {503},
+    ("GET", "/metrics"): {401},
 }
 
 

@@ -16,11 +16,13 @@ import logging
 import time
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.leadership import leading
@@ -55,8 +57,10 @@ class Recoverer:
         interval_seconds: float = 15.0,
         queue: str | None = None,
         exclude: tuple[str, ...] = (),
+        instruments: Instruments | None = None,
     ) -> None:
         self._manager = manager
+        self._instruments = instruments or Instruments(CollectorRegistry(), ClassLabels(0))
         self._engine = engine
         self._unknown_after = unknown_after
         self._max_attempts = max_attempts
@@ -67,7 +71,9 @@ class Recoverer:
         self._outage = OutageLog(logger, "Sidekiq's Redis or the database (recovery)")
 
     @classmethod
-    def from_settings(cls, manager: JobManager, engine: Engine, settings: Settings) -> Recoverer:
+    def from_settings(
+        cls, manager: JobManager, engine: Engine, settings: Settings, instruments: Instruments | None = None
+    ) -> Recoverer:
         """A recoverer with the settings' rule for jobs reported without a process identity."""
         return cls(
             manager,
@@ -78,6 +84,7 @@ class Recoverer:
             interval_seconds=settings.recover_interval_seconds,
             queue=settings.recover_queue,
             exclude=settings.recover_exclude_patterns,
+            instruments=instruments,
         )
 
     def recover(self) -> list[RestartOutcome]:
@@ -93,11 +100,13 @@ class Recoverer:
                 if leader
                 else []
             )
+        recovered = sum(outcome.taken for outcome in done)
         quarantined = sum(outcome.quarantined for outcome in done)
+        self._instruments.recovered.inc(recovered)
+        self._instruments.quarantined.inc(quarantined)
         self.health = RecoveryHealth(
-            self.health.enabled, self.health.interval_seconds, time.time(), leader,
-            sum(outcome.taken for outcome in done), quarantined,
-        )  # fmt: skip
+            self.health.enabled, self.health.interval_seconds, time.time(), leader, recovered, quarantined
+        )
         return done
 
     async def run(self, interval_seconds: float) -> None:
