@@ -12,6 +12,7 @@ Each read is bounded by an index, measured at a million jobs (``bench/metrics.py
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import ScalarSelect, func, select
@@ -50,12 +51,13 @@ def jobs_per_status(connection: Connection) -> dict[JobStatus, int]:
     }
 
 
-def uncompleted_jobs(connection: Connection) -> list[UncompletedJob]:
-    """Every uncompleted (started) job: its jid, latest start and worker."""
+def uncompleted_jobs(connection: Connection, *, chunk: int = 1000) -> Iterator[list[UncompletedJob]]:
+    """Every uncompleted (started) job, ``chunk`` at a time: its jid, latest start and worker."""
     query = select(jobs.c.jid, jobs.c.started_at, jobs.c.worker).where(
         jobs.c.status == JobStatus.STARTED.value
     )
-    return [UncompletedJob(jid, started_at, worker) for jid, started_at, worker in connection.execute(query)]
+    for rows in connection.execute(query).partitions(chunk):
+        yield [UncompletedJob(jid, started_at, worker) for jid, started_at, worker in rows]
 
 
 def recent_class_counts(connection: Connection, window: int) -> dict[str, int]:

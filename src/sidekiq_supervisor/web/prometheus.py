@@ -7,6 +7,7 @@ sends it as a Bearer token). It answers 200 whatever is down: the health gauges 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
+from starlette.background import BackgroundTask
 
 from sidekiq_supervisor.services.prometheus.exposition import CONTENT_TYPE
 from sidekiq_supervisor.web.api.auth import require_api_token
@@ -29,4 +30,7 @@ SCRAPED: ResponsesDict = {
 @router.get("/metrics", response_class=Response, responses=SCRAPED)
 async def metrics(services: ServicesDep) -> Response:
     """Sidekiq's figures (as sidekiq-prometheus-exporter names them), the ledger's, and this process's."""
-    return Response(await services.exporter.scrape(), media_type=CONTENT_TYPE)
+    exporter = services.exporter
+    text = await exporter.scrape()
+    # The next reading of the ledger, when due, starts once this answer is sent.
+    return Response(text, media_type=CONTENT_TYPE, background=BackgroundTask(exporter.answered))

@@ -7,6 +7,7 @@ health of both. A scrape never fails for want of either: it says which is down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -141,16 +142,21 @@ class Exporter:
         self._stuck_after_seconds = stuck_after_seconds
 
     async def scrape(self) -> bytes:
-        """The text of one scrape (the ledger and Redis are read concurrently, off the loop)."""
-        reading, sidekiq = await asyncio.gather(self.ledger.current(), asyncio.to_thread(self._sidekiq))
+        """The text of one scrape."""
+        reading = await self.ledger.current()
+        return await asyncio.to_thread(self._answer, reading)  # one trip off the loop
+
+    async def answered(self) -> None:
+        """Once a scrape's answer is sent: start the next reading of the ledger if it is stale (a
+        reading running while the answer goes out would compete with it for the interpreter)."""
+        self.ledger.refresh_if_stale()
+
+    def _answer(self, reading: Reading) -> bytes:
+        """Read Sidekiq's Redis, then write the text (on a worker thread)."""
+        sidekiq = None
+        if self._redis_configured:
+            with contextlib.suppress(SidekiqUnavailable):
+                sidekiq = read_sidekiq_figures(self._monitor)
         moment = Moment(reading, sidekiq, self._redis_configured, now_micros())
         scraped = ScrapeCollector(moment, stuck_after_seconds=self._stuck_after_seconds)
-        return await asyncio.to_thread(generate_latest, _Together(self._process, scraped))
-
-    def _sidekiq(self) -> SidekiqFigures | None:
-        if not self._redis_configured:
-            return None
-        try:
-            return read_sidekiq_figures(self._monitor)
-        except SidekiqUnavailable:
-            return None
+        return generate_latest(_Together(self._process, scraped))
