@@ -3,8 +3,8 @@
 Each read is bounded by an index, measured at a million jobs (``bench/metrics.py``):
 
 - jobs per status: three counts in one statement (one snapshot): all jobs, and the queued and
-  started ones through ``(status, id)``; the completed ones are the rest. 24 ms on SQLite, 68 ms
-  on PostgreSQL, against 76 and 104 ms for a GROUP BY over the table;
+  started ones through ``(status, id)``; the completed ones are the rest. 15-28 ms on SQLite,
+  61-95 ms on PostgreSQL, against 76 and 104 ms for a GROUP BY over the table;
 - the uncompleted jobs: their jid, start and worker through ``(status, id)`` (for their ages and
   their liveness), a read that grows with the uncompleted jobs only;
 - the busiest classes: the newest ``window`` job rows through the primary key (7 ms for 20,000).

@@ -2,9 +2,9 @@
 
 One reading counts the jobs per status, reads every uncompleted job (its start, for the ages, and
 its liveness against one snapshot of Sidekiq's Redis) and the classes of the newest jobs (which
-classes keep a label of their own). At a million jobs that takes 0.2-0.5 s, mostly the liveness
-of 45,000 uncompleted jobs (``bench/metrics.py``; docs/monitoring.md), too long to wait for on each
-scrape. So a scrape answers from the latest reading and, once that is older than
+classes keep a label of their own). At a million jobs that takes 0.3-0.6 s, mostly reading and
+classifying 45,000 uncompleted jobs (``bench/metrics.py``, docs/monitoring.md): too long to wait
+for on each scrape. So a scrape answers from the latest reading and, once that is older than
 ``SUPERVISOR_METRICS_CACHE_SECONDS``, starts the next one in the background once its answer is
 sent (a reading running beside the answer would compete with it for the interpreter): the answer
 never waits on the database, except the first of a process, which waits a few seconds for one.
