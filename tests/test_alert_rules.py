@@ -4,9 +4,7 @@ publishes, under that very name."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.web.app import create_app
 from tests import sidekiq_fixtures
+from tests.debian_tools import required_tool
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 RULES = DEPLOY / "alerts.yml"
@@ -27,14 +26,7 @@ METRIC = re.compile(r"\b(?:supervisor|sidekiq)_[a-z_]+\b")
 
 
 def promtool() -> str:
-    """Debian's promtool (package ``prometheus``, which .ci/run installs); CI fails without it."""
-    found = shutil.which("promtool")
-    if found is None:
-        reason = "promtool is not installed: apt-get install prometheus (.ci/run does)"
-        if os.environ.get("SUPERVISOR_CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return required_tool("promtool", "prometheus")
 
 
 def rules() -> list[dict[str, Any]]:

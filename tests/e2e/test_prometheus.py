@@ -9,12 +9,10 @@ making sure both workers counted reports.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ import yaml
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.conftest import redis_test_url
+from tests.debian_tools import required_tool
+from tests.e2e.fault_sidekiq import HarnessError, wait_for
 from tests.live_service import free_port, running_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -36,16 +36,6 @@ RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.
 LIVE = "worker-1:41:cafecafecafe"
 GONE = "worker-9:99:deaddeaddead"
 DEADLINE_SECONDS = 60
-
-
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        reason = "Prometheus is not installed: apt-get install prometheus (.ci/run does)"
-        if os.environ.get("SUPERVISOR_CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
 
 
 @contextmanager
@@ -68,7 +58,7 @@ def running_prometheus(workdir: Path, target: str) -> Iterator[str]:
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = workdir / "prometheus.log"
     command = [
-        prometheus_binary(),
+        required_tool("prometheus", "prometheus"),
         f"--config.file={workdir / 'prometheus.yml'}",
         f"--storage.tsdb.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
@@ -77,7 +67,10 @@ def running_prometheus(workdir: Path, target: str) -> Iterator[str]:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _ready(url), f"Prometheus never got ready:\n{log.read_text()[-3000:]}")
+        try:
+            wait_for("Prometheus is ready", lambda: _ready(url), DEADLINE_SECONDS)
+        except HarnessError as exc:
+            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
@@ -93,18 +86,6 @@ def _ready(url: str) -> bool:
         return httpx2.get(f"{url}/-/ready", timeout=2, trust_env=False).status_code == 200
     except httpx2.TransportError:
         return False
-
-
-def wait_for(check: Callable[[], Any], failure: str | Callable[[], str]) -> Any:
-    """``check()``'s first truthy answer, within the deadline (which only bounds a failure)."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            pytest.fail(failure if isinstance(failure, str) else failure())
-        time.sleep(0.25)
 
 
 def query(prometheus: str, promql: str) -> dict[str, float]:
@@ -132,7 +113,10 @@ def expect(prometheus: str, answers: dict[str, dict[str, float]]) -> None:
         found.update({promql: query(prometheus, promql) for promql in answers})
         return found == answers
 
-    wait_for(all_answered, lambda: f"PromQL never gave the expected answers; last: {found}")
+    try:
+        wait_for("PromQL gives the expected answers", all_answered, DEADLINE_SECONDS, poll=0.25)
+    except HarnessError:
+        pytest.fail(f"PromQL never gave the expected answers; last: {found}")
 
 
 def sidekiq_at_work(client: redis.Redis) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from typing import NamedTuple, TypeVar
 
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -30,6 +31,8 @@ from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 
 # The classic text format, which every Prometheus reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Key = TypeVar("Key", bound=StrEnum)
 
 
 class Moment(NamedTuple):
@@ -72,14 +75,12 @@ class ScrapeCollector:
 
     def _ledger(self, figures: LedgerFigures) -> Iterator[Metric]:
         now = self._moment.now
-        jobs = GaugeMetricFamily(
+        yield _gauge_by(
             "supervisor_ledger_jobs",
             "Jobs in the ledger by status: queued, started, complete.",
-            labels=["status"],
+            "status",
+            figures.jobs,
         )
-        for status, count in figures.jobs.items():
-            jobs.add_metric([status.value], count)
-        yield jobs
         yield _gauge(
             "supervisor_oldest_uncompleted_job_age_seconds",
             "Seconds since the latest start of the oldest uncompleted job (0 with none).",
@@ -91,14 +92,12 @@ class ScrapeCollector:
             started_before(figures.starts, now - self._stuck_after),
         )
         if figures.liveness is not None:
-            liveness = GaugeMetricFamily(
+            yield _gauge_by(
                 "supervisor_uncompleted_jobs",
                 "Uncompleted jobs by where they stand in Sidekiq: running, retrying, orphaned, unknown.",
-                labels=["liveness"],
+                "liveness",
+                figures.liveness,
             )
-            for state, count in figures.liveness.items():
-                liveness.add_metric([state.value], count)
-            yield liveness
         yield _gauge(
             "supervisor_ledger_figures_age_seconds",
             "How old the reading of the ledger behind the supervisor_ledger_*, *_jobs figures is.",
@@ -109,6 +108,14 @@ class ScrapeCollector:
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     """A gauge of one value (``True`` and ``False`` are 1 and 0)."""
     return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def _gauge_by(name: str, documentation: str, label: str, counts: Mapping[Key, int]) -> GaugeMetricFamily:
+    """A gauge with one series per key of ``counts``, labelled ``label``."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, count in counts.items():
+        family.add_metric([key.value], count)
+    return family
 
 
 class _Together:
