@@ -36,9 +36,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def serve_command(port: int, host: str = "127.0.0.1", *, workers: int = 1) -> list[str]:
     """``sidekiq-supervisor serve``, preferably the script installed beside this Python."""
-    args = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
+    args = ["serve", "--host", host, "--port", str(port), "--log-level", "warning", "--workers", str(workers)]
     script = Path(sys.executable).parent / "sidekiq-supervisor"
     if script.exists():
         return [str(script), *args]
@@ -48,15 +48,17 @@ def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
 
 @contextmanager
 def running_service(
-    database_url: str, workdir: Path, host: str = "127.0.0.1", **env: str
+    database_url: str, workdir: Path, host: str = "127.0.0.1", *, workers: int = 1, **env: str
 ) -> Iterator[Service]:
-    """The service on ``database_url``, healthy, stopped (SIGTERM, then SIGKILL) at the end."""
+    """The service on ``database_url`` (``serve --workers``), healthy, stopped (SIGTERM, then
+    SIGKILL) at the end."""
     port = free_port()
     service = Service(f"http://127.0.0.1:{port}", workdir / "service.log")
     environment = {**os.environ, "DATABASE_URL": database_url, **env}
     with service.log.open("wb") as log:
+        command = serve_command(port, host, workers=workers)
         process = subprocess.Popen(
-            serve_command(port, host), env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+            command, env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
         )
     try:
         wait_until_healthy(process, service.url, service.log_text)

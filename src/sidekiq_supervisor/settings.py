@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, repr=False)
     # Words that mark a key of the job arguments as secret: its value is masked before storage.
     redact_keys: str = Field(DEFAULT_REDACT_KEYS)
+    # GET /metrics: the busiest N job classes get a label of their own (the rest share ``other``),
+    # and the ledger's figures are read again, in the background, once a scrape finds them older.
+    metrics_max_classes: int = Field(20, ge=0, le=1000)
+    metrics_cache_seconds: float = Field(10.0, ge=0)
     # FastAPI's native OpenTelemetry (spans, metrics and logs through the global providers). Off
     # unless asked for: looking the providers up cost 38 µs of the 220 µs a report took.
     opentelemetry: bool = Field(False)

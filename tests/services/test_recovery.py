@@ -9,6 +9,7 @@ import time
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from sidekiq_supervisor.cli.main import app
 from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_seconds
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, kept_keys
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments
 from sidekiq_supervisor.services.recovery import Recoverer
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
@@ -247,6 +249,24 @@ def test_recoveries_are_found_by_their_arguments_like_every_list(engine, redis_c
     assert [(r.jid, r.job_class, r.queue) for r in found] == [("a" * 24, "MailJob", "mail")]
     assert [r["jid"] for r in body["data"]] == ["a" * 24]
     assert body["per_class"]["data"] == [{"job_class": "MailJob", "recovered": 2, "quarantined": 0}]
+
+
+def test_each_pass_counts_what_it_recovered_and_quarantined_for_metrics(engine, redis_client):
+    live_process(redis_client, "r" * 24)
+    start(engine, "p" * 24, 600, GONE)
+    registry = CollectorRegistry()
+    instruments = Instruments(registry, ClassLabels(0))
+    recoverer = Recoverer(
+        manager(engine, redis_client), engine, unknown_after=None, max_attempts=1, instruments=instruments
+    )
+
+    (first,) = recoverer.recover()
+    start(engine, first.new_jid, 60, GONE)
+    recoverer.recover()  # lost again: quarantined
+    recoverer.recover()  # nothing left
+
+    assert registry.get_sample_value("supervisor_recovered_jobs_total") == 1
+    assert registry.get_sample_value("supervisor_quarantined_jobs_total") == 1
 
 
 def test_recovered_jobs_can_go_to_another_queue_and_excluded_ones_stay(engine, redis_client, settings):

@@ -69,6 +69,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/v1/alerts"): {401, 503},
     ("POST", "/api/v1/alerts/test"): {401, 409, 503},
     ("GET", "/healthz"): {503},
+    ("GET", "/metrics"): {401},
 }
 
 

@@ -42,6 +42,8 @@ def serve(
     """Serve the HTTP service (the schema is created or migrated first)."""
     import uvicorn
 
+    from sidekiq_supervisor.services.prometheus import multiprocess
+
     # Migrate once here, before uvicorn starts its workers: a bad database fails with one line,
     # and the workers (whose lifespans also migrate, for apps run without this command) find the
     # schema at head instead of racing to create it.
@@ -50,18 +52,21 @@ def serve(
     if not is_loopback(host):
         _warn_of_open_doors(host, settings)
     raise_open_files_limit()
-    uvicorn.run(
-        "sidekiq_supervisor.web.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        # Request headers have a deadline (SUPERVISOR_HEADER_TIMEOUT_SECONDS); bodies are bounded
-        # by the app itself.
-        http="sidekiq_supervisor.web.http_protocol:HeaderTimeoutProtocol",
-    )
+    # Several workers share /metrics' counts through files (prometheus_client's multi-process
+    # mode): the directory is set before they start, so that each imports prometheus_client in it.
+    with multiprocess.shared_directory_for(workers):
+        uvicorn.run(
+            "sidekiq_supervisor.web.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            # Request headers have a deadline (SUPERVISOR_HEADER_TIMEOUT_SECONDS); bodies are bounded
+            # by the app itself.
+            http="sidekiq_supervisor.web.http_protocol:HeaderTimeoutProtocol",
+        )
 
 
 def _warn_of_open_doors(host: str, settings: Settings) -> None:

@@ -12,6 +12,7 @@ import redis
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict, classify, worker_identity
+from sidekiq_supervisor.domain.model import Micros
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.sidekiq_redis.snapshot import SidekiqReader
 from sidekiq_supervisor.store.records import StoredJob
@@ -68,12 +69,16 @@ class LivenessChecker:
 
     def verdict(self, stored: StoredJob, snapshot: SidekiqSnapshot) -> Verdict:
         """Where one uncompleted job stands, as of ``snapshot``."""
-        worker = orjson.loads(stored.worker) if stored.worker else None
-        started = stored.timeline.started_at
+        return self.verdict_of(stored.jid, stored.worker, stored.timeline.started_at, snapshot)
+
+    def verdict_of(
+        self, jid: str, worker: str | None, started_at: Micros | None, snapshot: SidekiqSnapshot
+    ) -> Verdict:
+        """Where the uncompleted job ``jid`` stands, from its worker (JSON text) and latest start."""
         return classify(
-            stored.jid,
-            worker_identity(worker, snapshot),
-            None if started is None else started / 1_000_000,
+            jid,
+            worker_identity(orjson.loads(worker) if worker else None, snapshot),
+            None if started_at is None else started_at / 1_000_000,
             snapshot,
             self._stale_after,
         )

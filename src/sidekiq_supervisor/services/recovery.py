@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.loop_health import LoopHealth, this_process
 from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.leadership import leading
@@ -60,8 +62,10 @@ class Recoverer:
         interval_seconds: float = 15.0,
         queue: str | None = None,
         exclude: tuple[str, ...] = (),
+        instruments: Instruments | None = None,
     ) -> None:
         self._manager = manager
+        self._instruments = instruments or Instruments(CollectorRegistry(), ClassLabels(0))
         self._engine = engine
         self._unknown_after = unknown_after
         self._max_attempts = max_attempts
@@ -72,7 +76,9 @@ class Recoverer:
         self._outage = OutageLog(logger, "Sidekiq's Redis or the database (recovery)")
 
     @classmethod
-    def from_settings(cls, manager: JobManager, engine: Engine, settings: Settings) -> Recoverer:
+    def from_settings(
+        cls, manager: JobManager, engine: Engine, settings: Settings, instruments: Instruments | None = None
+    ) -> Recoverer:
         """A recoverer with the settings' rule for jobs reported without a process identity."""
         return cls(
             manager,
@@ -83,6 +89,7 @@ class Recoverer:
             interval_seconds=settings.recover_interval_seconds,
             queue=settings.recover_queue,
             exclude=settings.recover_exclude_patterns,
+            instruments=instruments,
         )
 
     def recover(self) -> list[RestartOutcome]:
@@ -98,11 +105,14 @@ class Recoverer:
                 if leader
                 else []
             )
+        recovered = sum(outcome.taken for outcome in done)
         quarantined = sum(outcome.quarantined for outcome in done)
+        self._instruments.recovered.inc(recovered)
+        self._instruments.quarantined.inc(quarantined)
         self.health = RecoveryHealth(
             enabled=self.health.enabled, interval_seconds=self.health.interval_seconds,
             last_pass_at=time.time(), led=leader, leader=this_process() if leader else "another",
-            recovered=sum(outcome.taken for outcome in done), quarantined=quarantined,
+            recovered=recovered, quarantined=quarantined,
         )  # fmt: skip
         return done
 

@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import Report
 from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments, Refusal
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.writer import WriteResult, write_reports
 
@@ -35,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 class IngestUnavailable(RuntimeError):
     """The report was not stored: the writer is overloaded, stopped, or the database failed."""
+
+    def __init__(self, message: str, reason: Refusal) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # The reports, the future their request awaits, and the loop time by which they must be committed.
@@ -68,8 +75,12 @@ class GroupCommitWriter:
         batch_size: int = 1000,
         queue_limit: int = 50_000,
         deadline_seconds: float = math.inf,
+        instruments: Instruments | None = None,
     ) -> None:
         self._engine = engine
+        # What it counts for /metrics (a registry of its own when no one scrapes it).
+        self._instruments = instruments or Instruments(CollectorRegistry(), ClassLabels(0))
+        self._instruments.queue_limit.set(queue_limit)
         self._batch_size = batch_size
         self._queue_limit = queue_limit
         self._deadline_seconds = deadline_seconds
@@ -114,10 +125,18 @@ class GroupCommitWriter:
 
     async def submit(self, reports: Sequence[Report]) -> list[WriteResult]:
         """Store ``reports`` (in a shared transaction) and return one result per report."""
+        self._instruments.reports_received(reports)
+        try:
+            return await self._submit(reports)
+        except IngestUnavailable as exc:
+            self._instruments.reports_refused(len(reports), exc.reason)
+            raise
+
+    async def _submit(self, reports: Sequence[Report]) -> list[WriteResult]:
         if not self._accepting:
-            raise IngestUnavailable("the service is shutting down")
+            raise IngestUnavailable("the service is shutting down", Refusal.STOPPING)
         if self._pending_reports + len(reports) > self._queue_limit:
-            raise IngestUnavailable("too many reports are waiting to be stored")
+            raise IngestUnavailable("too many reports are waiting to be stored", Refusal.OVERLOADED)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[WriteResult]] = loop.create_future()
         ticket = Ticket(reports, future, loop.time() + self._deadline_seconds)
@@ -148,16 +167,18 @@ class GroupCommitWriter:
         refusal = f"the database did not answer within {self._deadline_seconds:g} s"
         while True:
             await asyncio.sleep(tick)
+            # /metrics' view of the queue, a few times a second rather than on every report.
+            self._instruments.queue.set(self._pending_reports)
             now = loop.time()
             # Pending tickets are in submission order, so the overdue ones lead.
             while self._pending and self._pending[0].deadline <= now:
                 reports, future, _ = self._pending.popleft()
                 self._pending_reports -= len(reports)
-                future.set_exception(IngestUnavailable(refusal))
+                future.set_exception(IngestUnavailable(refusal, Refusal.TIMEOUT))
             # A transaction that already holds a late ticket leaves it out (see _write).
             for _, future, deadline in self._taken:
                 if deadline <= now and not future.done():
-                    future.set_exception(IngestUnavailable(refusal))
+                    future.set_exception(IngestUnavailable(refusal, Refusal.TIMEOUT))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -188,6 +209,7 @@ class GroupCommitWriter:
         if not tickets:
             return
         reports = [report for batch, _, _ in tickets for report in batch]
+        began = time.perf_counter()
         try:
             results = self._write(reports, tickets)
         except _Abandoned:
@@ -198,18 +220,22 @@ class GroupCommitWriter:
             # would only make every waiting request wait out the failure once more.
             self._outage.failed(exc)
             for ticket in tickets:
-                self._resolve(ticket, None, IngestUnavailable("the database is unavailable"))
+                unavailable = IngestUnavailable("the database is unavailable", Refusal.DATABASE)
+                self._resolve(ticket, None, unavailable)
             return
         except Exception:
             if len(tickets) == 1:
                 logger.exception("storing %d reports failed", len(reports))
-                self._resolve(tickets[0], None, IngestUnavailable("the database refused the reports"))
+                refused = IngestUnavailable("the database refused the reports", Refusal.DATABASE)
+                self._resolve(tickets[0], None, refused)
                 return
             # One poisonous ticket must not fail its neighbours: store them one ticket at a time.
             for ticket in tickets:
                 self._commit([ticket])
             return
         self._outage.succeeded()
+        self._instruments.commit_seconds.observe(time.perf_counter() - began)
+        self._instruments.reports_stored(reports, results)
         offset = 0
         for ticket in tickets:
             self._resolve(ticket, results[offset : offset + len(ticket.reports)], None)

@@ -41,12 +41,15 @@ class WriteResult:
     """What one report did: the job as committed at the end of its batch, and whether it is new.
 
     ``job`` is ``None`` when the jid was restarted: the report joins its history, but the job
-    itself lives on under the new jid.
+    itself lives on under the new jid. ``fresh`` says the report was new to the job (not a resend,
+    nor its twin earlier in the batch), and ``before`` is the job's timeline before the batch.
     """
 
     jid: str
     job: StoredJob | None
     created: bool
+    fresh: bool = False
+    before: Timeline | None = None
 
 
 def write_reports(
@@ -61,10 +64,11 @@ def write_reports(
     created = _create_missing_jobs(connection, [first_report[jid] for jid in jids])
     _keep_payloads(connection, reports, restarted)
     rows = _lock_jobs(connection, jids)
+    before = {jid: job.timeline for jid, job in rows.items()}
     new_events = _append_events(connection, reports, recorded_at)
-    changed = _fold_new_events(rows, reports, new_events)
-    _update_jobs(connection, [rows[jid] for jid in sorted(changed)])
-    return _results(reports, rows, created)
+    fresh = _fold_new_events(rows, reports, new_events)
+    _update_jobs(connection, [rows[jid] for jid in sorted({reports[i].jid for i in fresh})])
+    return _results(reports, rows, created, fresh, before)
 
 
 def dialect_insert(connection: Connection, table: Any) -> Any:
@@ -147,21 +151,24 @@ def _detail(report: Report) -> str | None:
 
 def _fold_new_events(
     rows: dict[str, StoredJob], reports: Sequence[Report], new_events: set[EventKey]
-) -> set[str]:
+) -> set[int]:
+    """Fold each report new to its job into the job's row; the positions of those reports."""
     fresh: dict[str, list[Report]] = defaultdict(list)
-    for report in reports:
+    positions = set()
+    for position, report in enumerate(reports):
         key = (report.jid, report.kind.value, report.at)
         # A jid missing from rows was restarted: the history has the report, the row stays gone.
         if key in new_events and report.jid in rows:
             new_events.discard(key)  # the same report twice in one batch counts once
             fresh[report.jid].append(report)
+            positions.add(position)
     for jid, new in fresh.items():
         job = rows[jid]
         timeline = fold_events(((report.kind, report.at) for report in new), start=job.timeline)
         rows[jid] = replace(
             job, timeline=timeline, status=status_of(timeline), worker=_latest_worker(job, new, timeline)
         )
-    return set(fresh)
+    return positions
 
 
 def _latest_worker(job: StoredJob, new: list[Report], timeline: Timeline) -> str | None:
@@ -190,10 +197,19 @@ def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
         update_by_key(connection, jobs, TIMELINE_COLUMNS, "id", rows)
 
 
-def _results(reports: Sequence[Report], rows: dict[str, StoredJob], created: set[str]) -> list[WriteResult]:
+def _results(
+    reports: Sequence[Report],
+    rows: dict[str, StoredJob],
+    created: set[str],
+    fresh: set[int],
+    before: dict[str, Timeline],
+) -> list[WriteResult]:
     unannounced = set(created)
     results = []
-    for report in reports:
-        results.append(WriteResult(report.jid, rows.get(report.jid), report.jid in unannounced))
-        unannounced.discard(report.jid)
+    for position, report in enumerate(reports):
+        jid = report.jid
+        results.append(
+            WriteResult(jid, rows.get(jid), jid in unannounced, position in fresh, before.get(jid))
+        )
+        unannounced.discard(jid)
     return results

@@ -7,13 +7,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +25,14 @@ from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.prometheus import multiprocess
+from sidekiq_supervisor.services.prometheus.exposition import Exporter
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments
+from sidekiq_supervisor.services.prometheus.ledger_figures import (
+    LedgerFiguresCache,
+    read_ledger_figures,
+    read_recent_classes,
+)
 from sidekiq_supervisor.services.recovery import Recoverer
 from sidekiq_supervisor.services.report_intake import ReportIntake
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter, WriterHealth
@@ -49,6 +58,7 @@ from sidekiq_supervisor.web.errors import install_error_handlers, retry_later
 from sidekiq_supervisor.web.monitor import router as monitor_router
 from sidekiq_supervisor.web.pages import STATIC
 from sidekiq_supervisor.web.pages import router as pages_router
+from sidekiq_supervisor.web.prometheus import router as prometheus_router
 from sidekiq_supervisor.web.security import PageSecurity
 
 logger = logging.getLogger(__name__)
@@ -74,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        multiprocess.worker_started()
         services = await run_in_threadpool(_open_services, settings)
         await services.writer.start()
         app.state.services = services
@@ -97,7 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pruner.stop()  # a pass under way ends after its current batch
                 await pruning
             await services.writer.stop()
+            await services.exporter.ledger.close()
             services.close()
+            multiprocess.worker_stopping()
 
     app = FastAPIOffline(
         title="sidekiq-supervisor",
@@ -112,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(jobs.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"], responses=HEALTH_RESPONSES)
+    app.include_router(prometheus_router)
     # The dashboard: pages for people, behind basic auth, CSRF checks and a strict CSP.
     app.include_router(pages_router)
     # /sidekiq: Sidekiq's own Web UI pages over its Redis (also servable alone: web.monitor).
@@ -140,13 +154,32 @@ def _open_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     upgrade(engine)
     client = connection.connect(settings.redis_url)
+    registry = CollectorRegistry()
+    classes = ClassLabels(settings.metrics_max_classes)
+    classes.update(read_recent_classes(engine))
+    instruments = Instruments(registry, classes)
     writer = GroupCommitWriter(
         engine,
         batch_size=settings.ingest_batch_size,
         queue_limit=settings.ingest_queue_limit,
         deadline_seconds=settings.request_timeout_seconds,
+        instruments=instruments,
     )
     manager = JobManager.on(engine, client, settings)
+    monitor = SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version)
+    ledger_figures = LedgerFiguresCache(
+        partial(read_ledger_figures, engine, manager.liveness),
+        max_age=settings.metrics_cache_seconds,
+        hung_after=settings.request_timeout_seconds,
+        on_read=lambda figures: classes.update(figures.recent_classes),
+    )
+    exporter = Exporter(
+        multiprocess.process_collector(registry),
+        ledger_figures,
+        monitor,
+        redis_configured=client is not None,
+        stuck_after_seconds=settings.uncompleted_alert_minutes * 60,
+    )
     return Services(
         settings,
         engine,
@@ -154,9 +187,10 @@ def _open_services(settings: Settings) -> Services:
         writer,
         manager,
         Dashboard(manager),
-        SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version),
-        Recoverer.from_settings(manager, engine, settings),
+        monitor,
+        Recoverer.from_settings(manager, engine, settings, instruments),
         Alerter.from_settings(manager, settings),
+        exporter,
         api_tokens=settings.api_tokens,
         intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),
         validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},

@@ -13,6 +13,7 @@ from sidekiq_supervisor.services.alerting import Alerter
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import Ledger
+from sidekiq_supervisor.services.prometheus.exposition import Exporter
 from sidekiq_supervisor.services.recovery import Recoverer
 from sidekiq_supervisor.services.report_intake import ReportIntake
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter
@@ -34,6 +35,8 @@ class Services:
     sidekiq_monitor: SidekiqMonitor
     recoverer: Recoverer
     alerter: Alerter
+    # GET /metrics: this process's instruments and the figures read at scrape time.
+    exporter: Exporter
     # Derived from the settings once, at start-up, rather than on every ingest request:
     api_tokens: tuple[str, ...]
     intake: ReportIntake

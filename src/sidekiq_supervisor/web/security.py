@@ -39,9 +39,9 @@ CSRF_COOKIE = "supervisor_csrf"
 CSRF_FIELD = "csrf_token"
 # Large enough for a restart confirmation of several thousand jids.
 MAX_FORM_BYTES = 512 * 1024
-# Routes that are not pages: the API has its own tokens, and /docs is Swagger UI (with its own
-# inline script; its assets are served under /docs/assets).
-NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz")
+# Routes that are not pages: the API and /metrics have their own tokens, and /docs is Swagger UI
+# (with its own inline script; its assets are served under /docs/assets).
+NOT_PAGES = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/metrics")
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"

@@ -187,16 +187,18 @@ SECURITY_SCHEMES = {
         "description": "`SUPERVISOR_USERNAME` and `SUPERVISOR_PASSWORD`, for the pages and /sidekiq.",
     },
 }
-API_PREFIX = "/api/v1/"
+# The paths that take the API token: the API, and Prometheus' scrape.
+TOKEN_PATHS = ("/api/v1/", "/metrics")
 
 
 def declare_security(schema: dict[str, Any]) -> None:
-    """Publish the security schemes, and that every ``/api/v1`` operation takes the API token.
+    """Publish the security schemes, and that every ``/api/v1`` operation (and /metrics) takes the
+    API token.
 
     Either scheme opens the API when ``SUPERVISOR_API_TOKEN`` is set; without it the API is open.
     """
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     for path, operations in schema.get("paths", {}).items():
-        if path.startswith(API_PREFIX):
+        if path.startswith(TOKEN_PATHS):
             for operation in operations.values():
                 operation["security"] = [{"apiToken": []}, {"apiTokenAsPassword": []}]

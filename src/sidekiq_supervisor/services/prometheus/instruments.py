@@ -1,0 +1,164 @@
+"""What each process counts as it works: reports received and refused, its group commits and ingest
+queue, the runs its reports completed and the failures they told of, and the jobs it recovered.
+
+Ordinary prometheus_client instruments, counted where the thing happens, so they only ever grow
+(Prometheus reads a counter that drops as a restart of it). Each process counts its own: across
+instances ``sum`` them. Under ``serve --workers N`` prometheus_client keeps them in files that
+every worker of the instance adds up when it answers a scrape (``exposition``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter as Tally
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from sidekiq_supervisor.domain.figures import OTHER_CLASS, busiest, completed_run
+from sidekiq_supervisor.domain.model import EventKind, Report
+from sidekiq_supervisor.store.writer import WriteResult
+
+# Seconds; a group commit usually takes milliseconds, and past the request deadline (8 s) it fails.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Seconds; Sidekiq jobs run from milliseconds to hours.
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+# The reports clients send (restarts and quarantines are the ledger's own events).
+REPORTED = (EventKind.QUEUED, EventKind.STARTED, EventKind.COMPLETE, EventKind.FAILED)
+
+# No ``*_created`` series beside each counter and histogram: Prometheus does not need them to see
+# a restart, and multi-process mode has none, so a scrape reads the same with one worker or many.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+
+
+class Refusal(StrEnum):
+    """Why reports were answered 503 (``supervisor_reports_refused_total{reason}``)."""
+
+    OVERLOADED = "overloaded"  # the writer's queue was full
+    TIMEOUT = "timeout"  # not committed within the request deadline
+    DATABASE = "database"  # the database was unavailable or refused the batch
+    STOPPING = "stopping"  # the service was shutting down
+
+
+class ClassLabels:
+    """Which job classes get a ``class`` label of their own: the busiest ``limit`` ones of the ledger
+    (``update``, from each refresh of the ledger's figures) and, while fewer are known, each new
+    class as it comes, so that a young ledger's classes are named at once. The rest are ``other``.
+
+    Read on the writer's thread, updated on another: the set is replaced, never changed in place.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._kept: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def update(self, counts: Mapping[str, int]) -> None:
+        """Keep, from now on, the busiest classes of ``counts`` (jobs per class)."""
+        self._kept = busiest(counts, self.limit)
+
+    def label(self, job_class: str) -> str:
+        """The label of ``job_class``: its name when kept (or admitted now), else ``other``."""
+        kept = self._kept
+        if job_class in kept:
+            return job_class
+        if len(kept) >= self.limit:
+            return OTHER_CLASS
+        with self._lock:
+            if len(self._kept) < self.limit:
+                self._kept = self._kept | {job_class}
+        return job_class if job_class in self._kept else OTHER_CLASS
+
+
+class Instruments:
+    """One process's counters, histograms and gauges, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry, classes: ClassLabels) -> None:
+        self.classes = classes
+        self.received = Counter(
+            "supervisor_reports_received",
+            "Valid reports handed to the writer, by kind (stored, or refused with 503).",
+            ["kind"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "supervisor_reports_refused",
+            "Reports answered 503 and not stored, by reason: overloaded, timeout, database, stopping.",
+            ["reason"],
+            registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "supervisor_group_commit_seconds",
+            "Seconds each group-commit transaction of reports took, from its first statement to its commit.",
+            buckets=COMMIT_BUCKETS,
+            registry=registry,
+        )
+        self.queue = Gauge(
+            "supervisor_ingest_queue_reports",
+            "Reports waiting for the writer (a report is refused with 503 past the limit).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.queue_limit = Gauge(
+            "supervisor_ingest_queue_limit",
+            "SUPERVISOR_INGEST_QUEUE_LIMIT: the most reports the writer lets wait (per process).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.durations = Histogram(
+            "supervisor_job_duration_seconds",
+            "Started to complete, of each run a report stored here completed, from the ledger's "
+            "times of both reports; by class (the busiest SUPERVISOR_METRICS_MAX_CLASSES, else other).",
+            ["class"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.failures = Counter(
+            "supervisor_job_failures",
+            "Runs that raised (failed reports stored here), by class (as supervisor_job_duration_seconds).",
+            ["class"],
+            registry=registry,
+        )
+        self.recovered = Counter(
+            "supervisor_recovered_jobs",
+            "Lost jobs automatic recovery pushed again (SUPERVISOR_AUTO_RECOVER).",
+            registry=registry,
+        )
+        self.quarantined = Counter(
+            "supervisor_quarantined_jobs",
+            "Jobs automatic recovery sent to Sidekiq's Dead set after SUPERVISOR_RECOVER_MAX_ATTEMPTS.",
+            registry=registry,
+        )
+        # Every series of a fixed label set exists from the start (at 0), so that rate() and
+        # increase() see the first report or refusal; children looked up once, off the hot path.
+        self._received = {kind: self.received.labels(kind.value) for kind in REPORTED}
+        self._refused = {reason: self.refused.labels(reason.value) for reason in Refusal}
+
+    def reports_received(self, reports: Sequence[Report]) -> None:
+        """Count valid reports as they reach the writer."""
+        if len(reports) == 1:
+            self._received[reports[0].kind].inc()
+            return
+        for kind, count in Tally(report.kind for report in reports).items():
+            self._received[kind].inc(count)
+
+    def reports_refused(self, count: int, reason: Refusal) -> None:
+        """Count reports answered 503."""
+        self._refused[reason].inc(count)
+
+    def reports_stored(self, reports: Sequence[Report], results: Sequence[WriteResult]) -> None:
+        """Count the failures and observe the runs that a committed batch of reports told of."""
+        observed: set[str] = set()
+        for report, result in zip(reports, results, strict=True):
+            job = result.job
+            if job is None or not result.fresh or result.before is None:
+                continue  # a resend, or a report about a restarted original
+            if report.kind is EventKind.FAILED:
+                self.failures.labels(self.classes.label(job.job_class)).inc()
+            if job.jid in observed:
+                continue  # the batch's first fresh report of a job sees its whole change
+            observed.add(job.jid)
+            micros = completed_run(result.before, job.timeline)
+            if micros is not None:
+                self.durations.labels(self.classes.label(job.job_class)).observe(micros / 1_000_000)
