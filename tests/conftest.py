@@ -109,7 +109,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# The PostgreSQL half carries the ``postgres`` mark: the fast lane leaves it to the full run.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty, migrated ledger: a copy of the SQLite template, or the emptied PostgreSQL."""
     if request.param == "sqlite":
