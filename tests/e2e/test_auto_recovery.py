@@ -325,15 +325,15 @@ def test_a_serve_killed_mid_recovery_and_started_again_pushes_nothing_twice(
     lost job runs once more, none twice.
 
     The window hit is the one only the per-original Redis marker covers: push done, ledger not
-    committed. ``serve`` reaches Redis through a proxy that lets the first recovery push (the
-    script that sets the marker and pushes the copy, one EVALSHA) reach Redis, then hangs the link
-    before the answer gets back. The pass waits for that answer inside its ledger transaction:
-    the test sees the copy in the queue, the marker set, the original's row locked by the claim
-    and the ledger still saying it is lost, and SIGKILLs ``serve`` there. PostgreSQL rolls the
-    claim back. ``serve`` started again, with Redis reached directly, takes that original for
-    lost again, claims it and pushes it again: the marker answers with the first copy's jid
-    instead of pushing, and that copy is recorded as its replacement. The other lost jobs, which
-    the stuck pass never reached, are pushed once by the new process.
+    committed. ``serve`` reaches Redis through a proxy that lets the pass's pushes (one pipeline
+    of the script that sets an original's marker and pushes its copy, an EVALSHA per lost job)
+    reach Redis, then hangs the link before the answers get back. The pass waits for them inside
+    its ledger transaction: the test sees the copies in the queue, the markers set, the originals'
+    rows locked by the claims and the ledger still saying they are lost, and SIGKILLs ``serve``
+    there. PostgreSQL rolls the claims back. ``serve`` started again, with Redis reached
+    directly, takes the originals for lost again, claims and pushes them again: each marker
+    answers with its first copy's jid instead of pushing, and that copy is recorded as the
+    replacement.
 
     Sidekiq 6 only: the window is between the supervisor, its PostgreSQL and Redis, the same
     whichever Sidekiq runs the jobs (see the case of two ``serve`` processes)."""
@@ -341,10 +341,10 @@ def test_a_serve_killed_mid_recovery_and_started_again_pushes_nothing_twice(
     jobs = 3
     names = [f"lost-{n}" for n in range(jobs)]
     redis_url = urlsplit(redis_test_url())
-    # Loaded beforehand, so that the push is a single EVALSHA of the script (no NOSCRIPT, reload).
+    # The pushes themselves: EVALSHA of the script (a pipeline first asks SCRIPT EXISTS, let through).
     push_script = redis_client.script_load(RESTART_PUSH)
     with tcp_proxy(redis_url.hostname or "127.0.0.1", redis_url.port or 6379) as proxy:
-        hung = proxy.hang_after(push_script.encode())
+        hung = proxy.hang_after(b"EVALSHA\r\n$40\r\n" + push_script.encode())
         proxied = redis_url._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
         require_sidekiq()
         settings = recovery_settings(line, REDIS_URL=proxied)
@@ -360,14 +360,20 @@ def test_a_serve_killed_mid_recovery_and_started_again_pushes_nothing_twice(
                 for name in names:
                     redis_client.delete(f"e2e:sleep:{name}")  # their next runs end at once
                 wait_until("a recovery push reaches Redis", hung.is_set, timeout=stale_seconds(line) + 30)
-                (marker,) = wait_until("its marker", lambda: redis_client.keys(keys.restart_marker("*")))
-                stuck = marker.decode().removeprefix(keys.restart_marker(""))
-                first_copy = redis_client.get(marker).decode()
-                # Pushed in Redis, not recorded in the ledger: the claim is held, uncommitted (for
+                markers = wait_until(
+                    "their markers",
+                    lambda: len(found := redis_client.keys(keys.restart_marker("*"))) == jobs and found,
+                )
+                first_copies = {
+                    marker.decode().removeprefix(keys.restart_marker("")): redis_client.get(marker).decode()
+                    for marker in markers
+                }
+                # Pushed in Redis, not recorded in the ledger: the claims are held, uncommitted (for
                 # the 5 s serve waits on a Redis command before it gives up and rolls back).
-                assert queued_jids(redis_client) == [first_copy]
-                assert claim_held(fresh_postgres_url, stuck)
-                assert status(api, stuck) == "started" and restarts(api, stuck) == []
+                assert sorted(queued_jids(redis_client)) == sorted(first_copies.values())
+                assert sorted(first_copies) == sorted(lost)
+                assert all(claim_held(fresh_postgres_url, jid) for jid in lost)
+                assert all(status(api, jid) == "started" and restarts(api, jid) == [] for jid in lost)
                 serve.kill()
 
             serve.env["REDIS_URL"] = redis_test_url()
@@ -387,7 +393,9 @@ def test_a_serve_killed_mid_recovery_and_started_again_pushes_nothing_twice(
 
     assert {name: redis_client.get(f"e2e:done:{name}") for name in names} == dict.fromkeys(names, b"1")
     assert [len(each) for each in restarted] == [1] * jobs, restarted
-    assert copies[lost.index(stuck)] == first_copy, "the copy pushed before the kill is the replacement"
+    assert copies == [first_copies[jid] for jid in lost], (
+        "the copies pushed before the kill are the replacements"
+    )
     assert len(set(copies)) == jobs
     assert waiting == []
 
