@@ -91,9 +91,11 @@ from sidekiq_supervisor.store.writer import write_reports
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
 from ingest_seed import free_port, wait_healthy  # noqa: E402
 from load_ledger import CLASSES, arguments, load_postgresql, load_sqlite  # noqa: E402
+from tests.e2e.fault_sidekiq import HarnessError, wait_for  # noqa: E402
 
 APP = HERE / "sidekiq" / "recovery_app.rb"
 LEDGER_TABLES = ("jobs", "job_events", "job_payloads", "job_rollups")
@@ -141,18 +143,6 @@ class Profile:
 
 class BenchError(RuntimeError):
     """A run did not go as it must (a timeout, a job pushed twice): the figures would lie."""
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, poll: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something truthy; ``BenchError`` naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting until {what}")
-        time.sleep(poll)
 
 
 def spread(values: list[float]) -> str:
@@ -981,7 +971,7 @@ def run(args: argparse.Namespace, chosen: list[Profile]) -> None:
                 print_bulk(bulks)
             if "c" in scenarios:
                 print_ledger(large_ledger(args, chosen[0], workdir, client))
-        except BenchError as exc:
+        except (BenchError, HarnessError) as exc:  # a check failed, or something never happened
             for log in sorted(workdir.glob("*.log")):
                 print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
             raise SystemExit(f"bench failed: {exc}") from None
