@@ -28,6 +28,7 @@ from sqlalchemy import Engine, text
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.store.schema import metadata
 from sidekiq_supervisor.web.app import create_app
 
 POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -134,7 +135,7 @@ def empty_postgres_url(postgres_url: str, _postgres_emptier: Engine) -> str:
     with _postgres_emptier.begin() as connection:
         # Nothing here needs to survive a crash: the commit need not wait for the disk.
         connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        tables = "jobs, job_events, job_rollups, job_payloads, alerts, alert_messages, alert_deliveries"
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
     return postgres_url
 

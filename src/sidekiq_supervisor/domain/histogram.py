@@ -94,6 +94,19 @@ def display_bins(durations: Iterable[Micros]) -> list[tuple[Micros | None, int]]
     counts = [0] * (len(DISPLAY_EDGES) + 1)
     for micros in durations:
         counts[bisect.bisect_right(DISPLAY_EDGES, micros)] += 1
+    return _trimmed(counts)
+
+
+def display_bins_of(histogram: Mapping[int, int]) -> list[tuple[Micros | None, int]]:
+    """``display_bins`` of a kept histogram: each kept bucket counts in the shown bin that holds
+    its upper bound, so a bin may hold a few durations up to 19% below its lower edge."""
+    counts = [0] * (len(DISPLAY_EDGES) + 1)
+    for bucket, count in histogram.items():
+        counts[bisect.bisect_right(DISPLAY_EDGES, upper_bound(bucket))] += count
+    return _trimmed(counts)
+
+
+def _trimmed(counts: list[int]) -> list[tuple[Micros | None, int]]:
     bins: list[tuple[Micros | None, int]] = list(zip((*DISPLAY_EDGES, None), counts, strict=True))
     filled = [i for i, (_, count) in enumerate(bins) if count]
     return bins[filled[0] : filled[-1] + 1] if filled else []

@@ -1,8 +1,9 @@
 """What the dashboard pages show, read from the ledger (and Sidekiq's Redis for where a job is).
 
 Every figure is bounded so that a page load stays fast on a ledger of millions of jobs: status
-counts stop at a cap, duration summaries use each class's newest completed jobs (see
-``store.analytics``), lists are keyset pages. The pages say when a figure is capped or sampled.
+counts stop at a cap, duration summaries and the chart of events per minute come from what the
+writer counts as it stores reports (``store.rollups``, ``store.event_counts``), lists are keyset
+pages. The pages say when a figure is capped or estimated.
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ import orjson
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.clock import now_micros
-from sidekiq_supervisor.domain.durations import (
-    DurationOrigin,
-    DurationSummary,
-    duration_of,
-    percentiles,
-)
-from sidekiq_supervisor.domain.histogram import display_bins
+from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
+from sidekiq_supervisor.domain.histogram import display_bins_of, merged
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
 from sidekiq_supervisor.domain.recovery import Recovery
+from sidekiq_supervisor.domain.rollups import Tally, Window, window_periods
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
@@ -32,16 +29,16 @@ from sidekiq_supervisor.services.restart import RestartReport
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import connection
-from sidekiq_supervisor.store import analytics
+from sidekiq_supervisor.store import analytics, event_counts, rollups
 from sidekiq_supervisor.store.analytics import ClassSummary
 from sidekiq_supervisor.store.records import StoredJob
 
 __all__ = ["ClassSummary", "Dashboard", "EventSeries", "HistoryEntry", "JobView", "StatusCounts"]
 
 STATUS_COUNT_CAP = 100_000
-OVERVIEW_SAMPLE = 1_000
-DURATIONS_SAMPLE = 10_000
 MAX_CLASSES = 200
+# The overview's slowest classes: what ran lately, not since records began.
+SLOWEST_WINDOW = Window.DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +125,11 @@ class Dashboard:
 
     def events(self, hours: int) -> EventSeries:
         """Events per minute of each kind over the last ``hours`` hours."""
-        minute = analytics.MINUTE
+        minute = event_counts.MINUTE
         end = (now_micros() // minute + 1) * minute
         start = end - hours * 60 * minute
         with self.ledger.engine.connect() as connection:
-            found = analytics.events_per_minute(connection, start, end)
+            found = event_counts.events_per_minute(connection, start, end)
         minutes = hours * 60
         series = {
             kind.value: [found.get(kind.value, {}).get(start + i * minute, 0) for i in range(minutes)]
@@ -140,22 +137,23 @@ class Dashboard:
         }
         return EventSeries(datetime_from_micros(start), minutes, series)  # type: ignore[arg-type]
 
-    def class_summaries(self, origin: DurationOrigin, sample: int = DURATIONS_SAMPLE) -> list[ClassSummary]:
-        """Per class, the summary of its newest ``sample`` completed jobs (classes with none left out)."""
-        return self.class_summaries_by_origin(sample)[origin]
+    def class_summaries(self, origin: DurationOrigin, window: Window = Window.ALL) -> list[ClassSummary]:
+        """Per class (the first ``MAX_CLASSES`` by name), the summary of its jobs completed in
+        ``window``; classes with none left out."""
+        return self.class_summaries_by_origin(window)[origin]
 
     def class_summaries_by_origin(
-        self, sample: int = DURATIONS_SAMPLE
+        self, window: Window = Window.ALL
     ) -> dict[DurationOrigin, list[ClassSummary]]:
-        """Both seed questions per class, over its newest ``sample`` completed jobs, in one read each."""
-        found: dict[DurationOrigin, list[ClassSummary]] = {origin: [] for origin in DurationOrigin}
+        """Both seed questions per class over the jobs completed in ``window``, from the roll-ups:
+        exact counts and means, estimated percentiles (``domain.rollups``)."""
+        grain, since = window_periods(window, now_micros())
         with self.ledger.engine.connect() as connection:
-            for name in analytics.job_classes(connection, MAX_CLASSES):
-                rows = analytics.recent_durations(connection, name, sample)
-                for position, origin in enumerate((DurationOrigin.QUEUED, DurationOrigin.STARTED)):
-                    values = sorted(value for row in rows if (value := row[position]) is not None)
-                    if values:
-                        found[origin].append(_class_summary(name, values))
+            tallies = rollups.class_tallies(connection, grain, since)
+        found: dict[DurationOrigin, list[ClassSummary]] = {origin: [] for origin in DurationOrigin}
+        for (name, origin), tally in sorted(tallies.items()):
+            if tally.count > 0 and len(found[origin]) < MAX_CLASSES:
+                found[origin].append(_class_summary(name, tally))
         return found
 
     def pruned_summaries(self, job_class: str | None = None) -> dict[DurationOrigin, DurationSummary]:
@@ -163,14 +161,19 @@ class Dashboard:
         return {origin: self.ledger.pruned_summary(origin, job_class) for origin in DurationOrigin}
 
     def slowest_classes(self, limit: int = 8) -> list[ClassSummary]:
-        """The classes with the highest p95 from started to complete (over a small recent sample)."""
-        summaries = self.class_summaries(DurationOrigin.STARTED, OVERVIEW_SAMPLE)
+        """The classes with the highest p95 from started to complete over the last 24 hours."""
+        summaries = self.class_summaries(DurationOrigin.STARTED, SLOWEST_WINDOW)
         return sorted(summaries, key=lambda s: s.p95 or 0, reverse=True)[:limit]
 
-    def histogram(self, origin: DurationOrigin, job_class: str | None) -> list[tuple[int | None, int]]:
-        """(upper edge in micros, count) per shown bin of the sampled durations (``domain.histogram``)."""
+    def histogram(
+        self, origin: DurationOrigin, job_class: str | None, window: Window = Window.ALL
+    ) -> list[tuple[int | None, int]]:
+        """(upper edge in micros, count) per shown bin of the durations of the jobs completed in
+        ``window`` (``domain.histogram.display_bins_of``)."""
+        grain, since = window_periods(window, now_micros())
         with self.ledger.engine.connect() as connection:
-            return display_bins(analytics.sampled_durations(connection, origin, job_class, DURATIONS_SAMPLE))
+            tallies = rollups.class_tallies(connection, grain, since, job_class=job_class, origin=origin)
+        return display_bins_of(merged(*(tally.histogram for tally in tallies.values())))
 
     def stuck_jobs(self, minutes: float, limit: int = 50) -> list[Job]:
         """Uncompleted jobs started more than ``minutes`` ago, oldest first."""
@@ -272,15 +275,19 @@ def _worker_text(worker: dict[str, Any]) -> str | None:
     return f"{name} (thread {thread})" if thread else str(name) or None
 
 
-def _class_summary(job_class: str, sorted_micros: list[int]) -> ClassSummary:
-    """Count, mean, the percentiles of ``domain.durations`` and the maximum, in microseconds."""
-    p50, p95, p99 = percentiles(sorted_micros)
+def _class_summary(job_class: str, tally: Tally) -> ClassSummary:
+    """A class's summary in microseconds, from its roll-up tally (percentiles estimated)."""
+    summary = tally.summary()
     return ClassSummary(
         job_class,
-        len(sorted_micros),
-        sum(sorted_micros) / len(sorted_micros),
-        p50,
-        p95,
-        p99,
-        sorted_micros[-1],
+        summary.count,
+        tally.total / tally.count,
+        _micros(summary.p50),
+        _micros(summary.p95),
+        _micros(summary.p99),
+        tally.longest,
     )
+
+
+def _micros(value: timedelta | None) -> int | None:
+    return None if value is None else value // timedelta(microseconds=1)

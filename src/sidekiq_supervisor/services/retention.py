@@ -24,6 +24,7 @@ from sidekiq_supervisor.domain.model import Micros
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import write_transaction
+from sidekiq_supervisor.store.event_counts import trim_event_counts
 from sidekiq_supervisor.store.retention import (
     lock_against_other_pruners,
     oldest_history_recorded_at,
@@ -86,6 +87,8 @@ class Pruner:
         now = self._clock()
         jobs = self._prune_jobs(now - self._retention) if self._retention > 0 else 0
         events = self._prune_history(now - self._history_retention) if self._history_retention > 0 else 0
+        with write_transaction(self._engine) as connection:
+            trim_event_counts(connection, now)
         return PruneReport(jobs, events)
 
     async def run(self, interval_seconds: float) -> None:

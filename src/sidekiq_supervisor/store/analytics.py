@@ -1,24 +1,21 @@
-"""The dashboard's reads: events per minute, per-class duration summaries, long-running jobs.
+"""Bounded reads of the ledger for the dashboard and the alerts: status counts, recent events,
+a class's newest durations, long-running jobs.
 
-Each query is bounded by an index so that a page load does not scan a table of millions of rows:
+Each query is bounded by an index so that it does not scan a table of millions of rows:
 
-- events per minute find the window's first event by a binary search on the primary key of
-  ``job_events`` (ids grow with ``recorded_at``), then read only the window's rows;
-- distinct job classes come from a loose index scan of ``(job_class, id)``;
-- duration summaries read the newest ``sample`` completed jobs of a class through
-  ``(job_class, id)`` (or of all classes through ``(status, id)``), never the whole history;
+- the first event recorded since a time is found by a binary search on the primary key of
+  ``job_events`` (ids grow with ``recorded_at``);
+- a class's newest durations come through ``(job_class, id)``, never the whole history;
 - bounded status counts stop after ``cap`` rows of ``(status, id)``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, func, literal, select
+from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.engine import Connection
 
-from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.model import JobStatus, Micros
 from sidekiq_supervisor.store.records import StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import job_events, jobs
@@ -79,51 +76,6 @@ def first_event_id_recorded_since(connection: Connection, since: Micros) -> int 
     return answer
 
 
-def events_per_minute(connection: Connection, since: Micros, until: Micros) -> dict[str, dict[int, int]]:
-    """For each event kind, the number of events per minute (minute start, in micros) in the window."""
-    first_id = first_event_id_recorded_since(connection, since - RECORDED_SLACK)
-    if first_id is None:
-        return {}
-    minute = (job_events.c.at // MINUTE).label("minute")
-    query = (
-        select(job_events.c.kind, minute, func.count())
-        .where(job_events.c.id >= first_id, job_events.c.at >= since, job_events.c.at < until)
-        .group_by(job_events.c.kind, minute)
-    )
-    series: dict[str, dict[int, int]] = defaultdict(dict)
-    for kind, bucket, count in connection.execute(query):
-        series[kind][int(bucket) * MINUTE] = count
-    return dict(series)
-
-
-def job_classes(connection: Connection, limit: int) -> list[str]:
-    """Distinct job classes in name order, by a loose index scan of ``(job_class, id)``.
-
-    ``SELECT DISTINCT`` would read every row on PostgreSQL; each step of this recursive query
-    is one index probe for the next greater class name.
-    """
-    first = select(func.min(jobs.c.job_class).label("name")).cte("classes", recursive=True)
-    following = select(
-        select(func.min(jobs.c.job_class)).where(jobs.c.job_class > first.c.name).scalar_subquery()
-    ).where(first.c.name.is_not(None))
-    classes = first.union_all(following)
-    query = select(classes.c.name).where(classes.c.name.is_not(None)).limit(limit)
-    return [name for (name,) in connection.execute(query)]
-
-
-def _sampled_durations(origin: DurationOrigin, job_class: str | None, sample: int) -> Select[Micros]:
-    begin = jobs.c.queued_at if origin is DurationOrigin.QUEUED else jobs.c.started_at
-    conditions: list[ColumnElement[bool]] = [
-        jobs.c.status == JobStatus.COMPLETE.value,
-        begin.is_not(None),
-        jobs.c.completed_at.is_not(None),
-    ]
-    if job_class is not None:
-        conditions.append(jobs.c.job_class == job_class)
-    duration = (jobs.c.completed_at - begin).label("duration")
-    return select(duration).where(*conditions).order_by(jobs.c.id.desc()).limit(sample)
-
-
 def recent_durations(
     connection: Connection, job_class: str | None, sample: int
 ) -> list[tuple[Micros | None, Micros | None]]:
@@ -147,13 +99,6 @@ def recent_durations(
         .limit(sample)
     )
     return [(queued, started) for queued, started in connection.execute(query)]
-
-
-def sampled_durations(
-    connection: Connection, origin: DurationOrigin, job_class: str | None, sample: int
-) -> list[Micros]:
-    """The durations of the newest ``sample`` completed jobs (of a class, or of all)."""
-    return [d for (d,) in connection.execute(_sampled_durations(origin, job_class, sample))]
 
 
 def uncompleted_before(connection: Connection, started_before: Micros, limit: int) -> list[StoredJob]:

@@ -1,23 +1,30 @@
-"""Roll-ups: the durations of deleted completed jobs, per class, origin and hour of completion.
+"""Roll-ups of completed jobs' durations, in two tables:
 
-Retention adds a job here in the transaction that deletes its row, so every job counts once. A
-summary over roll-ups has an exact count, mean and maximum, and percentiles estimated from the
+- ``duration_rollups``, every kept completed job (``domain.rollups``): the writer counts a job in
+  the transaction that stores its completion, and retention takes it out in the one that deletes
+  its row. The pages, the API and the console read their duration summaries here.
+- ``job_rollups``, the deleted ones, per class, origin and hour of completion: retention adds a
+  job here in the transaction that deletes its row, so every job counts once.
+
+A summary over roll-ups has an exact count and mean, and percentiles estimated from the
 histograms (``domain.histogram``): answers built on them say so.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
 from sidekiq_supervisor.domain.histogram import Histogram, estimate_summary, histogram_of, merged
 from sidekiq_supervisor.domain.model import Micros, Timeline
-from sidekiq_supervisor.store.schema import job_rollups
+from sidekiq_supervisor.domain.rollups import Grain, RollupKey, Tally
+from sidekiq_supervisor.store.bulk import insert_ignoring_conflicts, select_where_in, update_by_key
+from sidekiq_supervisor.store.schema import duration_rollups, job_rollups
 
 HOUR_MICROS = 3_600 * 1_000_000
 
@@ -78,7 +85,7 @@ def _rollup_row(key: Key, count: int, total: int, longest: int, histogram: Histo
         "count": count,
         "total_micros": total,
         "max_micros": longest,
-        "histogram": orjson.dumps({str(bucket): n for bucket, n in sorted(histogram.items())}).decode(),
+        "histogram": _dumped(histogram),
     }
 
 
@@ -119,3 +126,125 @@ def rollup_summary(
 
 def _histogram(stored: str) -> Histogram:
     return {int(bucket): count for bucket, count in orjson.loads(stored).items()}
+
+
+ROLLUP_COLUMNS = [
+    "key",
+    "grain",
+    "start",
+    "job_class",
+    "origin",
+    "count",
+    "total_micros",
+    "max_micros",
+    "histogram",
+]
+FIGURE_COLUMNS = ["count", "total_micros", "max_micros", "histogram"]
+# Keeps each statement's bind parameters well inside both databases' limits.
+CHUNK = 500
+
+ClassOrigin = tuple[str, DurationOrigin]
+
+
+def apply_changes(connection: Connection, changes: Mapping[RollupKey, Tally]) -> None:
+    """Apply ``changes`` (``domain.rollups.changes``) to ``duration_rollups``, inside the caller's
+    transaction. Rows are locked in key order (after the jobs rows the caller locked), so
+    concurrent writers on PostgreSQL wait for each other and never deadlock; a row whose count
+    reaches zero is deleted."""
+    keys = sorted(changes)
+    for start in range(0, len(keys), CHUNK):
+        _apply_chunk(connection, keys[start : start + CHUNK], changes)
+
+
+def _apply_chunk(connection: Connection, keys: list[RollupKey], changes: Mapping[RollupKey, Tally]) -> None:
+    texts = [key.text for key in keys]
+    # A row must exist before it can be locked: two writers counting a period's first job would
+    # otherwise both insert it, and one count would be lost.
+    empty = [
+        (key.text, key.grain.value, key.start, key.job_class, key.origin.value, 0, 0, 0, "{}") for key in keys
+    ]
+    insert_ignoring_conflicts(
+        connection, duration_rollups, ROLLUP_COLUMNS, empty, conflict=["key"], returning=["key"]
+    )
+    stored = {
+        row[0]: Tally(row[1], row[2], row[3], _histogram(row[4]))
+        for row in select_where_in(
+            connection, duration_rollups, ["key", *FIGURE_COLUMNS], "key", texts, order_by="key", lock=True
+        )
+    }
+    updated, emptied = [], []
+    for key, text in zip(keys, texts, strict=True):
+        after = stored[text].plus(changes[key])
+        if after.count > 0:
+            updated.append((after.count, after.total, after.longest, _dumped(after.histogram), text))
+        else:
+            emptied.append(text)
+    if updated:
+        update_by_key(connection, duration_rollups, FIGURE_COLUMNS, "key", updated)
+    if emptied:
+        connection.execute(delete(duration_rollups).where(duration_rollups.c.key.in_(emptied)))
+
+
+def class_tallies(
+    connection: Connection,
+    grain: Grain,
+    since: Micros | None = None,
+    *,
+    job_class: str | None = None,
+    origin: DurationOrigin | None = None,
+) -> dict[ClassOrigin, Tally]:
+    """Per class and origin, the tally of the periods of ``grain`` from ``since`` on.
+
+    For ``Grain.ALL``, each maximum is the longest of the class's days: the ``all`` row's own
+    keeps a deleted job's duration, a day row goes with its day's jobs.
+    """
+    conditions = [duration_rollups.c.grain == grain.value]
+    if since is not None:
+        conditions.append(duration_rollups.c.start >= since)
+    if job_class is not None:
+        conditions.append(duration_rollups.c.job_class == job_class)
+    if origin is not None:
+        conditions.append(duration_rollups.c.origin == origin.value)
+    query = select(
+        duration_rollups.c.job_class,
+        duration_rollups.c.origin,
+        duration_rollups.c["count"],
+        duration_rollups.c.total_micros,
+        duration_rollups.c.max_micros,
+        duration_rollups.c.histogram,
+    ).where(*conditions)
+    found: dict[ClassOrigin, Tally] = {}
+    for name, origin_text, count, total, longest, histogram in connection.execute(query):
+        key = (name, DurationOrigin(origin_text))
+        tally = Tally(count, total, longest, _histogram(histogram))
+        found[key] = found[key].plus(tally) if key in found else tally
+    if grain is Grain.ALL and found:
+        for key, longest in _longest_per_day(connection, job_class, origin).items():
+            if key in found:
+                found[key].longest = longest
+    return found
+
+
+def _longest_per_day(
+    connection: Connection, job_class: str | None, origin: DurationOrigin | None
+) -> dict[ClassOrigin, Micros]:
+    conditions = [duration_rollups.c.grain == Grain.DAY.value]
+    if job_class is not None:
+        conditions.append(duration_rollups.c.job_class == job_class)
+    if origin is not None:
+        conditions.append(duration_rollups.c.origin == origin.value)
+    query = (
+        select(
+            duration_rollups.c.job_class, duration_rollups.c.origin, func.max(duration_rollups.c.max_micros)
+        )
+        .where(*conditions)
+        .group_by(duration_rollups.c.job_class, duration_rollups.c.origin)
+    )
+    return {
+        (name, DurationOrigin(origin_text)): longest
+        for name, origin_text, longest in connection.execute(query)
+    }
+
+
+def _dumped(histogram: Histogram) -> str:
+    return orjson.dumps({str(bucket): n for bucket, n in sorted(histogram.items())}).decode()

@@ -103,6 +103,38 @@ job_rollups = Table(
     PrimaryKeyConstraint("job_class", "origin", "hour"),
 )
 
+duration_rollups = Table(
+    "duration_rollups",
+    metadata,
+    # Every kept completed job's durations, counted as its completion is stored (domain.rollups):
+    # per period (grain "hour", "day" or "all", from ``start``), class and origin, the count, sum
+    # and maximum and the histogram (JSON {bucket: count}, domain.histogram). Retention takes a job
+    # out as it deletes it (and adds it to ``job_rollups``).
+    # The key joins grain, start, origin and class: one column for the writer's bulk statements.
+    Column("key", String(300), primary_key=True),
+    Column("grain", String(8), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("job_class", String(255), nullable=False),
+    Column("origin", String(8), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("total_micros", BigInteger, nullable=False),
+    Column("max_micros", BigInteger, nullable=False),
+    Column("histogram", Text, nullable=False),
+    # The pages' windows: a grain's periods from a start on.
+    Index(None, "grain", "start"),
+)
+
+event_counts = Table(
+    "event_counts",
+    metadata,
+    # Reports per minute of their time and kind, counted as they are stored: the overview's chart
+    # reads minutes, not the history. Trimmed after a week.
+    Column("minute", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("minute", "kind"),
+)
+
 alerts = Table(
     "alerts",
     metadata,

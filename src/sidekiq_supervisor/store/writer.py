@@ -3,8 +3,10 @@
 Statements per batch, whatever its size: find which jids were restarted (their rows are gone and
 must stay gone), create the jobs not seen before, read (and on PostgreSQL lock) the batch's rows,
 append the events (a resent report collides on the unique key and is dropped), then update the
-rows whose timeline changed. Rows are touched in jid order so that concurrent writer processes on
-PostgreSQL cannot deadlock.
+rows whose timeline changed. Two more keep the read side's summaries: the new events' counts per
+minute (``store.event_counts``) and, when a job completed or its completed timeline moved, the
+duration roll-ups (``store.rollups``). Rows are touched in jid order, roll-ups after jobs, so
+that concurrent writer processes on PostgreSQL cannot deadlock.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from sidekiq_supervisor.domain import rollups
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report, Timeline
 from sidekiq_supervisor.domain.status import fold_events, status_of
 from sidekiq_supervisor.store.bulk import insert_ignoring_conflicts, select_where_in, update_by_key
+from sidekiq_supervisor.store.event_counts import count_events
 from sidekiq_supervisor.store.records import StoredJob, job_from_row
+from sidekiq_supervisor.store.rollups import apply_changes
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
 # Keeps every IN list and multi-row VALUES well inside both databases' bind-parameter limits.
@@ -66,8 +71,13 @@ def write_reports(
     rows = _lock_jobs(connection, jids)
     before = {jid: job.timeline for jid, job in rows.items()}
     new_events = _append_events(connection, reports, recorded_at)
+    count_events(connection, ((kind, at) for _, kind, at in new_events))
     fresh = _fold_new_events(rows, reports, new_events)
-    _update_jobs(connection, [rows[jid] for jid in sorted({reports[i].jid for i in fresh})])
+    changed = [rows[jid] for jid in sorted({reports[i].jid for i in fresh})]
+    _update_jobs(connection, changed)
+    apply_changes(
+        connection, rollups.changes((job.job_class, before[job.jid], job.timeline) for job in changed)
+    )
     return _results(reports, rows, created, fresh, before)
 
 

@@ -12,11 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
 from sidekiq_supervisor.domain.histogram import DISPLAY_EDGES
-from sidekiq_supervisor.services.dashboard import (
-    DURATIONS_SAMPLE,
-    ClassSummary,
-    Dashboard,
-)
+from sidekiq_supervisor.domain.rollups import Window
+from sidekiq_supervisor.services.dashboard import ClassSummary, Dashboard
 from sidekiq_supervisor.web import charts
 from sidekiq_supervisor.web.pages.deps import DashboardDep
 from sidekiq_supervisor.web.pages.templating import render, template_vars
@@ -29,19 +26,34 @@ Origin = Annotated[DurationOrigin, Query(alias="from")]
 
 @router.get("/durations", response_class=HTMLResponse)
 async def durations(
-    request: Request, dashboard: DashboardDep, origin: Origin = DurationOrigin.STARTED, job_class: Name = ""
+    request: Request,
+    dashboard: DashboardDep,
+    origin: Origin = DurationOrigin.STARTED,
+    job_class: Name = "",
+    window: Window = Window.ALL,
 ) -> HTMLResponse:
-    """Both duration questions per class, and the histogram of one of them."""
-    page = await run_in_threadpool(_gather, dashboard, origin, job_class or None)
+    """Both duration questions per class over the jobs completed in a window, and the histogram of
+    one of them."""
+    page = await run_in_threadpool(_gather, dashboard, origin, job_class or None, window)
     return render(
         request,
         "durations.html",
         refresh=30,
         origin=origin.value,
         job_class=job_class,
-        sample=DURATIONS_SAMPLE,
+        window=window.value,
+        windows=WINDOWS,
         **template_vars(page),
     )
+
+
+# The window links, in the order shown.
+WINDOWS = [
+    (Window.HOUR.value, "1 h"),
+    (Window.DAY.value, "24 h"),
+    (Window.WEEK.value, "7 days"),
+    (Window.ALL.value, "all"),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +67,12 @@ class DurationsPage:
     pruned: dict[DurationOrigin, DurationSummary]
 
 
-def _gather(dashboard: Dashboard, origin: DurationOrigin, job_class: str | None) -> DurationsPage:
-    bins = dashboard.histogram(origin, job_class)
+def _gather(
+    dashboard: Dashboard, origin: DurationOrigin, job_class: str | None, window: Window
+) -> DurationsPage:
+    bins = dashboard.histogram(origin, job_class, window)
     bars = [(_bin_label(edge), count) for edge, count in bins]
-    summaries = dashboard.class_summaries_by_origin()
+    summaries = dashboard.class_summaries_by_origin(window)
     return DurationsPage(
         queued=summaries[DurationOrigin.QUEUED],
         started=summaries[DurationOrigin.STARTED],

@@ -1,0 +1,125 @@
+"""Summaries kept as reports are stored: ``duration_rollups`` (every kept completed job's durations
+per class, origin and hour, day and all time) and ``event_counts`` (reports per minute and kind).
+
+The pages, the API and the console read their duration summaries and the overview's chart from
+them instead of the whole history (``docs/performance.md``, "Reads beside ingest"). The upgrade
+counts the jobs and events already stored: the completed jobs in id order, a chunk at a time
+(about 10 s a million jobs), and the last eight days of events.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+import orjson
+import sqlalchemy as sa
+from alembic import op
+
+from sidekiq_supervisor.domain import rollups
+from sidekiq_supervisor.domain.model import Timeline
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+CHUNK = 20_000
+MINUTE = 60_000_000
+COUNTED_EVENTS_FOR = 8 * 24 * 60 * MINUTE
+
+
+def upgrade() -> None:
+    rollup_table = op.create_table(
+        "duration_rollups",
+        sa.Column("key", sa.String(300), nullable=False),
+        sa.Column("grain", sa.String(8), nullable=False),
+        sa.Column("start", sa.BigInteger(), nullable=False),
+        sa.Column("job_class", sa.String(255), nullable=False),
+        sa.Column("origin", sa.String(8), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("total_micros", sa.BigInteger(), nullable=False),
+        sa.Column("max_micros", sa.BigInteger(), nullable=False),
+        sa.Column("histogram", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_duration_rollups"),
+    )
+    op.create_index("ix_duration_rollups_grain_start", "duration_rollups", ["grain", "start"])
+    op.create_table(
+        "event_counts",
+        sa.Column("minute", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("minute", "kind", name="pk_event_counts"),
+    )
+    _count_completed_jobs(rollup_table)
+    _count_recent_events()
+
+
+def _count_completed_jobs(rollup_table: sa.Table) -> None:
+    connection = op.get_bind()
+    jobs = sa.table(
+        "jobs",
+        sa.column("id"),
+        sa.column("job_class"),
+        sa.column("status"),
+        sa.column("queued_at"),
+        sa.column("started_at"),
+        sa.column("completed_at"),
+    )
+    tallies: dict[rollups.RollupKey, rollups.Tally] = {}
+    after = 0
+    while True:
+        rows = connection.execute(
+            sa.select(jobs.c.id, jobs.c.job_class, jobs.c.queued_at, jobs.c.started_at, jobs.c.completed_at)
+            .where(jobs.c.status == "complete", jobs.c.id > after)
+            .order_by(jobs.c.id)
+            .limit(CHUNK)
+        ).all()
+        if not rows:
+            break
+        after = rows[-1].id
+        found = rollups.changes(
+            (r.job_class, None, Timeline(r.queued_at, r.started_at, r.completed_at)) for r in rows
+        )
+        for key, tally in found.items():
+            tallies[key] = tallies[key].plus(tally) if key in tallies else tally
+    rows_out = [
+        {
+            "key": key.text,
+            "grain": key.grain.value,
+            "start": key.start,
+            "job_class": key.job_class,
+            "origin": key.origin.value,
+            "count": tally.count,
+            "total_micros": tally.total,
+            "max_micros": tally.longest,
+            "histogram": orjson.dumps({str(b): n for b, n in sorted(tally.histogram.items())}).decode(),
+        }
+        for key, tally in sorted(tallies.items())
+        if tally.count > 0
+    ]
+    for start in range(0, len(rows_out), 1000):
+        op.bulk_insert(rollup_table, rows_out[start : start + 1000])
+
+
+def _count_recent_events() -> None:
+    connection = op.get_bind()
+    newest = connection.execute(sa.text("SELECT max(at) FROM job_events")).scalar()
+    if newest is None:
+        return
+    # Integer division on both databases (the columns are BIGINT); minutes before 1970 are not
+    # worth the floor-versus-truncation difference.
+    op.execute(
+        sa.text(
+            "INSERT INTO event_counts (minute, kind, count) "
+            "SELECT (at / :minute) * :minute, kind, count(*) FROM job_events "
+            "WHERE at >= :since AND at >= 0 GROUP BY (at / :minute) * :minute, kind"
+        ).bindparams(minute=MINUTE, since=newest - COUNTED_EVENTS_FOR)
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("event_counts")
+    op.drop_index("ix_duration_rollups_grain_start", table_name="duration_rollups")
+    op.drop_table("duration_rollups")

@@ -1,0 +1,225 @@
+"""The summaries the writer keeps as it stores reports, on both databases: duration roll-ups
+(``store.rollups``) and events per minute (``store.event_counts``), checked against the same
+figures counted afresh from the jobs and their history."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+
+import orjson
+from alembic import command
+from sqlalchemy import Engine, select, text
+
+from sidekiq_supervisor.domain import rollups
+from sidekiq_supervisor.domain.durations import DurationOrigin
+from sidekiq_supervisor.domain.model import EventKind, Report, Timeline
+from sidekiq_supervisor.domain.rollups import Grain, Tally
+from sidekiq_supervisor.store.engine import write_transaction
+from sidekiq_supervisor.store.event_counts import MINUTE, events_per_minute
+from sidekiq_supervisor.store.migrate import alembic_config, current_revision, upgrade
+from sidekiq_supervisor.store.retention import prune_completed_batch
+from sidekiq_supervisor.store.rollups import class_tallies, rollup_summary
+from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs
+from sidekiq_supervisor.store.writer import write_reports
+
+T0 = 1_790_000_000_000_000  # epoch microseconds, on a Saturday
+SECOND = 1_000_000
+HOUR = 3600 * SECOND
+CLASSES = ("Mailer", "Billing", "Exporter")
+
+
+def write(engine: Engine, reports: list[Report], recorded_at: int = T0) -> None:
+    with write_transaction(engine) as connection:
+        write_reports(connection, reports, recorded_at)
+
+
+def shuffled_reports(seed: int, jobs_count: int) -> list[Report]:
+    """Reports of jobs over three days, in no order, some sent twice, some late: a queued report
+    after the completion, a second run after the first completed (the job is uncompleted again,
+    then completes later), a start with no completion yet."""
+    rng = random.Random(seed)
+    reports = []
+    for n in range(jobs_count):
+        jid, job_class = f"j{n}", rng.choice(CLASSES)
+        queued = T0 + rng.randrange(72 * HOUR)
+        started = queued + rng.randrange(1, 30 * SECOND)
+        completed = started + int(rng.lognormvariate(12, 2))
+
+        def make(kind: str, at: int, jid: str = jid, job_class: str = job_class) -> Report:
+            return Report(jid, EventKind(kind), at, job_class, "default", "[]")
+
+        shape = rng.random()
+        reports += [make("queued", queued), make("started", started)]
+        if shape < 0.1:
+            continue  # still running
+        reports.append(make("complete", completed))
+        if shape < 0.2:
+            reports.append(make("queued", queued - rng.randrange(1, HOUR)))  # an earlier queued, late
+        elif shape < 0.3:
+            rerun = completed + rng.randrange(1, 10 * SECOND)
+            reports += [make("started", rerun), make("complete", rerun + rng.randrange(1, HOUR))]
+        elif shape < 0.35:
+            reports.append(make("started", completed + SECOND))  # a second run, still running
+        if rng.random() < 0.2:
+            reports.append(reports[-1])  # resent
+    rng.shuffle(reports)
+    return reports
+
+
+def write_in_batches(engine: Engine, reports: list[Report], seed: int) -> None:
+    rng = random.Random(seed)
+    position = 0
+    while position < len(reports):
+        size = rng.randrange(1, 200)
+        write(engine, reports[position : position + size])
+        position += size
+
+
+def counted_afresh(engine: Engine) -> dict[rollups.RollupKey, Tally]:
+    """What the roll-ups must hold: every kept job's contributions, counted from its row."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(jobs.c.job_class, jobs.c.queued_at, jobs.c.started_at, jobs.c.completed_at)
+        ).all()
+    return rollups.changes(
+        (r.job_class, None, Timeline(r.queued_at, r.started_at, r.completed_at)) for r in rows
+    )
+
+
+def stored_rollups(engine: Engine) -> dict[rollups.RollupKey, Tally]:
+    """Every roll-up row, as stored."""
+    found = {}
+    with engine.connect() as connection:
+        for row in connection.execute(select(duration_rollups)):
+            key = rollups.RollupKey(Grain(row.grain), row.start, row.job_class, DurationOrigin(row.origin))
+            histogram = {int(b): n for b, n in orjson.loads(row.histogram).items()}
+            found[key] = Tally(row._mapping["count"], row.total_micros, row.max_micros, histogram)
+    return found
+
+
+def assert_rollups_match(engine: Engine) -> None:
+    expected, stored = counted_afresh(engine), stored_rollups(engine)
+    assert set(stored) == {key for key, tally in expected.items() if tally.count}
+    for key, tally in expected.items():
+        got = stored[key]
+        assert (got.count, got.total, got.histogram) == (tally.count, tally.total, tally.histogram), key
+        # A maximum only grows: a job that moved out leaves it; never below the kept jobs' longest.
+        assert got.longest >= tally.longest
+
+
+def test_the_roll_ups_equal_a_count_afresh_of_the_kept_jobs_however_the_reports_arrive(engine):
+    reports = shuffled_reports(seed=7, jobs_count=600)
+    write_in_batches(engine, reports, seed=8)
+
+    assert_rollups_match(engine)
+    # Some jobs moved after they completed: the fixture covers what it means to.
+    moved = [r for r in reports if r.kind is EventKind.STARTED]
+    assert len(moved) > 600
+
+
+def test_retention_moves_deleted_jobs_from_the_kept_roll_ups_to_the_pruned_ones(engine):
+    write_in_batches(engine, shuffled_reports(seed=11, jobs_count=400), seed=12)
+    with engine.connect() as connection:
+        before = class_tallies(connection, Grain.ALL)
+
+    cutoff = T0 + 36 * HOUR
+    with write_transaction(engine) as connection:
+        batch = prune_completed_batch(connection, cutoff, 0, 10_000)
+    assert batch.deleted > 50
+
+    assert_rollups_match(engine)
+    with engine.connect() as connection:
+        after = class_tallies(connection, Grain.ALL)
+        for (job_class, origin), tally in before.items():
+            pruned = rollup_summary(connection, origin, job_class=job_class)
+            kept = after.get((job_class, origin), Tally())
+            assert kept.count + pruned.count == tally.count
+        # Whole days before the cutoff are gone from the kept day roll-ups.
+        days = {
+            start
+            for (start,) in connection.execute(
+                select(duration_rollups.c.start).where(duration_rollups.c.grain == "day")
+            )
+        }
+        assert min(days) >= (cutoff // (24 * HOUR)) * 24 * HOUR
+
+
+def test_the_events_per_minute_equal_a_count_of_the_history(engine):
+    write_in_batches(engine, shuffled_reports(seed=3, jobs_count=300), seed=4)
+
+    with engine.connect() as connection:
+        history = Counter(
+            (kind, at // MINUTE * MINUTE)
+            for kind, at in connection.execute(select(job_events.c.kind, job_events.c.at))
+        )
+        counted = events_per_minute(connection, T0 - 2 * HOUR, T0 + 100 * HOUR)
+    assert {(kind, minute): n for kind, minutes in counted.items() for minute, n in minutes.items()} == dict(
+        history
+    )
+
+
+def completions(prefix: str, count: int) -> list[Report]:
+    reports = []
+    for n in range(count):
+        jid = f"{prefix}-{n}"
+        reports += [
+            Report(jid, EventKind.STARTED, T0 + n, "Mailer", "default", "[]"),
+            Report(jid, EventKind.COMPLETE, T0 + SECOND + n, "Mailer", "default", "[]"),
+        ]
+    return reports
+
+
+def test_a_writer_waits_for_another_writers_roll_ups_and_adds_to_them(engine):
+    """Two writer processes (PostgreSQL) counting the same hour: the second reads the roll-up
+    rows only once the first committed, so it adds to them instead of overwriting them (on
+    SQLite the second waits for the write lock)."""
+    write(engine, completions("first", 1))  # the hour's rows exist: no insert to wait on
+    errors: list[Exception] = []
+
+    def second_writer() -> None:
+        try:
+            write(engine, completions("b", 7))
+        except Exception as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    with write_transaction(engine) as connection:
+        write_reports(connection, completions("a", 5), T0)
+        other = threading.Thread(target=second_writer)
+        other.start()
+        # Give the second writer time to reach the rows this transaction holds.
+        other.join(timeout=0.5)
+    other.join()
+
+    assert errors == []
+    with engine.connect() as connection:
+        tallies = class_tallies(connection, Grain.HOUR)
+    assert tallies["Mailer", DurationOrigin.STARTED].count == 13
+    assert tallies["Mailer", DurationOrigin.STARTED].total == 13 * SECOND
+    assert_rollups_match(engine)
+
+
+def test_the_upgrade_counts_the_jobs_and_events_already_stored(engine):
+    write_in_batches(engine, shuffled_reports(seed=5, jobs_count=300), seed=6)
+    expected = stored_rollups(engine)
+    with engine.connect() as connection:
+        expected_events = events_per_minute(connection, T0 - 2 * HOUR, T0 + 100 * HOUR)
+
+    command.downgrade(alembic_config(engine), "0007")
+    assert current_revision(engine) == "0007"
+    with engine.connect() as connection:
+        tables = connection.execute(text("SELECT count(*) FROM jobs")).scalar_one()
+    assert tables > 0
+    upgrade(engine)
+
+    upgraded = stored_rollups(engine)
+    assert set(upgraded) == set(expected)
+    for key, tally in expected.items():
+        # The upgrade counts each job as it is now; the writer's maximum may remember a job's
+        # earlier timeline.
+        got = upgraded[key]
+        assert (got.count, got.total, got.histogram) == (tally.count, tally.total, tally.histogram)
+        assert got.longest <= tally.longest
+    with engine.connect() as connection:
+        assert events_per_minute(connection, T0 - 2 * HOUR, T0 + 100 * HOUR) == expected_events
