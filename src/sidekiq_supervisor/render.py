@@ -164,7 +164,11 @@ def _caption(count: int, total: int | None) -> str:
 
 def summary_table(summary: DurationSummary) -> Table:
     """One row: count, mean, p50, p95, p99 and max, titled as an estimate when it is one."""
-    title = "summary (estimated from a sample)" if summary.estimated else "summary"
+    title = "summary"
+    if summary.estimated:
+        title = "summary (estimated from a sample)"
+    elif summary.percentiles_estimated:
+        title = "summary (percentiles estimated, at most 19% high)"
     table = Table(title=title, title_justify="left")
     for header in ("count", "mean", "p50", "p95", "p99", "max"):
         table.add_column(header, justify="right")

@@ -93,7 +93,7 @@ def test_a_summary_within_its_budget_is_exact_and_not_marked(engine):
 
     for origin in DurationOrigin:
         for tag, needle in (("all", None), ("tagged", "tagged")):
-            got = ledger.duration_summary(origin, JobFilter(needle=needle), budget_ms=60_000)
+            got = ledger.duration_summary(origin, JobFilter(needle=needle), budget_ms=60_000, exact=True)
             assert got == summarize(sorted(durations[origin][tag]))
             assert got.estimated is False
 
@@ -103,7 +103,7 @@ def test_sqlite_answers_exactly_whatever_the_budget(engine):
         pytest.skip("SQLite's own rule")
     durations = seed(engine, 300, random.Random(4))
 
-    got = Ledger(engine).duration_summary(DurationOrigin.STARTED, JobFilter(), budget_ms=0)
+    got = Ledger(engine).duration_summary(DurationOrigin.STARTED, JobFilter(), budget_ms=0, exact=True)
 
     assert got == summarize(sorted(durations[DurationOrigin.STARTED]["all"]))
 
@@ -119,7 +119,7 @@ def test_with_no_budget_a_summary_is_estimated_from_a_sample_and_close_to_the_ex
     for origin in DurationOrigin:
         for tag, needle in (("all", None), ("tagged", "tagged")):
             estimate = ledger.duration_summary(
-                origin, JobFilter(needle=needle), budget_ms=0, sampling=sampling
+                origin, JobFilter(needle=needle), budget_ms=0, sampling=sampling, exact=True
             )
             exact = summarize(sorted(durations[origin][tag]))
             assert estimate.estimated is True, (origin, tag)
@@ -133,8 +133,12 @@ def test_the_same_ledger_gives_the_same_estimate_every_time(engine):
     ledger = Ledger(engine)
     sampling = Sampling(rows=2000, max_percent=50, min_rows=200)
 
-    first = ledger.duration_summary(DurationOrigin.QUEUED, JobFilter(), budget_ms=0, sampling=sampling)
-    again = ledger.duration_summary(DurationOrigin.QUEUED, JobFilter(), budget_ms=0, sampling=sampling)
+    first = ledger.duration_summary(
+        DurationOrigin.QUEUED, JobFilter(), budget_ms=0, sampling=sampling, exact=True
+    )
+    again = ledger.duration_summary(
+        DurationOrigin.QUEUED, JobFilter(), budget_ms=0, sampling=sampling, exact=True
+    )
 
     assert first == again
 
@@ -177,8 +181,8 @@ def test_a_summary_over_its_budget_is_estimated_from_a_sample(engine, many_compl
     ledger = Ledger(engine)
 
     for flt in (JobFilter(), JobFilter(job_class="W1")):
-        estimate = ledger.duration_summary(DurationOrigin.STARTED, flt, budget_ms=1)
-        exact = ledger.duration_summary(DurationOrigin.STARTED, flt, budget_ms=60_000)
+        estimate = ledger.duration_summary(DurationOrigin.STARTED, flt, budget_ms=1, exact=True)
+        exact = ledger.duration_summary(DurationOrigin.STARTED, flt, budget_ms=60_000, exact=True)
 
         assert estimate.estimated is True
         assert exact.estimated is False
@@ -187,3 +191,24 @@ def test_a_summary_over_its_budget_is_estimated_from_a_sample(engine, many_compl
     # The timeout ended with its transaction: a summary on the pool's connections is not cut short.
     with engine.connect() as connection:
         assert duration_summary(connection, DurationOrigin.QUEUED, JobFilter()).count == many_completed_jobs
+
+
+def test_a_summary_of_every_class_or_one_comes_from_the_roll_ups_at_once(engine):
+    """Count and mean as the exact summary's; each percentile at or above the exact one and at
+    most 19% above it (never above the maximum), and marked as estimated."""
+    durations = seed(engine, 300, random.Random(8))
+    ledger = Ledger(engine)
+
+    for origin in DurationOrigin:
+        got = ledger.duration_summary(origin, JobFilter())
+        exact = summarize(sorted(durations[origin]["all"]))
+        assert got.percentiles_estimated is True and got.estimated is False
+        assert got.count == exact.count
+        assert got.mean.total_seconds() == pytest.approx(exact.mean.total_seconds(), rel=1e-9)
+        assert got.max == exact.max
+        for name in ("p50", "p95", "p99"):
+            shown, true = getattr(got, name), getattr(exact, name)
+            assert true <= shown <= min(true * 1.19, exact.max), name
+    # A filter the roll-ups do not hold is summarised from the jobs, exactly.
+    tagged = ledger.duration_summary(DurationOrigin.STARTED, JobFilter(needle="tagged"))
+    assert tagged == summarize(sorted(durations[DurationOrigin.STARTED]["tagged"]))

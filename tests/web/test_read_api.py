@@ -422,6 +422,7 @@ def test_it_summarises_no_durations_as_an_empty_summary(client):
             "p95_seconds": None,
             "p99_seconds": None,
             "max_seconds": None,
+            "percentiles_estimated": True,
         },
     }
 
@@ -654,8 +655,22 @@ def test_a_scripted_stream_of_reports_in_shuffled_order_gives_exactly_the_expect
             data = walk(client, "/api/v1/durations", limit=4, **{"from": origin, "q": needle})
             assert [job["jid"] for job in data] == [job["jid"] for job in done], (origin, needle)
             assert [job[f"{origin}_to_completion_seconds"] for job in data] == durations
-            body = get(client, "/api/v1/durations", **{"from": origin, "q": needle})
+            body = get(client, "/api/v1/durations", **{"from": origin, "q": needle, "exact": "true"})
             assert summary_of(body) == expected_summary(durations), (origin, needle)
+            if needle is None:
+                exact = body["summary"]
+        # Without a filter or ``exact``, from the roll-ups: count and mean the same, each
+        # percentile at most 19% above the exact one. The maximum is the longest the roll-ups
+        # held: a job that ran again after it completed leaves its first run's duration there.
+        rolled = get(client, "/api/v1/durations", **{"from": origin})["summary"]
+        assert rolled.pop("percentiles_estimated") is True
+        assert (rolled["count"], rolled["mean_seconds"]) == (
+            exact["count"],
+            pytest.approx(exact["mean_seconds"]),
+        )
+        assert rolled["max_seconds"] >= exact["max_seconds"]
+        for name in ("p50_seconds", "p95_seconds", "p99_seconds"):
+            assert exact[name] <= rolled[name] <= min(exact[name] * 1.19, rolled["max_seconds"]), name
 
     counts = {
         status: sum(job["status"] == status for job in jobs) for status in ("queued", "started", "complete")

@@ -55,20 +55,25 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def show(answer: JobList, *, limit: int, as_json: bool) -> None:
-    """Print an answer: the newest ``limit`` jobs (0: all of them)."""
+def show(answer: JobList, *, limit: int, as_json: bool, exact: bool = False) -> None:
+    """Print an answer: the newest ``limit`` jobs (0: all of them); a duration answer's summary
+    from the roll-ups, or computed from the jobs when ``exact``."""
     if as_json:
         _stream_json(answer, limit)
         return
     console = Console()
     if limit and limit <= RICH_TABLE_ROWS:
         rows = answer.first(limit)
-        total = answer.count() if len(rows) == limit else len(rows)
-        console.print(render.job_table(rows, title=answer.title, total=total))
+        title, total = answer.title, len(rows)
+        if len(rows) == limit:
+            # Counting millions of jobs takes seconds on PostgreSQL: past its budget, an estimate.
+            counted = answer.estimated_count()
+            title, total = (f"{title} (total estimated)" if counted.estimated else title), counted.value
+        console.print(render.job_table(rows, title=title, total=total))
     else:
         _print_table(console, answer, limit)
     if isinstance(answer, DurationList):
-        console.print(render.summary_table(answer.summary()))
+        console.print(render.summary_table(answer.summary(exact=exact)))
 
 
 def _print_table(console: Console, answer: JobList, limit: int) -> None:

@@ -35,7 +35,9 @@ class DurationSummary:
 
     ``estimated`` marks a summary computed from a sample: its count is scaled up from the
     sample, its mean and percentiles are the sample's, and its maximum is the sample's longest
-    duration (never above the true maximum).
+    duration (never above the true maximum). ``percentiles_estimated`` marks one read from
+    histograms (``domain.histogram``): count and mean exact, each percentile its bucket's upper
+    bound.
     """
 
     count: int
@@ -45,6 +47,7 @@ class DurationSummary:
     p99: timedelta | None
     max: timedelta | None
     estimated: bool = False
+    percentiles_estimated: bool = False
 
     @classmethod
     def empty(cls) -> DurationSummary:

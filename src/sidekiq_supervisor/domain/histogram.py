@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationSummary, nearest_rank
@@ -66,7 +67,7 @@ def estimate_summary(histogram: Mapping[int, int], total_micros: int, longest: M
     """Count, exact mean and maximum, and percentiles estimated from the buckets."""
     count = sum(histogram.values())
     if count == 0:
-        return DurationSummary.empty()
+        return replace(DurationSummary.empty(), percentiles_estimated=True)
     ordered = sorted(histogram.items())
 
     def at_rank(rank: int) -> Micros:
@@ -85,6 +86,7 @@ def estimate_summary(histogram: Mapping[int, int], total_micros: int, longest: M
         p95=timedelta(microseconds=p95),
         p99=timedelta(microseconds=p99),
         max=timedelta(microseconds=longest),
+        percentiles_estimated=True,
     )
 
 

@@ -113,6 +113,14 @@ def window_periods(window: Window, now: Micros) -> tuple[Grain, Micros | None]:
     return Grain.HOUR, period_start(Grain.HOUR, now) - hours * HOUR
 
 
+def summed(tallies: Iterable[Tally]) -> Tally:
+    """One tally of many (of several classes, or of a window's periods)."""
+    total = Tally()
+    for tally in tallies:
+        total = total.plus(tally)
+    return total
+
+
 def period_start(grain: Grain, at: Micros) -> Micros:
     """The start of the period of ``grain`` that holds ``at`` (0 for ``all``)."""
     if grain is Grain.ALL:

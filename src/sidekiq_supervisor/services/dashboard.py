@@ -18,10 +18,10 @@ from sqlalchemy import Engine
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, duration_of
-from sidekiq_supervisor.domain.histogram import display_bins_of, merged
+from sidekiq_supervisor.domain.histogram import display_bins_of
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, datetime_from_micros
 from sidekiq_supervisor.domain.recovery import Recovery
-from sidekiq_supervisor.domain.rollups import Tally, Window, window_periods
+from sidekiq_supervisor.domain.rollups import Tally, Window, summed, window_periods
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.services.liveness import SidekiqUnavailable
@@ -173,7 +173,7 @@ class Dashboard:
         grain, since = window_periods(window, now_micros())
         with self.ledger.engine.connect() as connection:
             tallies = rollups.class_tallies(connection, grain, since, job_class=job_class, origin=origin)
-        return display_bins_of(merged(*(tally.histogram for tally in tallies.values())))
+        return display_bins_of(summed(tallies.values()).histogram)
 
     def stuck_jobs(self, minutes: float, limit: int = 50) -> list[Job]:
         """Uncompleted jobs started more than ``minutes`` ago, oldest first."""

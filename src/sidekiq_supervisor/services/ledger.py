@@ -17,11 +17,12 @@ from sidekiq_supervisor.domain.durations import (
 )
 from sidekiq_supervisor.domain.model import JobStatus, Micros
 from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, per_class
+from sidekiq_supervisor.domain.rollups import Grain, summed
 from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 from sidekiq_supervisor.store.restarts import kept_payload
-from sidekiq_supervisor.store.rollups import rollup_summary
+from sidekiq_supervisor.store.rollups import class_tallies, rollup_summary
 
 __all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
 
@@ -58,6 +59,16 @@ class Page:
 
     jobs: list[StoredJob]
     next_cursor: int | None
+
+
+def _rolled_up(job_filter: JobFilter) -> bool:
+    """Whether the roll-ups hold the answer: all completed jobs, or one class's."""
+    return (
+        job_filter.needle is None
+        and job_filter.queue is None
+        and job_filter.started_before is None
+        and job_filter.status in (None, JobStatus.COMPLETE)
+    )
 
 
 def storable(text: str) -> bool:
@@ -169,17 +180,24 @@ class Ledger:
         *,
         budget_ms: int = EXACT_SUMMARY_BUDGET_MS,
         sampling: Sampling = SAMPLING,
+        exact: bool = False,
     ) -> DurationSummary:
         """Summary of the durations from ``origin`` to completion of the matching jobs.
 
-        Exact when it takes at most ``budget_ms`` (always on SQLite); else, on PostgreSQL, an
-        estimate from a random sample of the jobs, marked ``estimated``. A budget of 0 goes
-        straight to the sample.
+        Of every completed job, or of one class's, it is read from the roll-ups the writer keeps
+        (``domain.rollups``) at once, however many jobs there are: count and mean exact,
+        percentiles estimated (``percentiles_estimated``), unless ``exact``. Otherwise exact when
+        it takes at most ``budget_ms`` (always on SQLite); else, on PostgreSQL, an estimate from a
+        random sample of the jobs, marked ``estimated``. A budget of 0 goes straight to the sample.
         """
+        if not exact and _rolled_up(job_filter):
+            with self.engine.connect() as connection:
+                tallies = class_tallies(connection, Grain.ALL, job_class=job_filter.job_class, origin=origin)
+            return summed(tallies.values()).summary()
         with self.engine.connect() as connection:
-            exact = queries.duration_summary_within(connection, origin, job_filter, budget_ms=budget_ms)
-            if exact is not None:
-                return exact
+            within = queries.duration_summary_within(connection, origin, job_filter, budget_ms=budget_ms)
+            if within is not None:
+                return within
             expected = queries.planner_estimate(connection, replace(job_filter, duration_from=origin))
             percent = sample_percent(sampling.rows, expected, sampling.max_percent)
             sample = queries.sample_duration_summary(connection, origin, job_filter, percent=percent)

@@ -196,13 +196,15 @@ class DurationList(JobList):
     def _convert(self, stored: StoredJob) -> JobDuration:
         return JobDuration.from_stored_with_origin(stored, self.origin)
 
-    def summary(self) -> PrintedSummary:
+    def summary(self, *, exact: bool = False) -> PrintedSummary:
         """Count, mean, p50, p95, p99 and max over every job in the answer.
 
-        Exact, or on PostgreSQL, when the exact figures would take over about a second, an
-        estimate from a random sample of the jobs (``estimated`` says which).
+        Of all completed jobs or one class's, at once from the roll-ups: count and mean exact,
+        percentiles estimated (``percentiles_estimated``), unless ``exact``. Otherwise exact, or on
+        PostgreSQL, when the exact figures would take over about a second, an estimate from a
+        random sample of the jobs (``estimated`` says which).
         """
-        return PrintedSummary.of(self._ledger.duration_summary(self.origin, self.filter))
+        return PrintedSummary.of(self._ledger.duration_summary(self.origin, self.filter, exact=exact))
 
     def __rich__(self) -> Any:
         return render.stacked(super().__rich__(), render.summary_table(self.summary()))

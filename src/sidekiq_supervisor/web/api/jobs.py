@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -96,8 +97,15 @@ async def durations(
     limit: Limit = 50,
     cursor: Cursor = None,
     summary: bool = True,
+    exact: Annotated[
+        bool, Query(description="An exact summary of every class or one class (slow at millions of jobs).")
+    ] = False,
 ) -> Response:
-    """Completed jobs with their durations from ``from`` (queued or started) to completion."""
+    """Completed jobs with their durations from ``from`` (queued or started) to completion.
+
+    The summary of every completed job (or one class's) comes from the roll-ups at once: count
+    and mean exact, percentiles estimated (``"percentiles_estimated": true``); ``exact=true``
+    computes it from the jobs instead. Other filters are summarised from the matching jobs."""
     job_filter = JobFilter(needle=q or None, job_class=job_class, queue=queue, duration_from=origin)
     page = await run_in_threadpool(ledger.page, job_filter, limit=limit, cursor=cursor)
     body: dict[str, object] = {
@@ -107,14 +115,13 @@ async def durations(
     }
     if summary:
         body["summary"] = summary_document(
-            await run_in_threadpool(ledger.duration_summary, origin, job_filter)
+            await run_in_threadpool(partial(ledger.duration_summary, origin, job_filter, exact=exact))
         )
         # Pruned jobs live on per class and hour only: no summary of them for an arguments or
         # queue filter.
         pruned = None
         if q is None and queue is None:
             pruned = summary_document(await run_in_threadpool(ledger.pruned_summary, origin, job_class))
-            pruned["percentiles_estimated"] = True
         body["pruned_summary"] = pruned
     return json_response(body)
 

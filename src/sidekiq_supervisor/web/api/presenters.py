@@ -61,7 +61,8 @@ def event_document(event: StoredEvent) -> dict[str, Any]:
 
 
 def summary_document(summary: DurationSummary) -> dict[str, Any]:
-    """A duration summary in seconds, with ``"estimated": true`` when it comes from a sample."""
+    """A duration summary in seconds, with ``"estimated": true`` when it comes from a sample and
+    ``"percentiles_estimated": true`` when from roll-ups (count and mean exact)."""
     values = (summary.mean, summary.p50, summary.p95, summary.p99, summary.max)
     names = ("mean", "p50", "p95", "p99", "max")
     document: dict[str, Any] = {
@@ -74,6 +75,8 @@ def summary_document(summary: DurationSummary) -> dict[str, Any]:
     # Only an estimate carries the key, so exact answers read as they always did.
     if summary.estimated:
         document["estimated"] = True
+    if summary.percentiles_estimated:
+        document["percentiles_estimated"] = True
     return document
 
 
