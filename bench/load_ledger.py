@@ -38,6 +38,8 @@ from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
 
 MARKER = "QZX-Marker-7731"
+# The last revision before the writer kept summaries of its own.
+COUNTED_BY_UPGRADE = "0007"
 CHUNK = 50_000
 JOB_COLUMNS = ("jid", "job_class", "queue", "arguments", "status", "queued_at", "started_at",
                "completed_at", "attempts", "restarted_from", "worker")  # fmt: skip
@@ -221,7 +223,10 @@ def main() -> None:
         Path("/tmp/scale").mkdir(exist_ok=True)
         url = f"sqlite:////tmp/scale/ledger-{args.jobs}.db"
     engine = make_engine(url, sqlite_synchronous="OFF")
-    upgrade(engine, args.revision)
+    # The rows go in straight, past the writer: the summaries it keeps as it stores reports
+    # (migration 0008) are counted by the upgrade that follows the load, as for any ledger written
+    # before them.
+    upgrade(engine, COUNTED_BY_UPGRADE if args.revision == "head" else args.revision)
     began = time.perf_counter()
     if engine.dialect.name == "postgresql":
         events = load_postgresql(engine, args.jobs, args.seed)
@@ -232,6 +237,10 @@ def main() -> None:
     seconds = time.perf_counter() - began
     rows = args.jobs + events
     print(f"{url}: {args.jobs:,} jobs + {events:,} events in {seconds:.1f} s = {rows / seconds:,.0f} rows/s")
+    if args.revision == "head":
+        began = time.perf_counter()
+        upgrade(engine)
+        print(f"upgraded to head (counting the summaries of 0008) in {time.perf_counter() - began:.1f} s")
     engine.dispose()
 
 

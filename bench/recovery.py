@@ -98,7 +98,7 @@ from load_ledger import CLASSES, arguments, load_postgresql, load_sqlite  # noqa
 from tests.e2e.fault_sidekiq import HarnessError, wait_for  # noqa: E402
 
 APP = HERE / "sidekiq" / "recovery_app.rb"
-LEDGER_TABLES = ("jobs", "job_events", "job_payloads", "job_rollups")
+LEDGER_TABLES = ("jobs", "job_events", "job_payloads", "duration_rollups", "event_counts")
 QUEUES = sorted({queue for _, queue, _ in CLASSES})
 ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
 BEAT_SECONDS = 5.0  # Sidekiq 6's heartbeat

@@ -14,8 +14,8 @@ from sidekiq_supervisor.domain.model import EventKind, Report
 from sidekiq_supervisor.services.retention import DAY_MICROS, Pruner
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import write_transaction
-from sidekiq_supervisor.store.rollups import rollup_summary
-from sidekiq_supervisor.store.schema import job_events, job_rollups, jobs
+from sidekiq_supervisor.store.rollups import pruned_summary
+from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs
 from sidekiq_supervisor.store.writer import write_reports
 from sidekiq_supervisor.web.app import create_app
 
@@ -74,14 +74,16 @@ def test_every_pruned_job_is_counted_once_in_the_rollups_across_batches_and_pass
     assert pruner(engine, batch_size=4, pause_seconds=0).prune().jobs == 0
 
     with engine.connect() as connection:
-        started = rollup_summary(connection, DurationOrigin.STARTED, job_class="Mailer")
-        queued = rollup_summary(connection, DurationOrigin.QUEUED)
-        hours = connection.execute(select(func.count()).select_from(job_rollups)).scalar_one()
+        started = pruned_summary(connection, DurationOrigin.STARTED, job_class="Mailer")
+        queued = pruned_summary(connection, DurationOrigin.QUEUED)
+        kept = connection.execute(
+            select(func.count()).select_from(duration_rollups).where(duration_rollups.c.grain != "pruned")
+        ).scalar_one()
     exact = summarize(sorted(durations))
     assert (started.count, started.mean, started.max) == (25, exact.mean, exact.max)
     assert exact.p95 <= started.p95 <= exact.p95 * 1.19
     assert queued.count == 25 and queued.max == exact.max + timedelta(seconds=1)
-    assert hours == 2 * 1  # 25 minutes of completions fall in one hour, for each origin
+    assert kept == 0  # the kept jobs' roll-ups went with the jobs
     assert jids(engine) == set()
 
 

@@ -20,7 +20,7 @@ from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.event_counts import MINUTE, events_per_minute
 from sidekiq_supervisor.store.migrate import alembic_config, current_revision, upgrade
 from sidekiq_supervisor.store.retention import prune_completed_batch
-from sidekiq_supervisor.store.rollups import class_tallies, rollup_summary
+from sidekiq_supervisor.store.rollups import class_tallies, pruned_summary
 from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs
 from sidekiq_supervisor.store.writer import write_reports
 
@@ -88,11 +88,16 @@ def counted_afresh(engine: Engine) -> dict[rollups.RollupKey, Tally]:
     )
 
 
-def stored_rollups(engine: Engine) -> dict[rollups.RollupKey, Tally]:
-    """Every roll-up row, as stored."""
+def stored_rollups(
+    engine: Engine, grains: tuple[Grain, ...] = rollups.KEPT_GRAINS
+) -> dict[rollups.RollupKey, Tally]:
+    """Every roll-up row of ``grains``, as stored."""
     found = {}
     with engine.connect() as connection:
-        for row in connection.execute(select(duration_rollups)):
+        query = select(duration_rollups).where(
+            duration_rollups.c.grain.in_([grain.value for grain in grains])
+        )
+        for row in connection.execute(query):
             key = rollups.RollupKey(Grain(row.grain), row.start, row.job_class, DurationOrigin(row.origin))
             histogram = {int(b): n for b, n in orjson.loads(row.histogram).items()}
             found[key] = Tally(row._mapping["count"], row.total_micros, row.max_micros, histogram)
@@ -133,7 +138,7 @@ def test_retention_moves_deleted_jobs_from_the_kept_roll_ups_to_the_pruned_ones(
     with engine.connect() as connection:
         after = class_tallies(connection, Grain.ALL)
         for (job_class, origin), tally in before.items():
-            pruned = rollup_summary(connection, origin, job_class=job_class)
+            pruned = pruned_summary(connection, origin, job_class=job_class)
             kept = after.get((job_class, origin), Tally())
             assert kept.count + pruned.count == tally.count
         # Whole days before the cutoff are gone from the kept day roll-ups.
@@ -149,15 +154,19 @@ def test_retention_moves_deleted_jobs_from_the_kept_roll_ups_to_the_pruned_ones(
 def test_the_events_per_minute_equal_a_count_of_the_history(engine):
     write_in_batches(engine, shuffled_reports(seed=3, jobs_count=300), seed=4)
 
+    assert counted_events(engine) == history_per_minute(engine)
+
+
+def history_per_minute(engine: Engine) -> dict[tuple[str, int], int]:
     with engine.connect() as connection:
-        history = Counter(
-            (kind, at // MINUTE * MINUTE)
-            for kind, at in connection.execute(select(job_events.c.kind, job_events.c.at))
-        )
+        events = connection.execute(select(job_events.c.kind, job_events.c.at))
+        return dict(Counter((kind, at // MINUTE * MINUTE) for kind, at in events))
+
+
+def counted_events(engine: Engine) -> dict[tuple[str, int], int]:
+    with engine.connect() as connection:
         counted = events_per_minute(connection, T0 - 2 * HOUR, T0 + 100 * HOUR)
-    assert {(kind, minute): n for kind, minutes in counted.items() for minute, n in minutes.items()} == dict(
-        history
-    )
+    return {(kind, minute): n for kind, minutes in counted.items() for minute, n in minutes.items()}
 
 
 def completions(prefix: str, count: int) -> list[Report]:
@@ -200,18 +209,24 @@ def test_a_writer_waits_for_another_writers_roll_ups_and_adds_to_them(engine):
     assert_rollups_match(engine)
 
 
-def test_the_upgrade_counts_the_jobs_and_events_already_stored(engine):
+def test_the_upgrade_counts_the_jobs_and_events_already_stored_and_keeps_the_pruned_ones(engine):
     write_in_batches(engine, shuffled_reports(seed=5, jobs_count=300), seed=6)
+    with write_transaction(engine) as connection:
+        assert prune_completed_batch(connection, T0 + 24 * HOUR, 0, 10_000).deleted > 20
     expected = stored_rollups(engine)
-    with engine.connect() as connection:
-        expected_events = events_per_minute(connection, T0 - 2 * HOUR, T0 + 100 * HOUR)
+    expected_pruned = stored_rollups(engine, (Grain.PRUNED,))
 
+    # Down to the ledger of the previous release: the pruned jobs in its hourly roll-ups.
     command.downgrade(alembic_config(engine), "0007")
     assert current_revision(engine) == "0007"
     with engine.connect() as connection:
-        tables = connection.execute(text("SELECT count(*) FROM jobs")).scalar_one()
-    assert tables > 0
+        assert connection.execute(text("SELECT count(*) FROM jobs")).scalar_one() > 0
+        assert connection.execute(text("SELECT sum(count) FROM job_rollups")).scalar_one() == sum(
+            tally.count for tally in expected_pruned.values()
+        )
     upgrade(engine)
+
+    assert stored_rollups(engine, (Grain.PRUNED,)) == expected_pruned
 
     upgraded = stored_rollups(engine)
     assert set(upgraded) == set(expected)
@@ -221,5 +236,5 @@ def test_the_upgrade_counts_the_jobs_and_events_already_stored(engine):
         got = upgraded[key]
         assert (got.count, got.total, got.histogram) == (tally.count, tally.total, tally.histogram)
         assert got.longest <= tally.longest
-    with engine.connect() as connection:
-        assert events_per_minute(connection, T0 - 2 * HOUR, T0 + 100 * HOUR) == expected_events
+    # The events are counted from the history as it stands (retention took the pruned jobs' away).
+    assert counted_events(engine) == history_per_minute(engine)

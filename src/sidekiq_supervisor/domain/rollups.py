@@ -3,10 +3,11 @@
 The roll-ups answer the duration questions of the pages, the API and the console at once, however
 many jobs the ledger holds: per job class, origin (queued or started, the seed's two questions) and
 period of completion, the count, sum and maximum of the durations and their histogram
-(``domain.histogram``). Each completed job counts in three periods: the hour and the day of its
-completion, and ``all`` (every kept job of the class). A job whose timeline changes after it
-completed (a late report) moves: its old durations go out and its new ones in. Retention takes a
-job out when it deletes its row.
+(``domain.histogram``). Each kept completed job counts in three periods: the hour and the day of
+its completion, and ``all`` (every kept job of the class). A job whose timeline changes after it
+completed (a late report) moves: its old durations go out and its new ones in. When retention
+deletes a job, its durations move from those three to ``pruned`` (every deleted job of the
+class), so each job counts once among the kept and once in all.
 
 Counts, sums and means are exact; percentiles are estimated from the histogram (at most 19% above
 the true value). A maximum only grows: a job taken out leaves it as it was, so the maximum of a
@@ -34,8 +35,11 @@ class Grain(StrEnum):
     HOUR = "hour"
     DAY = "day"
     ALL = "all"
+    PRUNED = "pruned"
 
 
+# Where a kept job counts; a deleted one counts in PRUNED alone.
+KEPT_GRAINS = (Grain.HOUR, Grain.DAY, Grain.ALL)
 GRAIN_MICROS: dict[Grain, Micros] = {Grain.HOUR: HOUR, Grain.DAY: DAY}
 
 
@@ -122,16 +126,18 @@ def summed(tallies: Iterable[Tally]) -> Tally:
 
 
 def period_start(grain: Grain, at: Micros) -> Micros:
-    """The start of the period of ``grain`` that holds ``at`` (0 for ``all``)."""
-    if grain is Grain.ALL:
+    """The start of the period of ``grain`` that holds ``at`` (0 for ``all`` and ``pruned``)."""
+    if grain not in GRAIN_MICROS:
         return 0
     width = GRAIN_MICROS[grain]
     return at // width * width
 
 
-def contributions(job_class: str, timeline: Timeline | None) -> list[tuple[RollupKey, Micros]]:
+def contributions(
+    job_class: str, timeline: Timeline | None, grains: tuple[Grain, ...] = KEPT_GRAINS
+) -> list[tuple[RollupKey, Micros]]:
     """Where a job's durations count: none unless it is complete, else each known duration in
-    each period of its completion."""
+    each period of its completion, of each of ``grains``."""
     if timeline is None or timeline.completed_at is None or status_of(timeline) is not JobStatus.COMPLETE:
         return []
     found = []
@@ -139,7 +145,7 @@ def contributions(job_class: str, timeline: Timeline | None) -> list[tuple[Rollu
         micros = duration_of(timeline, origin)
         if micros is None:
             continue
-        for grain in Grain:
+        for grain in grains:
             key = RollupKey(grain, period_start(grain, timeline.completed_at), job_class, origin)
             found.append((key, micros))
     return found
@@ -158,3 +164,14 @@ def changes(jobs: Iterable[tuple[str, Timeline | None, Timeline | None]]) -> dic
             for key, micros in counted:
                 found.setdefault(key, Tally()).add(micros, sign)
     return {key: tally for key, tally in found.items() if not tally.is_empty() or tally.longest}
+
+
+def pruned(jobs: Iterable[tuple[str, Timeline]]) -> dict[RollupKey, Tally]:
+    """The changes of retention deleting completed jobs ``(job_class, timeline)``: their durations
+    go out of the kept periods and into ``pruned``."""
+    found: dict[RollupKey, Tally] = {}
+    for job_class, timeline in jobs:
+        for sign, grains in ((-1, KEPT_GRAINS), (1, (Grain.PRUNED,))):
+            for key, micros in contributions(job_class, timeline, grains):
+                found.setdefault(key, Tally()).add(micros, sign)
+    return found

@@ -22,7 +22,7 @@ from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 from sidekiq_supervisor.store.restarts import kept_payload
-from sidekiq_supervisor.store.rollups import class_tallies, rollup_summary
+from sidekiq_supervisor.store.rollups import class_tallies, pruned_summary
 
 __all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
 
@@ -168,10 +168,10 @@ class Ledger:
             yield Recovery.from_event(event.jid, event.kind, event.at, said)
 
     def pruned_summary(self, origin: DurationOrigin, job_class: str | None = None) -> DurationSummary:
-        """The durations of the completed jobs that retention pruned (``job_rollups``): exact count,
+        """The durations of the completed jobs that retention pruned (their roll-ups): exact count,
         mean and maximum, percentiles estimated from the roll-ups' histogram (at most 19% high)."""
         with self.engine.connect() as connection:
-            return rollup_summary(connection, origin, job_class=job_class)
+            return pruned_summary(connection, origin, job_class=job_class)
 
     def duration_summary(
         self,

@@ -4,8 +4,8 @@ Each function does one batch inside the caller's transaction, so that ingest (wh
 SQLite's single write lock) waits for a few milliseconds at most, never for a whole prune.
 
 - Completed jobs whose completion is older than the cutoff go with their whole history; their
-  durations move from ``duration_rollups`` (the kept jobs) to ``job_rollups`` (the deleted ones)
-  in the same transaction, so each job is counted exactly once: as a kept job, then a pruned one.
+  durations move from the kept jobs' roll-ups to the pruned ones (``domain.rollups``) in the same
+  transaction, so each job is counted exactly once: as a kept job, then a pruned one.
 - History older than its cutoff (by ``recorded_at``, the service's own clock) is trimmed from
   the oldest end. ``restarted`` events stay: they are what keeps a restarted original from
   coming back when a late report about it arrives.
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, select, text
 
 from sidekiq_supervisor.domain import rollups
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Timeline
-from sidekiq_supervisor.store.rollups import add_to_rollups, apply_changes
+from sidekiq_supervisor.store.rollups import apply_changes
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
 # Any constant works: it names the lock that keeps two processes' pruners from interleaving.
@@ -62,11 +62,10 @@ def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int,
     fresh = _received_since(connection, [row.jid for row in due], cutoff)
     old = [row for row in due if row.jid not in fresh]
     if old:
-        add_to_rollups(connection, old)
-        kept = (
-            (row.job_class, Timeline(row.queued_at, row.started_at, row.completed_at), None) for row in old
+        timelines = (
+            (row.job_class, Timeline(row.queued_at, row.started_at, row.completed_at)) for row in old
         )
-        apply_changes(connection, rollups.changes(kept))
+        apply_changes(connection, rollups.pruned(timelines))
         jids = [row.jid for row in old]
         connection.execute(delete(job_events).where(job_events.c.jid.in_(jids)))
         connection.execute(delete(job_payloads).where(job_payloads.c.jid.in_(jids)))

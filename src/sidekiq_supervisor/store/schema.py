@@ -86,30 +86,13 @@ job_payloads = Table(
     Column("payload", Text),
 )
 
-job_rollups = Table(
-    "job_rollups",
-    metadata,
-    # What retention keeps of the completed jobs it deletes: per class, origin ("queued" or
-    # "started", the seed's two questions) and hour of completion, the count, the sum and the
-    # maximum of the durations, and their histogram (JSON {bucket: count}, domain.histogram).
-    Column("job_class", String(255), nullable=False),
-    Column("origin", String(8), nullable=False),
-    Column("hour", BigInteger, nullable=False),
-    Column("count", BigInteger, nullable=False),
-    Column("total_micros", BigInteger, nullable=False),
-    Column("max_micros", BigInteger, nullable=False),
-    Column("histogram", Text, nullable=False),
-    # One row per key; long-range summaries read a class's hours in order.
-    PrimaryKeyConstraint("job_class", "origin", "hour"),
-)
-
 duration_rollups = Table(
     "duration_rollups",
     metadata,
-    # Every kept completed job's durations, counted as its completion is stored (domain.rollups):
-    # per period (grain "hour", "day" or "all", from ``start``), class and origin, the count, sum
-    # and maximum and the histogram (JSON {bucket: count}, domain.histogram). Retention takes a job
-    # out as it deletes it (and adds it to ``job_rollups``).
+    # Completed jobs' durations, counted as each completion is stored (domain.rollups): per period
+    # (grain "hour", "day" or "all" of the kept jobs, from ``start``; "pruned", the jobs retention
+    # deleted), class and origin, the count, sum and maximum and the histogram (JSON
+    # {bucket: count}, domain.histogram).
     # The key joins grain, start, origin and class: one column for the writer's bulk statements.
     Column("key", String(300), primary_key=True),
     Column("grain", String(8), nullable=False),

@@ -1,10 +1,12 @@
 """Summaries kept as reports are stored: ``duration_rollups`` (every kept completed job's durations
-per class, origin and hour, day and all time) and ``event_counts`` (reports per minute and kind).
+per class, origin and hour, day and all time, and the deleted ones' per class) and
+``event_counts`` (reports per minute and kind).
 
 The pages, the API and the console read their duration summaries and the overview's chart from
 them instead of the whole history (``docs/performance.md``, "Reads beside ingest"). The upgrade
-counts the jobs and events already stored: the completed jobs in id order, a chunk at a time
-(about 10 s a million jobs), and the last eight days of events.
+counts the jobs and events already stored: the completed jobs in id order, a chunk at a time, and
+the last eight days of events. The hourly roll-ups of deleted jobs (``job_rollups``, 0003) become
+one ``pruned`` row per class and origin; a downgrade puts those back as rows of hour 0.
 
 Revision ID: 0008
 Revises: 0007
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from sidekiq_supervisor.domain import rollups
+from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.model import Timeline
 
 revision = "0008"
@@ -52,11 +55,30 @@ def upgrade() -> None:
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("minute", "kind", name="pk_event_counts"),
     )
-    _count_completed_jobs(rollup_table)
+    tallies = _completed_jobs()
+    tallies.update(_pruned_jobs())
+    rows = [_row(key, tally) for key, tally in sorted(tallies.items()) if tally.count > 0]
+    for start in range(0, len(rows), 1000):
+        op.bulk_insert(rollup_table, rows[start : start + 1000])
+    op.drop_table("job_rollups")
     _count_recent_events()
 
 
-def _count_completed_jobs(rollup_table: sa.Table) -> None:
+def _row(key: rollups.RollupKey, tally: rollups.Tally) -> dict[str, object]:
+    return {
+        "key": key.text,
+        "grain": key.grain.value,
+        "start": key.start,
+        "job_class": key.job_class,
+        "origin": key.origin.value,
+        "count": tally.count,
+        "total_micros": tally.total,
+        "max_micros": tally.longest,
+        "histogram": orjson.dumps({str(b): n for b, n in sorted(tally.histogram.items())}).decode(),
+    }
+
+
+def _completed_jobs() -> dict[rollups.RollupKey, rollups.Tally]:
     connection = op.get_bind()
     jobs = sa.table(
         "jobs",
@@ -77,30 +99,25 @@ def _count_completed_jobs(rollup_table: sa.Table) -> None:
             .limit(CHUNK)
         ).all()
         if not rows:
-            break
+            return tallies
         after = rows[-1].id
         found = rollups.changes(
             (r.job_class, None, Timeline(r.queued_at, r.started_at, r.completed_at)) for r in rows
         )
         for key, tally in found.items():
             tallies[key] = tallies[key].plus(tally) if key in tallies else tally
-    rows_out = [
-        {
-            "key": key.text,
-            "grain": key.grain.value,
-            "start": key.start,
-            "job_class": key.job_class,
-            "origin": key.origin.value,
-            "count": tally.count,
-            "total_micros": tally.total,
-            "max_micros": tally.longest,
-            "histogram": orjson.dumps({str(b): n for b, n in sorted(tally.histogram.items())}).decode(),
-        }
-        for key, tally in sorted(tallies.items())
-        if tally.count > 0
-    ]
-    for start in range(0, len(rows_out), 1000):
-        op.bulk_insert(rollup_table, rows_out[start : start + 1000])
+
+
+def _pruned_jobs() -> dict[rollups.RollupKey, rollups.Tally]:
+    """0003's hourly roll-ups of deleted jobs, one tally per class and origin."""
+    tallies: dict[rollups.RollupKey, rollups.Tally] = {}
+    query = "SELECT job_class, origin, count, total_micros, max_micros, histogram FROM job_rollups"
+    for job_class, origin, count, total, longest, histogram in op.get_bind().exec_driver_sql(query):
+        key = rollups.RollupKey(rollups.Grain.PRUNED, 0, job_class, DurationOrigin(origin))
+        buckets = {int(bucket): n for bucket, n in orjson.loads(histogram).items()}
+        tally = rollups.Tally(count, total, longest, buckets)
+        tallies[key] = tallies[key].plus(tally) if key in tallies else tally
+    return tallies
 
 
 def _count_recent_events() -> None:
@@ -121,5 +138,34 @@ def _count_recent_events() -> None:
 
 def downgrade() -> None:
     op.drop_table("event_counts")
+    job_rollups = op.create_table(
+        "job_rollups",
+        sa.Column("job_class", sa.String(255), nullable=False),
+        sa.Column("origin", sa.String(8), nullable=False),
+        sa.Column("hour", sa.BigInteger(), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("total_micros", sa.BigInteger(), nullable=False),
+        sa.Column("max_micros", sa.BigInteger(), nullable=False),
+        sa.Column("histogram", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("job_class", "origin", "hour", name="pk_job_rollups"),
+    )
+    query = (
+        "SELECT job_class, origin, count, total_micros, max_micros, histogram FROM duration_rollups "
+        "WHERE grain = 'pruned'"
+    )
+    rows = [
+        {
+            "job_class": job_class,
+            "origin": origin,
+            "hour": 0,
+            "count": count,
+            "total_micros": total,
+            "max_micros": longest,
+            "histogram": histogram,
+        }
+        for job_class, origin, count, total, longest, histogram in op.get_bind().exec_driver_sql(query)
+    ]
+    if rows:
+        op.bulk_insert(job_rollups, rows)
     op.drop_index("ix_duration_rollups_grain_start", table_name="duration_rollups")
     op.drop_table("duration_rollups")
