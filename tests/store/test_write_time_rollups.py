@@ -10,6 +10,8 @@ from collections import Counter
 
 import orjson
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select, text
 
 from sidekiq_supervisor.domain import rollups
@@ -21,7 +23,7 @@ from sidekiq_supervisor.store.event_counts import MINUTE, events_per_minute
 from sidekiq_supervisor.store.migrate import alembic_config, current_revision, upgrade
 from sidekiq_supervisor.store.retention import prune_completed_batch
 from sidekiq_supervisor.store.rollups import class_tallies, pruned_summary
-from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs
+from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs, metadata
 from sidekiq_supervisor.store.writer import write_reports
 
 T0 = 1_790_000_000_000_000  # epoch microseconds, on a Saturday
@@ -227,6 +229,14 @@ def test_the_upgrade_counts_the_jobs_and_events_already_stored_and_keeps_the_pru
     upgrade(engine)
 
     assert stored_rollups(engine, (Grain.PRUNED,)) == expected_pruned
+    with engine.connect() as connection:
+        # What the migration made is what the schema module says.
+        def ours(item, name, kind, reflected, compare_to):
+            table = name if kind == "table" else item.table.name
+            return table in {"duration_rollups", "event_counts"} or name == "ix_jobs_started_at_uncompleted"
+
+        context = MigrationContext.configure(connection, opts={"include_object": ours})
+        assert compare_metadata(context, metadata) == []
 
     upgraded = stored_rollups(engine)
     assert set(upgraded) == set(expected)

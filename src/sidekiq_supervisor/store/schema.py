@@ -55,6 +55,14 @@ jobs = Table(
     Index(None, "status", "id"),
     # The job_class filter of the lists and the per-class duration views.
     Index(None, "job_class", "id"),
+    # Uncompleted jobs by start, oldest first (the overview's long-running jobs, the alerts): the
+    # few running jobs only, so completed ones cost the index nothing.
+    Index(
+        "ix_jobs_started_at_uncompleted",
+        "started_at",
+        sqlite_where=text("status = 'started'"),
+        postgresql_where=text("status = 'started'"),
+    ),
 )
 
 job_events = Table(

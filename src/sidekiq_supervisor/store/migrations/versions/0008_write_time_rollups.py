@@ -48,6 +48,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name="pk_duration_rollups"),
     )
     op.create_index("ix_duration_rollups_grain_start", "duration_rollups", ["grain", "start"])
+    op.create_index(
+        "ix_jobs_started_at_uncompleted",
+        "jobs",
+        ["started_at"],
+        sqlite_where=sa.text("status = 'started'"),
+        postgresql_where=sa.text("status = 'started'"),
+    )
     op.create_table(
         "event_counts",
         sa.Column("minute", sa.BigInteger(), nullable=False),
@@ -138,6 +145,7 @@ def _count_recent_events() -> None:
 
 def downgrade() -> None:
     op.drop_table("event_counts")
+    op.drop_index("ix_jobs_started_at_uncompleted", table_name="jobs")
     job_rollups = op.create_table(
         "job_rollups",
         sa.Column("job_class", sa.String(255), nullable=False),
