@@ -9,14 +9,19 @@ Loads ``--events`` events (queued, started, complete per job, evenly spread over
 indexes built after the load. Copies it (CREATE DATABASE ... TEMPLATE) and migrates the copy to
 head, timing migration 0008; the original is stamped at head without running 0008, so the same
 code serves it with partitioning off. With ``--ingest-seconds`` it runs
-``bench/ingest_batched.py`` against both (a real ``serve``). Then it times one retention pass of
-history (``SUPERVISOR_HISTORY_RETENTION_DAYS`` = ``--history-days``, completed jobs kept) on
-each, and prints what it deleted and the table's size before and after.
+``bench/ingest_batched.py`` against both (a real ``serve``). With ``--write-batches N`` it
+writes N batches of 500 reports (queued, started, complete of 166 jobs, dated now) to each
+through the writer's own ``write_reports``, alternating between the two databases batch by
+batch so that other load on the machine falls on both alike, and prints the median and p90
+time of a batch's transaction. Then it times one retention pass of history
+(``SUPERVISOR_HISTORY_RETENTION_DAYS`` = ``--history-days``, completed jobs kept) on each, and
+prints what it deleted and the table's size before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -26,9 +31,11 @@ import psycopg
 from alembic import command
 
 from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.model import EventKind, Report
 from sidekiq_supervisor.services.retention import DAY_MICROS, Pruner
-from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.engine import make_engine, write_transaction
 from sidekiq_supervisor.store.migrate import alembic_config, upgrade
+from sidekiq_supervisor.store.writer import write_reports
 
 HERE = Path(__file__).resolve().parent
 LOAD = """
@@ -86,6 +93,36 @@ def ingest(url: str, seconds: int) -> None:
     subprocess.run(run, check=True)
 
 
+def batch_of(number: int, now: int) -> list[Report]:
+    """The reports of 166 whole jobs (498), as the gem batches them."""
+    kinds = (EventKind.QUEUED, EventKind.STARTED, EventKind.COMPLETE)
+    return [
+        Report(f"write-{number}-{job}", kind, now + step * 1000, "Mailer", "default", "[1]")
+        for job in range(166)
+        for step, kind in enumerate(kinds)
+    ]
+
+
+def interleaved_writes(urls: dict[str, str], batches: int) -> None:
+    """Write ``batches`` batches to each database in turn; per database, a batch's time."""
+    engines = {label: make_engine(url) for label, url in urls.items()}
+    took: dict[str, list[float]] = {label: [] for label in urls}
+    for number in range(batches):
+        for label, engine in engines.items():
+            reports = batch_of(number, now_micros())
+            began = time.perf_counter()
+            with write_transaction(engine) as connection:
+                write_reports(connection, reports, now_micros())
+            took[label].append(time.perf_counter() - began)
+    for label, times in took.items():
+        median, p90 = statistics.median(times), statistics.quantiles(times, n=10)[-1]
+        rate = len(batch_of(0, 0)) / median
+        figures = f"median {median * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms ({rate:,.0f} events/s)"
+        print(f"  {label:<22}a batch: {figures}")
+    for engine in engines.values():
+        engine.dispose()
+
+
 def retention(url: str, history_days: float) -> None:
     engine = make_engine(url)
     before = size(url)
@@ -94,7 +131,7 @@ def retention(url: str, history_days: float) -> None:
     took = time.perf_counter() - began
     after = size(url)
     engine.dispose()
-    print(f"  retention pass      {took:,.1f} s, {report.events:,} events deleted")
+    print(f"  retention pass      {took:,.1f} s, {report.events:,} events deleted (row DELETE or drops)")
     print(f"  job_events          {before[0]:,} events, {before[1]} -> {after[0]:,} events, {after[1]}")
 
 
@@ -104,6 +141,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=35)
     parser.add_argument("--history-days", type=float, default=28)
     parser.add_argument("--ingest-seconds", type=int, default=0)
+    parser.add_argument("--write-batches", type=int, default=0)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the two databases")
     args = parser.parse_args()
@@ -129,7 +167,11 @@ def main() -> None:
         command.stamp(alembic_config(engine), "head")  # the same code, partitioning off
         engine.dispose()
 
-        for label, url in (("one table (row DELETE)", rows_url), ("partitioned by day", parts_url)):
+        urls = {"one table": rows_url, "partitioned by day": parts_url}
+        if args.write_batches:
+            print(f"writes                {args.write_batches} batches of 498 reports each, alternating")
+            interleaved_writes(urls, args.write_batches)
+        for label, url in urls.items():
             print(label)
             if args.ingest_seconds:
                 ingest(url, args.ingest_seconds)

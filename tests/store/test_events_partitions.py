@@ -4,10 +4,12 @@ partitions, maintenance is idempotent, retention drops whole old days and keeps 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from alembic import command
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from sidekiq_supervisor.domain.model import EventKind, Report
@@ -32,10 +34,8 @@ EPOCH_1970 = 5 * SECOND
 YEAR_2400 = 13_569_465_600 * SECOND
 ROWS = "SELECT id, jid, kind, at, recorded_at, detail FROM job_events ORDER BY id"
 
-pytestmark = pytest.mark.postgres
 
-
-@pytest.fixture
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
 def fresh_engine() -> Iterator[Engine]:
     """An engine on a PostgreSQL database of this test alone, with no schema yet."""
     with postgres_database(migrate=False) as url:
@@ -92,6 +92,7 @@ def test_an_upgrade_from_0007_keeps_every_row_and_id_and_the_downgrade_too(fresh
     # Older than the daily partitions: one partition below them; 2400: the DEFAULT one.
     assert home_of(engine, "y1970")[0].startswith("job_events_before_")
     assert home_of(engine, "y2400") == [DEFAULT_PARTITION]
+    assert home_of(engine, "gone") == ["job_events_restarted"]  # tombstones: one small table
     # Resent reports change nothing; a new one takes the next id of the same sequence.
     for jid, at in odd.items():
         store(engine, jid, "queued", at, now + SECOND)
@@ -173,6 +174,7 @@ def test_retention_drops_whole_old_days_and_keeps_tombstones_late_reports_and_ne
     assert {row[1] for row in rows(engine)} == {"gone", "late", "straddling", "fresh"}
     assert all(ids[row[1]] == row[0] for row in rows(engine))
     assert history(engine, "gone") == [("restarted", old)] and history(engine, "late") == [("queued", old)]
+    assert home_of(engine, "late") == [DEFAULT_PARTITION]
     with engine.connect() as connection:
         lowers = [p.lower for p in range_partitions(connection) if p.lower is not None]
     assert min(lowers) == cutoff // DAY_MICROS * DAY_MICROS, "every day wholly before the cutoff went"
@@ -186,3 +188,18 @@ def test_retention_drops_whole_old_days_and_keeps_tombstones_late_reports_and_ne
         == 1
     )
     assert {row[1] for row in rows(engine)} == {"gone", "late", "fresh"}
+
+
+def test_the_api_takes_reports_at_odd_times_and_never_answers_5xx(client: TestClient):
+    fields = {"arguments": "[1]", "job_class": "Mailer"}
+    # Without "at" the receive time is the event time and a resend is a new event: "now" is sent.
+    times = {"y1970": "0", "y2400": "13569465600", "now": f"{time.time():.6f}"}
+    for _ in range(2):  # the second time, every report is a resend
+        for jid, at in times.items():
+            response = client.post(f"/api/v1/jobs/{jid}/started", data={**fields, "at": at})
+            assert response.status_code in (200, 201), response.text
+    for jid in times:
+        history = client.get(f"/api/v1/jobs/{jid}/history").json()["history"]
+        assert [event["event"] for event in history] == ["started"], history
+    # A time no epoch-seconds clock gives (milliseconds, most likely) is refused, not a 5xx.
+    assert client.post("/api/v1/jobs/absurd/started", data={**fields, "at": "1e15"}).status_code == 422

@@ -1,20 +1,22 @@
-"""Daily partitions of ``job_events`` on PostgreSQL (migration 0008; SQLite keeps one table).
+"""The partitions of ``job_events`` on PostgreSQL (migration 0008; SQLite keeps one table).
 
-``job_events`` is partitioned by range of ``at``, the report's own time: the dedup key (jid,
-kind, at) must hold the partition key, and ``recorded_at`` (the time retention cuts by) would
-make a resent report a new row. Reports arrive seconds after they happen, so a day of ``at`` is
-in practice a day of ``recorded_at``; the few that are not are looked at one by one below.
+``job_events`` is partitioned by list of ``kind``: ``job_events_restarted`` holds the restart
+tombstones (retention keeps them; ingest looks them up by jid for every batch, in that one small
+table), and ``job_events_by_day`` all the rest, partitioned by range of ``at``, the report's own
+time. The dedup key (jid, kind, at) must hold the partition keys, and ``recorded_at`` (the time
+retention cuts by) would make a resent report a new row. Reports arrive seconds after they
+happen, so a day of ``at`` is in practice a day of ``recorded_at``; the few that are not are
+looked at one by one below.
 
 - ``job_events_pYYYYMMDD`` holds one UTC day. :func:`ensure_partitions` creates today's and the
   next ``AHEAD_DAYS`` (at ``serve`` start and ``db upgrade``, and in every retention pass);
   it is idempotent.
-- ``job_events_default`` (the DEFAULT partition) catches every ``at`` without a partition: a
-  client's clock in 1970 or 2400, a day nobody created yet. A report is never refused for its
-  time. Creating a day's partition moves that day's rows out of it first.
-- Retention (:func:`drop_partition`) drops a partition once all of its range is older than the
-  cutoff; the events that must stay (restart tombstones, and reports received after the cutoff
-  whatever their ``at``) are moved to the DEFAULT partition first. The DEFAULT partition, small,
-  is pruned row by row as before.
+- ``job_events_default`` (the DEFAULT partition of the days) catches every ``at`` without a
+  partition: a client's clock in 1970 or 2400, a day nobody created yet. A report is never
+  refused for its time. Creating a day's partition moves that day's rows out of it first.
+- Retention (:func:`drop_partition`) drops a day once all of its range is older than the
+  cutoff; the reports received after the cutoff (whatever their ``at``) are moved to the
+  DEFAULT partition first. The DEFAULT partition, small, is pruned row by row as before.
 
 Every change here runs in its own short transaction with a lock timeout, so that ingest never
 waits long for it; one that cannot get its locks is tried again by the next pass.
@@ -29,16 +31,19 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, column, table, text
 
-from sidekiq_supervisor.domain.model import EventKind, Micros
+from sidekiq_supervisor.domain.model import Micros
 
 logger = logging.getLogger(__name__)
 
 DAY_MICROS = 86_400 * 1_000_000
 # Today's partition and this many days' after it exist once a maintenance step has run.
 AHEAD_DAYS = 7
+BY_DAY = "job_events_by_day"
 DEFAULT_PARTITION = "job_events_default"
-# How long a maintenance step waits for a lock before giving up until the next one.
-LOCK_TIMEOUT = "5s"
+# How long a maintenance step waits for a lock before giving up until the next one. Statements
+# on job_events queue behind a waiting DETACH (or the DEFAULT partition's lock), so this bounds
+# how long a long-running read can make ingest wait through it.
+LOCK_TIMEOUT = "1s"
 # Names the lock that makes two processes' maintenance steps take turns (any constant works).
 PARTITIONS_LOCK_KEY = 0x5041_5254_5300
 # PostgreSQL's SQLSTATE for a lock not obtained within lock_timeout.
@@ -75,11 +80,11 @@ def _bound(value: str) -> Micros | None:
 
 
 def range_partitions(connection: Connection) -> list[Partition]:
-    """The range partitions of ``job_events`` (not the DEFAULT one), by lower bound."""
+    """The range partitions of ``job_events_by_day`` (not the DEFAULT one), by lower bound."""
     rows = connection.execute(
         text(
             "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'job_events'::regclass"
+            f" JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = '{BY_DAY}'::regclass"
         )
     ).all()
     found = []
@@ -116,7 +121,7 @@ def create_day(connection: Connection, lower: Micros) -> str | None:
     _limit_waits(connection)
     # Nothing may enter that day of the DEFAULT partition between the move and the attach.
     connection.execute(text(f"LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE"))
-    connection.execute(text(f"CREATE TABLE {name} (LIKE job_events INCLUDING DEFAULTS)"))
+    connection.execute(text(f"CREATE TABLE {name} (LIKE {BY_DAY} INCLUDING DEFAULTS)"))
     connection.execute(
         text(
             f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE at >= :lower AND at < :upper"
@@ -127,7 +132,7 @@ def create_day(connection: Connection, lower: Micros) -> str | None:
     )
     # Attaching builds the table's indexes and unique keys from job_events' own.
     bounds = f"FOR VALUES FROM ({lower}) TO ({upper})"
-    connection.execute(text(f"ALTER TABLE job_events ATTACH PARTITION {name} {bounds}"))
+    connection.execute(text(f"ALTER TABLE {BY_DAY} ATTACH PARTITION {name} {bounds}"))
     return name
 
 
@@ -173,25 +178,24 @@ def droppable(connection: Connection, cutoff: Micros) -> list[Partition]:
 
 def drop_partition(connection: Connection, partition: Partition, cutoff: Micros) -> int:
     """Drop ``partition`` (in the caller's transaction), keeping in the DEFAULT partition the
-    events retention keeps: restart tombstones and reports received at or after ``cutoff``.
+    reports received at or after ``cutoff`` (restart tombstones are never in a day's partition).
     Returns how many events went."""
     name = partition.name
     attached = text(
-        "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:name) AND inhparent = 'job_events'::regclass"
+        f"SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:name) AND inhparent = '{BY_DAY}'::regclass"
     )
     if connection.execute(attached, {"name": name}).first() is None:
         return 0  # another process dropped it meanwhile
     _limit_waits(connection)
-    connection.execute(text(f"ALTER TABLE job_events DETACH PARTITION {name}"))
+    connection.execute(text(f"ALTER TABLE {BY_DAY} DETACH PARTITION {name}"))
     total = connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
     # Its range has no partition now: these land in the DEFAULT one.
     kept = connection.execute(
         text(
             "INSERT INTO job_events (id, jid, kind, at, recorded_at, detail)"
-            f" SELECT id, jid, kind, at, recorded_at, detail FROM {name}"
-            " WHERE kind = :restarted OR recorded_at >= :cutoff"
+            f" SELECT id, jid, kind, at, recorded_at, detail FROM {name} WHERE recorded_at >= :cutoff"
         ),
-        {"restarted": EventKind.RESTARTED.value, "cutoff": cutoff},
+        {"cutoff": cutoff},
     ).rowcount
     connection.execute(text(f"DROP TABLE {name}"))
     return int(total) - kept

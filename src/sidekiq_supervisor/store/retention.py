@@ -11,8 +11,9 @@ SQLite's single write lock) waits for a few milliseconds at most, never for a wh
   coming back when a late report about it arrives.
 - On PostgreSQL, where ``job_events`` is partitioned by day of ``at`` (``store/partitions.py``),
   history goes a whole day at a time: a day's partition is dropped once all of it is older than
-  the cutoff (so an event stays up to a day longer than its retention), after moving the events
-  that stay to the DEFAULT partition. Only the DEFAULT partition is trimmed row by row.
+  the cutoff (so an event stays up to a day longer than its retention), after moving the reports
+  received since to the DEFAULT partition. Restart tombstones have a partition of their own,
+  never dropped. Only the DEFAULT partition is trimmed row by row.
 """
 
 from __future__ import annotations
@@ -110,6 +111,6 @@ def oldest_history_recorded_at(connection: Connection, source: TableClause = job
 
 
 def prune_history_partition(connection: Connection, partition: Partition, cutoff: Micros) -> int:
-    """Drop a partition of ``job_events`` wholly older than ``cutoff``, keeping its restart
-    tombstones and the reports received since; how many events went."""
+    """Drop a day of ``job_events`` wholly older than ``cutoff``, keeping the reports received
+    since; how many events went."""
     return drop_partition(connection, partition, cutoff)
