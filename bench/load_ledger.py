@@ -18,6 +18,8 @@ history, and the timelines agree with it:
 SQLite: executemany in transactions of 50,000 jobs, ``synchronous=OFF`` for the load.
 PostgreSQL: COPY, with the secondary indexes dropped during the load and rebuilt after it from
 their own definitions (building an index once is far cheaper than maintaining it row by row).
+At a revision where ``job_events`` is partitioned by day (0008 on), the days the jobs span are
+created first, so that the events land in them rather than in the DEFAULT partition.
 Prints rows/s.
 """
 
@@ -36,6 +38,7 @@ from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.store.partitions import ensure_partitions
 
 MARKER = "QZX-Marker-7731"
 CHUNK = 50_000
@@ -222,6 +225,8 @@ def main() -> None:
         url = f"sqlite:////tmp/scale/ledger-{args.jobs}.db"
     engine = make_engine(url, sqlite_synchronous="OFF")
     upgrade(engine, args.revision)
+    # The 30 days the jobs span, and one more for the last ones' later reports.
+    ensure_partitions(engine, START, ahead_days=31)
     began = time.perf_counter()
     if engine.dialect.name == "postgresql":
         events = load_postgresql(engine, args.jobs, args.seed)

@@ -44,7 +44,8 @@ DEFAULT_PARTITION = "job_events_default"
 # on job_events queue behind a waiting DETACH (or the DEFAULT partition's lock), so this bounds
 # how long a long-running read can make ingest wait through it.
 LOCK_TIMEOUT = "1s"
-# Names the lock that makes two processes' maintenance steps take turns (any constant works).
+# Names the lock that makes creating and dropping partitions take turns across processes, so that
+# their table locks never meet in the opposite order (any constant works).
 PARTITIONS_LOCK_KEY = 0x5041_5254_5300
 # PostgreSQL's SQLSTATE for a lock not obtained within lock_timeout.
 LOCK_NOT_AVAILABLE = "55P03"
@@ -184,6 +185,7 @@ def drop_partition(connection: Connection, partition: Partition, cutoff: Micros)
     attached = text(
         f"SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:name) AND inhparent = '{BY_DAY}'::regclass"
     )
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
     if connection.execute(attached, {"name": name}).first() is None:
         return 0  # another process dropped it meanwhile
     _limit_waits(connection)
