@@ -69,7 +69,7 @@ def history(engine: Engine, jid: str) -> list[tuple[str, int]]:
 def test_an_upgrade_from_0007_keeps_every_row_and_id_and_the_downgrade_too(fresh_engine):
     engine = fresh_engine
     upgrade(engine, "0007")
-    now = T0
+    now = time.time_ns() // 1000  # the migration lays out its days around the real date
     odd = {
         "recent": now - SECOND,
         "month-old": now - 30 * DAY_MICROS,
@@ -92,6 +92,7 @@ def test_an_upgrade_from_0007_keeps_every_row_and_id_and_the_downgrade_too(fresh
     # Older than the daily partitions: one partition below them; 2400: the DEFAULT one.
     assert home_of(engine, "y1970")[0].startswith("job_events_before_")
     assert home_of(engine, "y2400") == [DEFAULT_PARTITION]
+    assert home_of(engine, "month-old")[0].startswith("job_events_p")
     assert home_of(engine, "gone") == ["job_events_restarted"]  # tombstones: one small table
     # Resent reports change nothing; a new one takes the next id of the same sequence.
     for jid, at in odd.items():
@@ -203,3 +204,22 @@ def test_the_api_takes_reports_at_odd_times_and_never_answers_5xx(client: TestCl
         assert [event["event"] for event in history] == ["started"], history
     # A time no epoch-seconds clock gives (milliseconds, most likely) is refused, not a 5xx.
     assert client.post("/api/v1/jobs/absurd/started", data={**fields, "at": "1e15"}).status_code == 422
+
+
+def test_a_day_held_by_a_long_read_is_dropped_by_a_later_pass_and_nothing_fails(fresh_engine):
+    engine = fresh_engine
+    upgrade(engine)
+    ensure_partitions(engine, T0 - 20 * DAY_MICROS, ahead_days=25)
+    old = T0 - 10 * DAY_MICROS
+    store(engine, "old", "queued", old, old)
+    store(engine, "fresh", "queued", T0 - SECOND, T0 - SECOND)
+    pruner = Pruner(engine, retention_days=0, history_retention_days=7, clock=lambda: T0)
+
+    with engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM job_events"))  # holds its lock until the end
+        held = pruner.prune()
+        reader.rollback()
+
+    assert held.events == 0 and {row[1] for row in rows(engine)} == {"old", "fresh"}
+    assert pruner.prune().events == 1
+    assert {row[1] for row in rows(engine)} == {"fresh"}
