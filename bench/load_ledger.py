@@ -18,6 +18,8 @@ history, and the timelines agree with it:
 SQLite: executemany in transactions of 50,000 jobs, ``synchronous=OFF`` for the load.
 PostgreSQL: COPY, with the secondary indexes dropped during the load and rebuilt after it from
 their own definitions (building an index once is far cheaper than maintaining it row by row).
+At a revision where ``job_events`` is partitioned by day (0008 on), the days the jobs span are
+created first, so that the events land in them rather than in the DEFAULT partition.
 Prints rows/s.
 """
 
@@ -36,10 +38,11 @@ from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.store.partitions import ensure_partitions
 
 MARKER = "QZX-Marker-7731"
 # The last revision before the writer kept summaries of its own.
-COUNTED_BY_UPGRADE = "0007"
+COUNTED_BY_UPGRADE = "0008"
 CHUNK = 50_000
 JOB_COLUMNS = ("jid", "job_class", "queue", "arguments", "status", "queued_at", "started_at",
                "completed_at", "attempts", "restarted_from", "worker")  # fmt: skip
@@ -224,9 +227,11 @@ def main() -> None:
         url = f"sqlite:////tmp/scale/ledger-{args.jobs}.db"
     engine = make_engine(url, sqlite_synchronous="OFF")
     # The rows go in straight, past the writer: the summaries it keeps as it stores reports
-    # (migration 0008) are counted by the upgrade that follows the load, as for any ledger written
+    # (migration 0009) are counted by the upgrade that follows the load, as for any ledger written
     # before them.
     upgrade(engine, COUNTED_BY_UPGRADE if args.revision == "head" else args.revision)
+    # The 30 days the jobs span, and one more for the last ones' later reports.
+    ensure_partitions(engine, START, ahead_days=31)
     began = time.perf_counter()
     if engine.dialect.name == "postgresql":
         events = load_postgresql(engine, args.jobs, args.seed)
@@ -240,7 +245,7 @@ def main() -> None:
     if args.revision == "head":
         began = time.perf_counter()
         upgrade(engine)
-        print(f"upgraded to head (counting the summaries of 0008) in {time.perf_counter() - began:.1f} s")
+        print(f"upgraded to head (counting the summaries of 0009) in {time.perf_counter() - began:.1f} s")
     engine.dispose()
 
 

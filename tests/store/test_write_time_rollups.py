@@ -219,8 +219,8 @@ def test_the_upgrade_counts_the_jobs_and_events_already_stored_and_keeps_the_pru
     expected_pruned = stored_rollups(engine, (Grain.PRUNED,))
 
     # Down to the ledger of the previous release: the pruned jobs in its hourly roll-ups.
-    command.downgrade(alembic_config(engine), "0007")
-    assert current_revision(engine) == "0007"
+    command.downgrade(alembic_config(engine), "0008")
+    assert current_revision(engine) == "0008"
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM jobs")).scalar_one() > 0
         assert connection.execute(text("SELECT sum(count) FROM job_rollups")).scalar_one() == sum(

@@ -25,12 +25,21 @@ from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.event_counts import trim_event_counts
+from sidekiq_supervisor.store.partitions import (
+    default_partition,
+    droppable,
+    ensure_partitions_quietly,
+    is_partitioned,
+    lock_not_available,
+)
 from sidekiq_supervisor.store.retention import (
     lock_against_other_pruners,
     oldest_history_recorded_at,
     prune_completed_batch,
     prune_history_batch,
+    prune_history_partition,
 )
+from sidekiq_supervisor.store.schema import job_events
 
 logger = logging.getLogger(__name__)
 DAY_MICROS = 86_400 * 1_000_000
@@ -83,8 +92,10 @@ class Pruner:
         return self._retention > 0 or self._history_retention > 0
 
     def prune(self) -> PruneReport:
-        """One pass over the ledger; returns how many jobs and events it deleted."""
+        """One pass over the ledger; returns how many jobs and events it deleted. On PostgreSQL
+        it first creates the upcoming daily partitions of the history that are missing."""
         now = self._clock()
+        ensure_partitions_quietly(self._engine, now)
         jobs = self._prune_jobs(now - self._retention) if self._retention > 0 else 0
         events = self._prune_history(now - self._history_retention) if self._history_retention > 0 else 0
         with write_transaction(self._engine) as connection:
@@ -131,15 +142,34 @@ class Pruner:
             time.sleep(self._pause)
 
     def _prune_history(self, cutoff: Micros) -> int:
+        # Partitioned (PostgreSQL): whole days first, one transaction each, then the rest of the
+        # DEFAULT partition row by row; otherwise the whole history row by row.
+        with self._engine.connect() as connection:
+            partitioned = is_partitioned(connection)
+            old_days = droppable(connection, cutoff) if partitioned else []
         deleted = 0
+        for partition in old_days:
+            if self._stopping.is_set():
+                return deleted
+            try:
+                with write_transaction(self._engine) as connection:
+                    lock_against_other_pruners(connection)
+                    deleted += prune_history_partition(connection, partition, cutoff)
+            except OperationalError as exc:
+                if not lock_not_available(exc):
+                    raise
+                # Long reads hold job_events: the next pass drops it.
+                logger.info("retention could not lock job_events to drop %s; next pass", partition.name)
+                break
+        source = default_partition if partitioned else job_events
         while True:
             with self._engine.connect() as connection:
-                oldest = oldest_history_recorded_at(connection)
+                oldest = oldest_history_recorded_at(connection, source)
             if oldest is None or oldest >= cutoff:
                 return deleted
             with write_transaction(self._engine) as connection:
                 lock_against_other_pruners(connection)
-                count = prune_history_batch(connection, cutoff, self._batch_size)
+                count = prune_history_batch(connection, cutoff, self._batch_size, source)
             deleted += count
             if count == 0 or self._stopping.is_set():
                 return deleted

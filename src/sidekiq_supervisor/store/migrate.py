@@ -3,12 +3,15 @@ else only checks that it is there (``require_head``), since a read must never ch
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+
+from sidekiq_supervisor.store.partitions import ensure_partitions_quietly
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -22,8 +25,11 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create or migrate the schema; a no-op when it is already at ``revision``."""
+    """Create or migrate the schema; a no-op when it is already at ``revision``. On PostgreSQL it
+    then creates the upcoming daily partitions of ``job_events`` that are missing (a ledger
+    started again after a pause may lack today's)."""
     command.upgrade(alembic_config(engine), revision)
+    ensure_partitions_quietly(engine, time.time_ns() // 1000)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -9,16 +9,22 @@ SQLite's single write lock) waits for a few milliseconds at most, never for a wh
 - History older than its cutoff (by ``recorded_at``, the service's own clock) is trimmed from
   the oldest end. ``restarted`` events stay: they are what keeps a restarted original from
   coming back when a late report about it arrives.
+- On PostgreSQL, where ``job_events`` is partitioned by day of ``at`` (``store/partitions.py``),
+  history goes a whole day at a time: a day's partition is dropped once all of it is older than
+  the cutoff (so an event stays up to a day longer than its retention), after moving the reports
+  received since to the DEFAULT partition. Restart tombstones have a partition of their own,
+  never dropped. Only the DEFAULT partition is trimmed row by row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, TableClause, delete, select, text
 
 from sidekiq_supervisor.domain import rollups
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Timeline
+from sidekiq_supervisor.store.partitions import Partition, drop_partition
 from sidekiq_supervisor.store.rollups import apply_changes
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
@@ -80,26 +86,35 @@ def _received_since(connection: Connection, jids: list[str], cutoff: Micros) -> 
     return set(connection.execute(query.distinct()).scalars())
 
 
-def prune_history_batch(connection: Connection, cutoff: Micros, limit: int) -> int:
-    """Delete up to ``limit`` of the oldest events recorded before ``cutoff``; how many went."""
+def prune_history_batch(
+    connection: Connection, cutoff: Micros, limit: int, source: TableClause = job_events
+) -> int:
+    """Delete up to ``limit`` of the oldest events recorded before ``cutoff`` (from ``source``,
+    ``job_events`` or its DEFAULT partition); how many went."""
     oldest = (
-        select(job_events.c.id)
-        .where(job_events.c.kind != EventKind.RESTARTED.value, job_events.c.recorded_at < cutoff)
-        .order_by(job_events.c.id)
+        select(source.c.id)
+        .where(source.c.kind != EventKind.RESTARTED.value, source.c.recorded_at < cutoff)
+        .order_by(source.c.id)
         .limit(limit)
     )
     ids = list(connection.execute(oldest).scalars())
     if ids:
-        connection.execute(delete(job_events).where(job_events.c.id.in_(ids)))
+        connection.execute(delete(source).where(source.c.id.in_(ids)))
     return len(ids)
 
 
-def oldest_history_recorded_at(connection: Connection) -> Micros | None:
-    """When the oldest prunable event was recorded (ids follow recording order), or ``None``."""
+def oldest_history_recorded_at(connection: Connection, source: TableClause = job_events) -> Micros | None:
+    """When the oldest prunable event of ``source`` was recorded (ids follow recording order), or ``None``."""
     query = (
-        select(job_events.c.recorded_at)
-        .where(job_events.c.kind != EventKind.RESTARTED.value)
-        .order_by(job_events.c.id)
+        select(source.c.recorded_at)
+        .where(source.c.kind != EventKind.RESTARTED.value)
+        .order_by(source.c.id)
         .limit(1)
     )
     return connection.execute(query).scalar()
+
+
+def prune_history_partition(connection: Connection, partition: Partition, cutoff: Micros) -> int:
+    """Drop a day of ``job_events`` wholly older than ``cutoff``, keeping the reports received
+    since; how many events went."""
+    return drop_partition(connection, partition, cutoff)

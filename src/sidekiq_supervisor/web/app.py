@@ -210,11 +210,11 @@ def _settle_garbage_collector() -> None:
 
 
 def _start_pruner(services: Services) -> tuple[Pruner, asyncio.Task[None] | None]:
-    """The pruner and its background task (``None`` when the settings keep everything)."""
+    """The pruner and its background task. It runs even when the settings keep everything: its
+    pass also creates the history's upcoming daily partitions (PostgreSQL) and trims the chart's
+    counts per minute."""
     settings = services.settings
     pruner = Pruner.from_settings(services.engine, settings)
-    if not pruner.enabled:
-        return pruner, None
     return pruner, asyncio.create_task(pruner.run(settings.prune_interval_seconds), name="retention")
 
 

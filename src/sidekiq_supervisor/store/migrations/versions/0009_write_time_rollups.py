@@ -8,8 +8,8 @@ counts the jobs and events already stored: the completed jobs in id order, a chu
 the last eight days of events. The hourly roll-ups of deleted jobs (``job_rollups``, 0003) become
 one ``pruned`` row per class and origin; a downgrade puts those back as rows of hour 0.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -23,8 +23,8 @@ from sidekiq_supervisor.domain import rollups
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.model import Timeline
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
