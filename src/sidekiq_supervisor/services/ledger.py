@@ -19,6 +19,7 @@ from sidekiq_supervisor.domain.model import JobStatus, Micros
 from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, per_class
 from sidekiq_supervisor.domain.rollups import Grain, summed
 from sidekiq_supervisor.store import queries
+from sidekiq_supervisor.store.figures import jobs_per_status
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 from sidekiq_supervisor.store.restarts import kept_payload
@@ -211,4 +212,4 @@ class Ledger:
     def status_counts(self) -> dict[JobStatus, int]:
         """How many jobs have each status."""
         with self.engine.connect() as connection:
-            return queries.status_counts(connection)
+            return jobs_per_status(connection)

@@ -1,4 +1,5 @@
-"""The ledger's reads behind GET /metrics: jobs per status, the uncompleted jobs, the busiest classes.
+"""The ledger's reads behind GET /metrics (and GET /api/v1/stats): jobs per status, the uncompleted
+jobs, the busiest classes.
 
 Each read is bounded by an index, measured at a million jobs (``bench/metrics.py``):
 

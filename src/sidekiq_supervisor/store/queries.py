@@ -195,15 +195,6 @@ def job_history(connection: Connection, jid: str) -> list[StoredEvent]:
     ]
 
 
-def status_counts(connection: Connection) -> dict[JobStatus, int]:
-    """How many jobs have each status."""
-    query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
-    counts = dict.fromkeys(JobStatus, 0)
-    for status, count in connection.execute(query):
-        counts[JobStatus(status)] = count
-    return counts
-
-
 def duration_summary_within(
     connection: Connection, origin: DurationOrigin, job_filter: JobFilter, *, budget_ms: int
 ) -> DurationSummary | None:
