@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,11 +50,15 @@ class Latencies:
     values: list[float] = field(default_factory=list)
     errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # What each failed request was and what it got, for the lines under the table.
+    failures: Counter[str] = field(default_factory=Counter)
 
-    def add(self, seconds: float, ok: bool) -> None:
+    def add(self, seconds: float, failure: str | None) -> None:
         with self.lock:
             self.values.append(seconds)
-            self.errors += not ok
+            if failure is not None:
+                self.errors += 1
+                self.failures[failure] += 1
 
     def take(self) -> tuple[list[float], int]:
         with self.lock:
@@ -105,10 +110,16 @@ class Readers:
     def _get(self, client: httpx2.Client, path: str) -> None:
         started = time.monotonic()
         try:
-            ok = client.get(path).status_code == 200
-        except httpx2.HTTPError:
-            ok = False
-        self.latencies.add(time.monotonic() - started, ok)
+            try:
+                status = client.get(path).status_code
+            except (httpx2.RemoteProtocolError, httpx2.ReadError):
+                # The server closed the kept-alive connection as its idle timeout (5 s, uvicorn's
+                # default) ran out, while this GET was on its way: a browser sends it again.
+                status = client.get(path).status_code
+            failure = None if status == 200 else f"{path}: {status}"
+        except httpx2.HTTPError as exc:
+            failure = f"{path}: {type(exc).__name__}"
+        self.latencies.add(time.monotonic() - started, failure)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -140,6 +151,7 @@ def run(args: argparse.Namespace, url: str) -> None:
     time.sleep(args.warmup)
     senders.take_window()
     baseline: tuple[float, float] | None = None
+    failures: Counter[str] = Counter()
     print(f"{'users':>5} {'reports/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'rate ×':>7} {'p99 ×':>7}"
           f" {'reads/s':>8} {'read p50':>9} {'read p99':>9} {'errors':>6}")  # fmt: skip
     try:
@@ -148,6 +160,7 @@ def run(args: argparse.Namespace, url: str) -> None:
                 time.sleep(args.seconds)
                 window = senders.take_window()
                 reads, errors = readers.latencies.take()
+                failures.update(readers.latencies.failures)
             rate = window.reports / args.seconds
             p50, p99 = percentile(window.latencies, 0.5), percentile(window.latencies, 0.99)
             baseline = baseline or (rate, p99)
@@ -159,6 +172,8 @@ def run(args: argparse.Namespace, url: str) -> None:
             )
     finally:
         senders.stop()
+    for failure, count in sorted(failures.items()):
+        print(f"failed reads: {failure} ×{count}")
 
 
 def main() -> None:
