@@ -2,7 +2,7 @@
 
     python bench/sidekiq_throughput.py [--jobs 5000] [--rounds 3] [--concurrency 10]
                                        [--clients none seed gem] [--split-cpus]
-                                       [--redis-url redis://127.0.0.1:6379/12]
+                                       [--gem-before DIR] [--redis-url redis://127.0.0.1:6379/12]
 
 For each client it flushes the Redis database, pushes the jobs one by one through Sidekiq's
 client (timing the enqueue), starts one Sidekiq 6.4.1 process, and times the drain from the first
@@ -14,6 +14,9 @@ supervisor (a real ``sidekiq-supervisor serve`` on SQLite) recorded.
 ``--split-cpus`` puts Sidekiq, the enqueuing process and a Redis of the bench's own on CPU 0 and
 the service on CPU 1 (with taskset), as when the supervisor runs on a machine of its own: the
 ratios then show what the middlewares cost the app, without the service competing for its CPU.
+``--gem-before DIR`` adds the client ``gem-before``: the gem loaded from DIR, another copy of
+``clients/ruby/lib`` (e.g. ``git archive HEAD~3 clients/ruby/lib | tar -x -C /tmp/before``), so that
+a change to the gem is measured against the gem before it in the same rounds.
 Needs Debian's ruby, ruby-sidekiq and ruby-faraday.
 """
 
@@ -107,7 +110,8 @@ def run_client(
     env = {
         **os.environ,
         "REDIS_URL": args.redis_url,
-        "SUPERVISOR_CLIENT": name,
+        "SUPERVISOR_CLIENT": "gem" if name == "gem-before" else name,
+        "SUPERVISOR_GEM_LIB": args.gem_before if name == "gem-before" else "",
         "SIDEKIQ_SUPERVISOR_HOST": url,
         "SIDEDIQ_SUPERVISOR_HOST": url,
         "http_proxy": "",
@@ -164,7 +168,15 @@ def main() -> None:
         action="store_true",
         help="Sidekiq and a Redis of the bench's own on CPU 0, the service on CPU 1",
     )
+    parser.add_argument(
+        "--gem-before",
+        metavar="DIR",
+        help="also run the gem loaded from DIR (a copy of clients/ruby/lib) as client gem-before",
+    )
     args = parser.parse_args()
+    if args.gem_before:
+        args.gem_before = str(Path(args.gem_before).resolve())
+        args.clients.append("gem-before")
     args.app_cpu = APP_CPU if args.split_cpus else None
     workdir = tempfile.mkdtemp(prefix="sidekiq-bench-")
     own_redis = start_redis(workdir) if args.split_cpus else None
@@ -207,14 +219,14 @@ def main() -> None:
         f"median of {args.rounds} rounds; {placement}"
     )
     print(
-        f"{'client':<8}{'enqueue jobs/s':>16}{'ratio':>8}{'drain jobs/s':>15}{'ratio':>8}"
+        f"{'client':<11}{'enqueue jobs/s':>16}{'ratio':>8}{'drain jobs/s':>15}{'ratio':>8}"
         f"{'Sidekiq CPU µs/job':>20}{'service CPU µs/job':>20}"
     )
     for name, run in medians.items():
         enqueue_ratio = f"{base.enqueue / run.enqueue:.0%}" if base else "-"
         drain_ratio = f"{base.drain / run.drain:.0%}" if base else "-"
         print(
-            f"{name:<8}{args.jobs / run.enqueue:>16,.0f}{enqueue_ratio:>8}"
+            f"{name:<11}{args.jobs / run.enqueue:>16,.0f}{enqueue_ratio:>8}"
             f"{args.jobs / run.drain:>15,.0f}{drain_ratio:>8}"
             f"{run.sidekiq_cpu / args.jobs * 1e6:>20,.0f}{run.service_cpu / args.jobs * 1e6:>20,.0f}"
         )

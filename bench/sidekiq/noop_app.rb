@@ -8,7 +8,7 @@ when "seed"
   require "json"
   require_relative "../../tests/e2e/seed_middlewares"
 when "gem"
-  $LOAD_PATH.unshift(File.expand_path("../../clients/ruby/lib", __dir__))
+  $LOAD_PATH.unshift(ENV.fetch("SUPERVISOR_GEM_LIB", "").then { |lib| lib.empty? ? File.expand_path("../../clients/ruby/lib", __dir__) : lib })
   require "sidekiq_supervisor"
 end
 

@@ -33,11 +33,17 @@ module SidekiqSupervisor
       config
     end
 
-    # Whether reports are sent anywhere (a host is configured). Cheap: middlewares ask per job.
+    # Whether reports are sent anywhere (a host is configured).
     def enabled?
-      !reporter.nil?
+      !active_reporter.nil?
+    end
+
+    # The reporter, or nil when nothing is reported; never raises. Cheap: the client middleware
+    # asks once per push, and passes it to #report_queued.
+    def active_reporter
+      reporter
     rescue StandardError
-      false
+      nil
     end
 
     # Records one event of +job+ (Sidekiq's job hash) that happened +at+ (default: now).
@@ -52,6 +58,15 @@ module SidekiqSupervisor
       target.record(Report.line(event, fields, at || Report.now, extra))
     rescue StandardError => e
       log_report_error("could not report #{event}: #{e.class}: #{e.message}")
+    end
+
+    # Records that +job+ was pushed to +queue+ at +at_text+ (Report.now_text, taken before the
+    # push) with +target+ (#active_reporter). Never raises.
+    def report_queued(target, job, queue, at_text)
+      target.record("{\"event\":\"queued\",#{Report.fields(job, queue)},\"at\":#{at_text}" \
+                    "#{Report.payload_member(job)}}")
+    rescue StandardError => e
+      log_report_error("could not report queued: #{e.class}: #{e.message}")
     end
 
     # The reports of one run of +job+, sharing its encoded fields; nil when nothing is

@@ -21,25 +21,26 @@ module SidekiqSupervisor
   # Not thread-safe: the Reporter guards it with its mutex.
   class Buffer
     # The reports from sequence number +first_seq+ on, as taken by #peek: +joined+ holds them,
-    # each followed by a comma, and +ends+ where each one's comma ends.
+    # each followed by a comma. Where each one ends is worked out only when one is asked for
+    # (#item, for the odd refusal): a batch is taken without a step per report.
     class Batch
-      attr_reader :first_seq
+      attr_reader :first_seq, :size
 
       # A batch of the given encoded reports (sync mode sends one at a time).
       def self.of(first_seq, reports)
         ends = []
         reports.each { |report| ends << (ends.last.to_i + report.bytesize + 1) }
-        new(first_seq, reports.map { |report| "#{report}," }.join, ends)
+        new(first_seq, reports.map { |report| "#{report}," }.join, [[ends, 0]])
       end
 
-      def initialize(first_seq, joined, ends)
+      # +runs+: one [ends, shift] per stretch of +joined+ copied from one place, where +ends+
+      # are where the stretch's separators end in that place (a slice of the buffer's own
+      # offsets) and +shift+ turns them into offsets in +joined+.
+      def initialize(first_seq, joined, runs)
         @first_seq = first_seq
         @joined = joined
-        @ends = ends
-      end
-
-      def size
-        @ends.size
+        @runs = runs
+        @size = runs.sum { |ends, _shift| ends.size }
       end
 
       def body
@@ -48,12 +49,19 @@ module SidekiqSupervisor
 
       # The encoded report at +index+ (for the odd refusal: the hot path never splits a batch).
       def item(index)
-        from = index.zero? ? 0 : @ends[index - 1]
-        @joined.byteslice(from, @ends[index] - from - 1)
+        from = index.zero? ? 0 : ends[index - 1]
+        @joined.byteslice(from, ends[index] - from - 1)
       end
 
       def items
         Array.new(size) { |index| item(index) }
+      end
+
+      private
+
+      # Where each report's separator ends in +joined+.
+      def ends
+        @ends ||= @runs.flat_map { |ends, shift| shift.zero? ? ends : ends.map { |at| at + shift } }
       end
     end
 
@@ -117,20 +125,19 @@ module SidekiqSupervisor
       @dropped = 0
     end
 
-    # Adds a report; returns how many old reports it pushed out.
+    # Adds a report; returns how many old reports it pushed out. On every job thread's path:
+    # the usual case (room in the last chunk, nothing to drop) makes no call but the copy.
     def push(report)
-      needed = report.bytesize + SEPARATOR.bytesize
-      chunk = chunk_for(needed)
+      needed = report.bytesize + 1 # and the separator
+      chunk = @chunks.last
+      chunk = chunk_for(needed) unless chunk&.room?(needed)
       @ends << chunk.write(report)
       @written += needed
       @counts[-1] += 1
-      lost = 0
-      while @ends.size > @max_size || (@max_bytes && bytes > @max_bytes && @ends.size > 1)
-        forget(1)
-        @dropped += 1
-        lost += 1
-      end
-      lost
+      held = @ends.size
+      return 0 if held <= @max_size && (@max_bytes.nil? || @written - @start - held <= @max_bytes || held == 1)
+
+      drop_past_bounds
     end
 
     def size
@@ -154,17 +161,21 @@ module SidekiqSupervisor
     # The oldest reports, at most +max_count+ of them and +max_bytes+ of body (but always one,
     # so that a single large report is sent and the supervisor decides), left in place.
     def peek(max_count, max_bytes = nil)
-      count = fitting([max_count, @ends.size].min, max_bytes)
+      count = [max_count, @ends.size].min
+      total = span(count)
+      if max_bytes && count > 1 && total > max_bytes
+        count = fitting(count, max_bytes)
+        total = span(count)
+      end
       return Batch.new(@head_seq, "", []) if count.zero?
 
-      joined = String.new(capacity: span(count), encoding: Encoding::UTF_8)
-      ends = []
+      joined = String.new(capacity: total, encoding: Encoding::UTF_8)
+      runs = []
       each_run(count) do |chunk, from, first, last|
-        offset = joined.bytesize - from
-        (first..last).each { |index| ends << (@ends[index] + offset) }
+        runs << [@ends[first..last], joined.bytesize - from]
         joined << chunk.slice(from, @ends[last])
       end
-      Batch.new(@head_seq, joined, ends)
+      Batch.new(@head_seq, joined, runs)
     end
 
     # Forgets the reports of +batch+ that are still here.
@@ -176,11 +187,19 @@ module SidekiqSupervisor
 
     private
 
-    # The chunk the next report goes to: the last one if it has room, else a spare or new one.
-    def chunk_for(needed)
-      last = @chunks.last
-      return last if last&.room?(needed)
+    # Drops the oldest reports until the buffer is within its bounds; returns how many.
+    def drop_past_bounds
+      lost = 0
+      while @ends.size > @max_size || (@max_bytes && bytes > @max_bytes && @ends.size > 1)
+        forget(1)
+        @dropped += 1
+        lost += 1
+      end
+      lost
+    end
 
+    # A new chunk for the next report (the last one has no room): a spare or a new one.
+    def chunk_for(needed)
       chunk = needed < CHUNK_BYTES ? (@spare.pop || Chunk.new(CHUNK_BYTES)) : Chunk.new(needed + 1)
       @chunks << chunk
       @counts << 0
@@ -217,10 +236,8 @@ module SidekiqSupervisor
     end
 
     # The largest count up to +count+ whose reports (with separators) fit in +limit+ bytes; at
-    # least one.
+    # least one. Steps through the reports one by one: #peek asks only when they do not all fit.
     def fitting(count, limit)
-      return count if limit.nil? || count <= 1
-
       total = 0
       taken = 0
       each_run(count) do |_chunk, from, first, last|

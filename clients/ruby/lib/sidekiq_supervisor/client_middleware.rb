@@ -12,9 +12,12 @@ module SidekiqSupervisor
     include ::Sidekiq::ClientMiddleware if defined?(::Sidekiq::ClientMiddleware)
 
     def call(_job_class_or_string, job, queue, _redis_pool = nil)
-      at = SidekiqSupervisor.enabled? ? Report.now : nil
+      reporter = SidekiqSupervisor.active_reporter
+      return yield unless reporter
+
+      at = Report.now_text
       result = yield
-      SidekiqSupervisor.report(Report::QUEUED, job, queue, at: at) if at && result
+      SidekiqSupervisor.report_queued(reporter, job, queue, at) if result
       result
     end
   end

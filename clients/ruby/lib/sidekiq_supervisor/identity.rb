@@ -30,9 +30,9 @@ module SidekiqSupervisor
         current[1]
       end
 
-      # The same, as JSON text.
-      def worker_json
-        current[2]
+      # The same, as JSON text. +pid+: this process's id, when the caller has just read it.
+      def worker_json(pid = ::Process.pid)
+        current(pid)[2]
       end
 
       # Which of Sidekiq's modules answers, for tests and for the curious.
@@ -44,9 +44,9 @@ module SidekiqSupervisor
 
       # [pid, worker, its JSON]. A thread's worker never changes within a process, so it is
       # built once per thread (again after a fork), as soon as Sidekiq knows its identity.
-      def current
+      def current(pid = ::Process.pid)
         cached = Thread.current[CACHE_KEY]
-        return cached if cached && cached[0] == ::Process.pid
+        return cached if cached && cached[0] == pid
 
         worker = describe_worker.freeze
         fresh = [::Process.pid, worker, JSON.generate(worker)].freeze

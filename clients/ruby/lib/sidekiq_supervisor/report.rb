@@ -17,8 +17,10 @@ module SidekiqSupervisor
     COMPLETE = "complete"
     FAILED = "failed"
     MAX_ERROR_MESSAGE = 1_000
-    # Jids are 24 hex digits when Sidekiq makes them; those need no JSON escaping.
-    PLAIN = /\A[0-9A-Za-z]*\z/.freeze
+    # What JSON must escape in a String: ASCII text without these is written as it is. Jids are
+    # 24 hex digits when Sidekiq makes them (searching for an escape is cheaper than matching
+    # the whole jid against a pattern).
+    ESCAPED = /["\\\x00-\x1f]/.freeze
     # Class and queue names repeat from job to job: their JSON is kept, up to this many names.
     NAMES_KEPT = 10_000
     JSON_STATE = :sidekiq_supervisor_json_state
@@ -26,6 +28,8 @@ module SidekiqSupervisor
     # queue itself, and Sidekiq writes the others anew for each push or run.
     PER_RUN_KEYS = %w[args queue jid created_at enqueued_at at retry_count retried_at failed_at
                       error_message error_class error_backtrace discarded_at].to_h { |key| [key, true] }.freeze
+    # Keys of a job that sends no payload (when its retry is true).
+    PLAIN_KEYS = PER_RUN_KEYS.merge("class" => true, "retry" => true).freeze
     NAMES = {} # rubocop:disable Style/MutableConstant -- a cache; CRuby's GVL makes Hash#[]= safe here
 
     class << self
@@ -33,6 +37,25 @@ module SidekiqSupervisor
       # supervisor compares times reported by different hosts.
       def now
         ::Process.clock_gettime(::Process::CLOCK_REALTIME)
+      end
+
+      # The wall clock now as the JSON text of `at`: epoch seconds with six decimals, written
+      # from integer microseconds (Float#to_s costs several times as much, twice per job).
+      def now_text
+        micros_text(::Process.clock_gettime(::Process::CLOCK_REALTIME, :microsecond))
+      end
+
+      # Epoch +micros+ (an Integer) as seconds with six decimals: 1733307000000123 gives
+      # "1733307000.000123".
+      def micros_text(micros)
+        return micros.to_s.insert(-7, ".") if micros >= 1_000_000
+
+        format("%.6f", micros / 1_000_000r)
+      end
+
+      # +at+ (epoch seconds, Float or Integer) as the JSON text of `at`.
+      def seconds_text(at)
+        micros_text((at.to_f * 1_000_000).round)
       end
 
       # The job's fields as JSON object members: job_id, job_class, queue and arguments.
@@ -50,7 +73,7 @@ module SidekiqSupervisor
       # One report: +event+, the job's +fields+, the time +at+ (epoch seconds), and +extra+
       # members (with their leading comma).
       def line(event, fields, at = now, extra = nil)
-        "{\"event\":\"#{event}\",#{fields},\"at\":#{at.to_f}#{extra}}"
+        "{\"event\":\"#{event}\",#{fields},\"at\":#{seconds_text(at)}#{extra}}"
       end
 
       def build(event, job, queue, at: now)
@@ -78,13 +101,11 @@ module SidekiqSupervisor
 
       private
 
+      # Whether +job+ has no key but the per-run ones, class, and retry: true (or no retry).
       def plain_job?(job)
-        job.each do |key, value|
-          next if PER_RUN_KEYS[key] || key == "class" || (key == "retry" && value == true)
-
-          return false
-        end
-        true
+        job.each_key { |key| return false unless PLAIN_KEYS[key] }
+        retry_value = job["retry"]
+        retry_value.nil? ? !job.key?("retry") : retry_value == true
       end
 
       # A generator of this thread's own (JSON.generate makes one per call, and the generator
@@ -94,7 +115,7 @@ module SidekiqSupervisor
       end
 
       def quote_jid(jid)
-        jid.match?(PLAIN) ? "\"#{jid}\"" : JSON.generate(jid)
+        jid.ascii_only? && !ESCAPED.match?(jid) ? "\"#{jid}\"" : JSON.generate(jid)
       end
 
       def quote_name(name)

@@ -136,7 +136,7 @@ module SidekiqSupervisor
         end
         was_empty = @buffer.empty?
         lost = @buffer.push(line)
-        start_sender
+        start_sender unless @thread&.alive?
         # Wake the sender when a batch begins (to start its flush_interval) or fills up: it
         # checks the size itself once awake, and each needless signal costs a job thread time.
         @wakeup.signal if was_empty || @buffer.size == @batch_limit
