@@ -2,11 +2,14 @@
 connections to a real ``sidekiq-supervisor serve``, then every acknowledged report is looked up.
 
     python bench/ingest_seed.py [--seconds 15] [--connections 64] [--database-url URL] [--workers N]
+                                [--server uvicorn|granian]
 
 Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, and
 whether every 2xx-acknowledged report is in the store; then the same traffic against a bare
-Starlette app with the same routes (``bench/bare_app.py``) on the same uvicorn settings, and the
-ratio. Needs Debian's ``wrk``.
+Starlette app with the same routes (``bench/bare_app.py``) on the same server and settings, and the
+ratio. With ``--server granian`` (PyPI's ``granian``, not a dependency) the service's app and the bare
+app are served by granian instead, and the bare app also by uvicorn, so that ours on granian can be
+set against the bare app on uvicorn too. Needs Debian's ``wrk``.
 """
 
 from __future__ import annotations
@@ -94,33 +97,56 @@ def stored_events(database_url: str) -> int:
 
 
 @contextmanager
-def running_service(database_url: str, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A real ``sidekiq-supervisor serve`` on a free port: its URL and process, until the block ends."""
+def running_service(
+    database_url: str, workers: int, server: str = "uvicorn"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real ``sidekiq-supervisor serve`` on a free port: its URL and process, until the block ends.
+
+    On granian, the same app (``create_app``) served by granian instead (``serve`` runs uvicorn).
+    """
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url}
-    serve = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
-    server = subprocess.Popen([sys.executable, "-m", "sidekiq_supervisor", *serve], env=env)
+    if server == "granian":
+        command = [*granian_command(port, workers), "--factory", "sidekiq_supervisor.web.app:create_app"]
+        # serve's header deadline (SUPERVISOR_HEADER_TIMEOUT_SECONDS, 10 s), as granian takes it.
+        command += ["--http1-header-read-timeout", "10000"]
+    else:
+        serve = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+        command = [sys.executable, "-m", "sidekiq_supervisor", *serve]
+    server_process = subprocess.Popen(command, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
-        yield url, server
+        yield url, server_process
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server_process.terminate()
+        server_process.wait(timeout=30)
 
 
-def run_bare(args: argparse.Namespace) -> dict[str, float]:
-    """The same wrk run against the bare app, with the service's uvicorn settings."""
-    port = free_port()
+def granian_command(port: int, workers: int) -> list[str]:
+    """granian serving an ASGI app over HTTP/1.1, as uvicorn does (the target is added after)."""
+    command = [sys.executable, "-m", "granian", "--interface", "asgi", "--http", "1", "--no-ws"]
+    return [*command, "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+
+
+def bare_command(server: str, port: int, workers: int) -> list[str]:
+    """The bare app on ``server``, with the settings ``serve`` gives that server."""
+    if server == "granian":
+        return [*granian_command(port, workers), "bare_app:app"]
     command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port)]
-    command += ["--workers", str(args.workers), "--log-level", "warning", "--no-access-log"]
-    server = subprocess.Popen(command, cwd=HERE)
+    return [*command, "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+
+
+def run_bare(args: argparse.Namespace, server: str) -> dict[str, float]:
+    """The same wrk run against the bare app on ``server``."""
+    port = free_port()
+    server_process = subprocess.Popen(bare_command(server, port, args.workers), cwd=HERE)
     try:
         wait_healthy(f"http://127.0.0.1:{port}")
         return run_wrk(f"http://127.0.0.1:{port}", args.seconds, args.connections)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server_process.terminate()
+        server_process.wait(timeout=30)
 
 
 def main() -> None:
@@ -129,16 +155,22 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--database-url")
     parser.add_argument("--workers", type=int, default=1, help="serve --workers")
+    parser.add_argument(
+        "--server", choices=("uvicorn", "granian"), default="uvicorn", help="pip install granian for it"
+    )
     args = parser.parse_args()
+    if args.server == "granian" and args.workers != 1:
+        parser.error("--server granian runs one process (serve's shared metrics directory is uvicorn's)")
     database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='ingest-bench-')}/bench.db"
-    with running_service(database_url, args.workers) as (url, server):
+    with running_service(database_url, args.workers, args.server) as (url, server):
         before = stored_events(database_url)
         result = run_wrk(url, args.seconds, args.connections)
         stored = stored_events(database_url) - before
         rss = peak_rss_mib(server.pid)
-    bare = run_bare(args)
+    bare = run_bare(args, args.server)
+    bare_uvicorn = run_bare(args, "uvicorn") if args.server != "uvicorn" else bare
     acknowledged = int(result["requests"] - result["non2xx"])
-    print(f"database / workers  {database_url.split(':')[0]} / {args.workers}")
+    print(f"server / database   {args.server} / {database_url.split(':')[0]} / workers {args.workers}")
     print(f"reports/s           {result['requests'] / result['seconds']:,.0f}")
     print(f"latency p50 / p99   {result['p50_us'] / 1000:.1f} ms / {result['p99_us'] / 1000:.1f} ms")
     print(f"non-2xx / errors    {int(result['non2xx'])} / {int(result['errors'])}")
@@ -146,9 +178,14 @@ def main() -> None:
     verdict = "every acknowledged report stored" if stored >= acknowledged else "REPORTS MISSING"
     print(f"stored              {stored:,}  ({verdict})")
     print(f"service peak RSS    {rss:,.0f} MiB")
-    rate, bare_rate = (r["requests"] / r["seconds"] for r in (result, bare))
-    print(f"bare Starlette      {bare_rate:,.0f} requests/s, p99 {bare['p99_us'] / 1000:.1f} ms")
+    rate, bare_rate, uvicorn_rate = (r["requests"] / r["seconds"] for r in (result, bare, bare_uvicorn))
+    bare_p99 = bare["p99_us"] / 1000
+    print(f"bare Starlette      {bare_rate:,.0f} requests/s, p99 {bare_p99:.1f} ms (on {args.server})")
     print(f"ratio to bare       {rate / bare_rate:.0%}")
+    if args.server != "uvicorn":
+        p99 = bare_uvicorn["p99_us"] / 1000
+        print(f"bare on uvicorn     {uvicorn_rate:,.0f} requests/s, p99 {p99:.1f} ms")
+        print(f"ratio to that       {rate / uvicorn_rate:.0%}")
 
 
 if __name__ == "__main__":
