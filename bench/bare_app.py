@@ -1,5 +1,6 @@
 """The baseline of the ingest benchmark: the same three routes as a bare Starlette app that reads
-the body and answers a fixed job document, storing nothing. Served by the same uvicorn settings."""
+the body and answers a fixed job document, storing nothing. Served by the same server (uvicorn or
+granian) and settings as the service."""
 
 from __future__ import annotations
 

@@ -113,3 +113,28 @@ async def _call(
 
     await asgi(scope, receive, send)
     return sent
+
+
+def test_the_fast_path_answers_with_the_routes_headers_and_bytes(client):
+    for jid, content in (("same", lambda pairs: urlencode(pairs)), ("same", chunked)):
+        client.post("/api/v1/jobs", content=content({"job_id": jid, **fields(at=T0)}), headers=FORM)
+    body = fields(at=T0 + 1)
+    fast = client.post("/api/v1/jobs/same/started", content=urlencode(body), headers=FORM)
+    routed = client.post("/api/v1/jobs/same/started", content=chunked(body), headers=FORM)
+
+    assert fast.status_code == routed.status_code == 200
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert fast.headers["content-length"] == str(len(fast.content))
+    # The same job, both times: the one answer byte for byte (times are written as isoformat does).
+    assert fast.content == routed.content
+    assert fast.json()["queued_at"].endswith("+00:00")
+
+
+@pytest.mark.parametrize(("length", "status"), [(128, 201), (129, 422)])
+def test_a_path_jid_is_held_to_its_rules_on_both_paths(client, length, status):
+    for index, content in enumerate((urlencode, chunked)):
+        jid = f"{index}" + "j" * (length - 1)
+        response = client.post(f"/api/v1/jobs/{jid}/started", content=content(fields()), headers=FORM)
+        assert response.status_code == status, response.text
+        if status == 422:
+            assert response.json()["detail"][0]["loc"] == ["path", "job_id"]

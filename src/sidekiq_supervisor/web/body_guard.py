@@ -6,6 +6,11 @@ past ``SUPERVISOR_MAX_BODY_BYTES`` it stops with 413, and a body that does not a
 ``SUPERVISOR_BODY_TIMEOUT_SECONDS`` (per chunk) stops with 408. Nothing more than the limit is ever
 held in memory, and a slow client holds a connection for a bounded time.
 
+A body whose declared ``Content-Length`` is within the limit cannot pass it (the server reads no
+further), so only its time is bounded, and by one watchdog task per event loop, which checks the
+waiting ``receive`` calls a few times a second: a timer per call (``asyncio.wait_for``) cost more
+CPU than parsing a seed report. Other bodies keep the timer per call.
+
 The refusal is raised from ``receive`` as an ``HTTPException``: a route or a dependency reading the
 body answers it through the app's error handlers (the usual JSON body); when the reader is a
 middleware (the report fast path), this one answers it.
@@ -14,6 +19,7 @@ middleware (the report fast path), this one answers it.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +39,7 @@ class BodyGuard:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
+        self._watchdog: ReceiveWatchdog | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with a bounded ``receive``; answer a refusal nobody else answered."""
@@ -40,13 +47,36 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         tracked = TrackedSend(send)
+        length = _declared_length(scope)
+        within = length is not None and length <= self.max_bytes
         try:
-            await self.app(scope, self._bounded(receive), tracked)
+            await self.app(scope, self._watched(receive) if within else self._bounded(receive), tracked)
         except BodyRefused as exc:
             if not tracked.started:  # else the response is under way: the server closes the connection
                 response = json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code)
                 response.headers["Connection"] = "close"
                 await response(scope, receive, send)
+
+    def _watched(self, receive: Receive) -> Receive:
+        """``receive`` of a body of declared length within the limit: bounded in time only."""
+        loop = asyncio.get_running_loop()
+        if self._watchdog is None or self._watchdog.loop is not loop:
+            self._watchdog = ReceiveWatchdog(loop, self.timeout_seconds)
+        watchdog = self._watchdog
+        complete = False
+
+        async def watched_receive() -> Message:
+            nonlocal complete
+            if complete:  # after the body, receive only waits for the disconnect: no deadline
+                return await receive()
+            try:
+                message = await watchdog.within_deadline(receive)
+            except TimeoutError:
+                raise BodyRefused(408, f"the body did not arrive within {self.timeout_seconds:g} s") from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return watched_receive
 
     def _bounded(self, receive: Receive) -> Receive:
         received = 0
@@ -68,3 +98,63 @@ class BodyGuard:
             return message
 
         return bounded_receive
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length`` (the first, as Starlette reads it), or None."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isascii() and value.isdigit() else None
+    return None
+
+
+class ReceiveWatchdog:
+    """The deadlines of the ``receive`` calls waiting on one event loop, checked by one task.
+
+    A call past its deadline has its task cancelled, and ``within_deadline`` turns that
+    cancellation (and only that one) into ``TimeoutError``. A deadline is kept within a
+    ``TICKS``-th of the timeout (at most ``MAX_TICK_SECONDS``) after it passes.
+    """
+
+    TICKS = 10
+    MAX_TICK_SECONDS = 0.25
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_seconds: float) -> None:
+        self.loop = loop
+        self.timeout_seconds = timeout_seconds
+        self._tick = min(timeout_seconds / self.TICKS, self.MAX_TICK_SECONDS)
+        self._waiting: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def within_deadline(self, receive: Receive) -> Message:
+        """``receive()``, or ``TimeoutError`` once it has waited ``timeout_seconds``."""
+        task = asyncio.current_task()
+        if task is None:  # not in a task (never so under a server): nothing to cancel
+            return await receive()
+        self._waiting[task] = self.loop.time() + self.timeout_seconds
+        if self._task is None:
+            self._task = self.loop.create_task(self._watch(), name="body-deadlines")
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            self._expired.discard(task)
+            task.uncancel()
+            raise TimeoutError from None
+        finally:
+            del self._waiting[task]
+
+    async def _watch(self) -> None:
+        # Runs while some receive waits; the next waiting receive starts it again.
+        try:
+            while self._waiting:
+                await asyncio.sleep(self._tick)
+                now = self.loop.time()
+                for task, deadline in list(self._waiting.items()):
+                    if deadline <= now and task not in self._expired:
+                        self._expired.add(task)
+                        task.cancel()
+        finally:
+            self._task = None

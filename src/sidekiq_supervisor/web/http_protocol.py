@@ -6,17 +6,28 @@ process's file descriptors. Here every request's headers must arrive within
 ``SUPERVISOR_HEADER_TIMEOUT_SECONDS`` of its first byte (or of the connection), else the
 connection is closed. Bodies are bounded in the app (``web.body_guard``).
 
+A connection only notes when its headers began; one periodic check per server closes those past
+the deadline (within a tenth of it, at most half a second late). A timer per request, armed at its
+first byte and cancelled at the end of its headers, cost more CPU than parsing the request.
+
 ``serve`` passes this class to uvicorn as its ``http`` implementation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from functools import cache
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from sidekiq_supervisor.settings import Settings
+
+MAX_CHECK_INTERVAL_SECONDS = 0.5
+
+# The servers (one per process under uvicorn) whose connections are being checked now.
+_checked: weakref.WeakSet[ServerState] = weakref.WeakSet()
 
 
 @cache
@@ -28,39 +39,58 @@ def header_timeout_seconds() -> float:
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that closes a connection whose request headers do not arrive in time."""
 
-    _header_deadline: asyncio.TimerHandle | None = None
+    # The loop time at which the headers awaited now began to be awaited; None between requests.
+    _headers_since: float | None = None
 
     # uvicorn's own signature (asyncio.Transport) narrows asyncio.BaseProtocol's (BaseTransport).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request's headers."""
         super().connection_made(transport)
-        self._arm_header_deadline()
+        self._headers_since = self.loop.time()
+        if self.server_state not in _checked:
+            _checked.add(self.server_state)
+            _schedule_check(self.loop, self.server_state)
 
     def on_message_begin(self) -> None:
         """A request begins (the next one, on a kept-alive connection): its headers are timed."""
         super().on_message_begin()
-        self._arm_header_deadline()
+        if self._headers_since is None:
+            self._headers_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
         """The headers are in: the body has its own deadline, in the app."""
-        self._disarm_header_deadline()
+        self._headers_since = None
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Nothing to time any more."""
-        self._disarm_header_deadline()
+        self._headers_since = None
         super().connection_lost(exc)
 
-    def _arm_header_deadline(self) -> None:
-        if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(header_timeout_seconds(), self._headers_too_late)
+    def headers_overdue(self, now: float) -> bool:
+        """Whether this connection's awaited headers are past the deadline at loop time ``now``."""
+        since = self._headers_since
+        return since is not None and now - since >= header_timeout_seconds()
 
-    def _disarm_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _headers_too_late(self) -> None:
-        self._header_deadline = None
+    def close_for_late_headers(self) -> None:
+        """Close the connection: its client did not send its headers in time."""
+        self._headers_since = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def _schedule_check(loop: asyncio.AbstractEventLoop, state: ServerState) -> None:
+    interval = min(header_timeout_seconds() / 10, MAX_CHECK_INTERVAL_SECONDS)
+    loop.call_later(interval, _check, loop, state)
+
+
+def _check(loop: asyncio.AbstractEventLoop, state: ServerState) -> None:
+    """Close the connections whose headers are late; check again while there are connections."""
+    now = loop.time()
+    for connection in list(state.connections):
+        if isinstance(connection, HeaderTimeoutProtocol) and connection.headers_overdue(now):
+            connection.close_for_late_headers()
+    if state.connections:
+        _schedule_check(loop, state)
+    else:
+        _checked.discard(state)  # the next connection starts the checks again

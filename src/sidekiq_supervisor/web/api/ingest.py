@@ -6,6 +6,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -31,6 +32,8 @@ router = APIRouter(prefix="/api/v1", tags=["ingest"], dependencies=[Depends(requ
 # The full paths of the seed's report routes (/jobs, /jobs/{job_id}/<event>) and of the batch route.
 REPORT_PATH = re.compile(rf"{router.prefix}/jobs(?:/([^/]+)/(started|complete|failed))?")
 EVENTS_PATH = f"{router.prefix}/events"
+# What ``schemas.JobId`` accepts (1 to 128 of these characters); anything else is worded by it.
+PLAIN_JID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 Body = TypeVar("Body", JobQueuedIn, JobReportIn)
 
@@ -69,6 +72,8 @@ def _errors(exc: ValidationError, *where: str | int) -> list[dict[str, Any]]:
 
 
 def _valid_path_jid(job_id: str) -> str:
+    if PLAIN_JID.fullmatch(job_id):  # JobId's constraints, without pydantic's call
+        return job_id
     try:
         return JOB_ID.validate_python(job_id)
     except ValidationError as exc:
@@ -82,9 +87,15 @@ async def _store(services: Services, report: Report) -> Response:
 
 def stored_response(result: WriteResult) -> Response:
     """The answer to a stored report: 201 for a new job, 200 for a known or restarted one."""
+    status, body = stored_answer(result)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def stored_answer(result: WriteResult) -> tuple[int, bytes]:
+    """The status and JSON body of ``stored_response``."""
     if result.job is None:
-        return json_response(restarted_document(result.jid))
-    return json_response(job_document(result.job), 201 if result.created else 200)
+        return 200, orjson.dumps(restarted_document(result.jid))
+    return 201 if result.created else 200, orjson.dumps(job_document(result.job))
 
 
 @router.post("/jobs", responses=REPORT_ANSWERS, openapi_extra=request_body(JobQueuedIn))

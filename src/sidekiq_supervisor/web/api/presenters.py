@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -17,8 +18,17 @@ def seconds(micros: Micros | None) -> float | None:
     return None if micros is None else micros / 1_000_000
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def moment(micros: Micros | None) -> datetime | None:
+    """Epoch microseconds as an aware UTC datetime, which orjson writes exactly as ``isoformat``
+    (``iso_from_micros``) does, in a tenth of the time: every stored report's answer has three."""
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
+
+
 def job_document(job: StoredJob) -> dict[str, Any]:
-    """A job as the API shows it."""
+    """A job as the API shows it (for ``orjson.dumps``: its times are datetimes)."""
     timeline = job.timeline
     return {
         "jid": job.jid,
@@ -26,9 +36,9 @@ def job_document(job: StoredJob) -> dict[str, Any]:
         "queue": job.queue,
         "arguments": orjson.Fragment(job.arguments),
         "status": job.status.value,
-        "queued_at": iso_from_micros(timeline.queued_at),
-        "started_at": iso_from_micros(timeline.started_at),
-        "completed_at": iso_from_micros(timeline.completed_at),
+        "queued_at": moment(timeline.queued_at),
+        "started_at": moment(timeline.started_at),
+        "completed_at": moment(timeline.completed_at),
         "attempts": timeline.attempts,
         "restarted_from": job.restarted_from,
         "worker": None if job.worker is None else orjson.Fragment(job.worker),

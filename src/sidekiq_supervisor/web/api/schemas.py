@@ -107,6 +107,11 @@ EventTime = Annotated[
 MAX_ERROR_MESSAGE = 10_000
 WORKER_KEYS = ("identity", "hostname", "pid", "thread")
 OptionalName = Annotated[str | None, StringConstraints(max_length=255, pattern=NO_CONTROL_CHARACTERS)]
+# Form bodies' flat fields of the nested worker and error: (nested name, ((form field, key), ...)).
+FLAT_FORM_FIELDS = tuple(
+    (name, tuple((f"{name}_{key}", key) for key in keys))
+    for name, keys in (("worker", WORKER_KEYS), ("error", ("class", "message")))
+)
 
 
 def _first_characters(text: Any) -> Any:
@@ -168,11 +173,8 @@ class JobReportIn(ReportBody):
         if not isinstance(data, dict):
             return data
         nested = data  # copied only when a form nests something: most reports carry neither group
-        for prefix, name, keys in (
-            ("worker_", "worker", WORKER_KEYS),
-            ("error_", "error", ("class", "message")),
-        ):
-            flat = {key: data[prefix + key] for key in keys if prefix + key in data}
+        for name, fields in FLAT_FORM_FIELDS:
+            flat = {key: data[field] for field, key in fields if field in data}
             if flat and name not in data:
                 nested = {**nested, name: flat}
         return nested
