@@ -12,6 +12,7 @@ from sidekiq_supervisor.services.ledger import Count, JobFilter, Ledger
 from sidekiq_supervisor.services.results import JobList
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.migrate import alembic_config, current_revision, upgrade
+from sidekiq_supervisor.store.queries import count_jobs, page_jobs
 from sidekiq_supervisor.store.writer import write_reports
 
 T0 = 1_700_000_000_000_000
@@ -139,3 +140,19 @@ def test_a_printed_list_with_an_exact_total_is_not_marked(engine):
 
     assert "estimated" not in printed
     assert "25" in printed
+
+
+def test_a_rare_filters_page_is_the_same_whether_the_walk_ends_within_its_budget_or_not(engine, many_jobs):
+    """PostgreSQL: the newest-first walk, cut at its budget or not, and the trigram index give
+    the same page; a connection whose walk was cut goes on working."""
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE jobs SET arguments = '[\"Rare-Needle\"]' WHERE jid IN ('j5', 'j100000', 'j199999')")
+        )
+    rare = JobFilter(needle="rare-needle")
+    for budget in (1, 60_000, 0):
+        with engine.connect() as connection:
+            first = page_jobs(connection, rare, limit=2, walk_budget_ms=budget)
+            rest = page_jobs(connection, rare, limit=2, before_id=first[-1].id, walk_budget_ms=budget)
+            assert [job.jid for job in first + rest] == ["j199999", "j100000", "j5"], budget
+            assert count_jobs(connection, rare) == 3
