@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
+from collections import Counter
 from html import unescape
+from urllib.parse import unquote_plus
 
 import orjson
 from markupsafe import escape
@@ -127,6 +130,36 @@ def test_a_job_page_shows_its_timeline_durations_and_a_note_when_redis_is_down(c
 def test_an_unknown_jid_is_a_404_page(client):
     response = client.get("/jobs/nope")
     assert response.status_code == 404 and "No such job" in response.text
+
+
+def test_each_durations_window_counts_the_jobs_completed_in_it(client, dataset):
+    def counted(window: str) -> dict[str, int]:
+        html = client.get("/durations", params={"window": window}).text
+        assert f'data-window="{window}" aria-current="true"' in html or (
+            f'aria-current="true" data-window="{window}"' in html
+        )
+        table = re.search(r'id="summary-started">(.*?)</table>', html, re.S).group(1)
+        rows = re.findall(
+            r'job_class=([^"&]+)[^"]*">.*?</a></td>\s*<td class="num">([\d,]+)</td>', table, re.S
+        )
+        return {unquote_plus(unescape(name)): int(count.replace(",", "")) for name, count in rows}
+
+    def completed_since(since: float) -> dict[str, int]:
+        done = Counter(
+            e["job_class"] for e in dataset.events if e["event"] == "complete" and e["at"] >= since
+        )
+        return dict(done)
+
+    everything = completed_since(0)
+    for window in ("24h", "7d", "all"):  # every job of the dataset completed in the last 3 hours
+        assert counted(window) == everything, window
+    # This hour and the one before (the page's hour may have turned since the dataset was made).
+    before, shown, after = time.time(), counted("1h"), time.time()
+    starts = {moment // 3600 * 3600 - 3600 for moment in (before, after)}
+    assert shown in [completed_since(start) for start in starts]
+    assert sum(shown.values()) < sum(everything.values())
+    refused = client.get("/durations", params={"window": "1y"})
+    assert refused.status_code == 422 and "window" in refused.text
 
 
 def test_durations_summarise_both_questions_per_class(client, dataset):
