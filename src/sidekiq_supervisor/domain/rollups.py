@@ -89,8 +89,9 @@ class Tally:
         )
 
     def is_empty(self) -> bool:
-        """No durations at all (and no change, when this tally is a change)."""
-        return self.count == 0 and not any(self.histogram.values())
+        """No durations at all (and no change, when this tally is a change: a job that moved
+        within a period with the same duration changes nothing, not even the maximum)."""
+        return self.count == 0 and self.total == 0 and not any(self.histogram.values())
 
     def summary(self) -> DurationSummary:
         """The summary: exact count and mean, estimated percentiles, the maximum (see the module)."""
@@ -163,7 +164,7 @@ def changes(jobs: Iterable[tuple[str, Timeline | None, Timeline | None]]) -> dic
         for sign, counted in ((-1, out), (1, into)):
             for key, micros in counted:
                 found.setdefault(key, Tally()).add(micros, sign)
-    return {key: tally for key, tally in found.items() if not tally.is_empty() or tally.longest}
+    return {key: tally for key, tally in found.items() if not tally.is_empty()}
 
 
 def pruned(jobs: Iterable[tuple[str, Timeline]]) -> dict[RollupKey, Tally]:

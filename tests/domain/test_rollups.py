@@ -1,0 +1,102 @@
+"""The roll-ups' rules: where a completed job counts, how a change moves it, which periods a
+window reads."""
+
+from __future__ import annotations
+
+from sidekiq_supervisor.domain.durations import DurationOrigin
+from sidekiq_supervisor.domain.histogram import bucket_of
+from sidekiq_supervisor.domain.model import Timeline
+from sidekiq_supervisor.domain.rollups import (
+    DAY,
+    HOUR,
+    Grain,
+    RollupKey,
+    Tally,
+    Window,
+    changes,
+    contributions,
+    pruned,
+    summed,
+    window_periods,
+)
+
+T0 = 1_790_000_000_000_000  # a Saturday, 13:33 UTC
+SECOND = 1_000_000
+
+
+def done(queued: int, started: int, completed: int) -> Timeline:
+    return Timeline(T0 + queued, T0 + started, T0 + completed, attempts=1)
+
+
+def test_a_job_counts_only_once_complete_in_its_hour_day_and_all_for_each_known_duration():
+    assert contributions("Mailer", None) == []
+    assert contributions("Mailer", Timeline(T0, T0 + SECOND)) == []  # running
+    # Started again after it completed: running again, it counts nowhere.
+    assert contributions("Mailer", done(0, 5 * SECOND, 2 * SECOND)) == []
+
+    counted = dict(contributions("Mailer", done(0, SECOND, 3 * SECOND)))
+
+    completed = T0 + 3 * SECOND
+    hour, day = completed // HOUR * HOUR, completed // DAY * DAY
+    assert counted == {
+        RollupKey(grain, start, "Mailer", origin): micros
+        for origin, micros in ((DurationOrigin.QUEUED, 3 * SECOND), (DurationOrigin.STARTED, 2 * SECOND))
+        for grain, start in ((Grain.HOUR, hour), (Grain.DAY, day), (Grain.ALL, 0))
+    }
+    # A completion reported without its start counts from queued only.
+    assert {key.origin for key, _ in contributions("Mailer", Timeline(T0, None, T0 + SECOND))} == {
+        DurationOrigin.QUEUED
+    }
+
+
+def test_a_change_takes_out_what_the_job_counted_and_puts_in_what_it_counts_now():
+    before = done(0, SECOND, 3 * SECOND)
+    assert changes([("Mailer", before, before)]) == {}
+    assert changes([("Mailer", None, Timeline(T0))]) == {}  # queued: nothing to count
+
+    # A late queued report, earlier: only the queued durations move (within the same periods).
+    moved = changes([("Mailer", before, done(-SECOND, SECOND, 3 * SECOND))])
+    assert {key.origin for key in moved} == {DurationOrigin.QUEUED}
+    for tally in moved.values():
+        assert (tally.count, tally.total) == (0, SECOND)
+        assert tally.histogram == {bucket_of(3 * SECOND): -1, bucket_of(4 * SECOND): 1}
+
+    # Out altogether: a second run started after the completion.
+    gone = changes([("Mailer", before, done(0, 4 * SECOND, 3 * SECOND))])
+    assert all(tally.count == -1 for tally in gone.values()) and len(gone) == 6
+
+
+def test_retention_moves_a_job_from_its_kept_periods_to_pruned():
+    moved = pruned([("Mailer", done(0, SECOND, 3 * SECOND))])
+
+    kept = {key: tally for key, tally in moved.items() if key.grain is not Grain.PRUNED}
+    assert len(kept) == 6 and all(tally.count == -1 for tally in kept.values())
+    assert {key: tally.count for key, tally in moved.items() if key.grain is Grain.PRUNED} == {
+        RollupKey(Grain.PRUNED, 0, "Mailer", DurationOrigin.QUEUED): 1,
+        RollupKey(Grain.PRUNED, 0, "Mailer", DurationOrigin.STARTED): 1,
+    }
+
+
+def test_tallies_add_up_and_summarise_with_estimated_percentiles():
+    first, second = Tally(), Tally()
+    for micros in (1_000, 2_000, 3_000):
+        first.add(micros)
+    second.add(10_000)
+    second.add(1_000, -1)  # taken out: the count drops, the maximum stays
+
+    total = summed([first, second])
+
+    assert (total.count, total.total, total.longest) == (3, 15_000, 10_000)
+    summary = total.summary()
+    assert summary.percentiles_estimated and summary.count == 3
+    assert summary.mean is not None and summary.mean.microseconds == 5_000
+    assert bucket_of(1_000) not in total.histogram  # its count came back to zero: dropped
+
+
+def test_each_window_reads_the_periods_it_names():
+    now = T0 + 45 * 60 * SECOND
+    hour = now // HOUR * HOUR
+    assert window_periods(Window.HOUR, now) == (Grain.HOUR, hour - HOUR)
+    assert window_periods(Window.DAY, now) == (Grain.HOUR, hour - 23 * HOUR)
+    assert window_periods(Window.WEEK, now) == (Grain.DAY, now // DAY * DAY - 6 * DAY)
+    assert window_periods(Window.ALL, now) == (Grain.ALL, None)
