@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from sidekiq_supervisor.domain.durations import DurationOrigin, summarize
 from sidekiq_supervisor.domain.model import EventKind, Report
+from sidekiq_supervisor.domain.rollups import Grain
 from sidekiq_supervisor.services.retention import DAY_MICROS, Pruner
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import write_transaction
-from sidekiq_supervisor.store.rollups import pruned_summary
+from sidekiq_supervisor.store.rollups import rollup_summary
 from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs
 from sidekiq_supervisor.store.writer import write_reports
 from sidekiq_supervisor.web.app import create_app
@@ -74,8 +75,8 @@ def test_every_pruned_job_is_counted_once_in_the_rollups_across_batches_and_pass
     assert pruner(engine, batch_size=4, pause_seconds=0).prune().jobs == 0
 
     with engine.connect() as connection:
-        started = pruned_summary(connection, DurationOrigin.STARTED, job_class="Mailer")
-        queued = pruned_summary(connection, DurationOrigin.QUEUED)
+        started = rollup_summary(connection, Grain.PRUNED, DurationOrigin.STARTED, "Mailer")
+        queued = rollup_summary(connection, Grain.PRUNED, DurationOrigin.QUEUED)
         kept = connection.execute(
             select(func.count()).select_from(duration_rollups).where(duration_rollups.c.grain != "pruned")
         ).scalar_one()

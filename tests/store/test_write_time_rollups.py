@@ -22,7 +22,7 @@ from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.event_counts import MINUTE, events_per_minute
 from sidekiq_supervisor.store.migrate import alembic_config, current_revision, upgrade
 from sidekiq_supervisor.store.retention import prune_completed_batch
-from sidekiq_supervisor.store.rollups import class_tallies, pruned_summary
+from sidekiq_supervisor.store.rollups import class_tallies, rollup_summary
 from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs, metadata
 from sidekiq_supervisor.store.writer import write_reports
 
@@ -140,7 +140,7 @@ def test_retention_moves_deleted_jobs_from_the_kept_roll_ups_to_the_pruned_ones(
     with engine.connect() as connection:
         after = class_tallies(connection, Grain.ALL)
         for (job_class, origin), tally in before.items():
-            pruned = pruned_summary(connection, origin, job_class=job_class)
+            pruned = rollup_summary(connection, Grain.PRUNED, origin, job_class)
             kept = after.get((job_class, origin), Tally())
             assert kept.count + pruned.count == tally.count
         # Whole days before the cutoff are gone from the kept day roll-ups.

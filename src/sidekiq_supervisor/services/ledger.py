@@ -17,13 +17,13 @@ from sidekiq_supervisor.domain.durations import (
 )
 from sidekiq_supervisor.domain.model import JobStatus, Micros
 from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, per_class
-from sidekiq_supervisor.domain.rollups import Grain, summed
+from sidekiq_supervisor.domain.rollups import Grain
 from sidekiq_supervisor.store import queries
 from sidekiq_supervisor.store.figures import jobs_per_status
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 from sidekiq_supervisor.store.restarts import kept_payload
-from sidekiq_supervisor.store.rollups import class_tallies, pruned_summary
+from sidekiq_supervisor.store.rollups import rollup_summary
 
 __all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
 
@@ -172,7 +172,7 @@ class Ledger:
         """The durations of the completed jobs that retention pruned (their roll-ups): exact count,
         mean and maximum, percentiles estimated from the roll-ups' histogram (at most 19% high)."""
         with self.engine.connect() as connection:
-            return pruned_summary(connection, origin, job_class=job_class)
+            return rollup_summary(connection, Grain.PRUNED, origin, job_class)
 
     def duration_summary(
         self,
@@ -193,8 +193,7 @@ class Ledger:
         """
         if not exact and _rolled_up(job_filter):
             with self.engine.connect() as connection:
-                tallies = class_tallies(connection, Grain.ALL, job_class=job_filter.job_class, origin=origin)
-            return summed(tallies.values()).summary()
+                return rollup_summary(connection, Grain.ALL, origin, job_filter.job_class)
         with self.engine.connect() as connection:
             within = queries.duration_summary_within(connection, origin, job_filter, budget_ms=budget_ms)
             if within is not None:

@@ -27,6 +27,7 @@ from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.event_counts import trim_event_counts
 from sidekiq_supervisor.store.partitions import (
     default_partition,
+    drop_partition,
     droppable,
     ensure_partitions_quietly,
     is_partitioned,
@@ -37,7 +38,6 @@ from sidekiq_supervisor.store.retention import (
     oldest_history_recorded_at,
     prune_completed_batch,
     prune_history_batch,
-    prune_history_partition,
 )
 from sidekiq_supervisor.store.schema import job_events
 
@@ -154,7 +154,7 @@ class Pruner:
             try:
                 with write_transaction(self._engine) as connection:
                     lock_against_other_pruners(connection)
-                    deleted += prune_history_partition(connection, partition, cutoff)
+                    deleted += drop_partition(connection, partition, cutoff)
             except OperationalError as exc:
                 if not lock_not_available(exc):
                     raise

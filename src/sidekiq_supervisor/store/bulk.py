@@ -34,16 +34,40 @@ def insert_ignoring_conflicts(
     returning: Sequence[str],
 ) -> list[Row]:
     """INSERT ``rows``, skipping those that collide on ``conflict``; the inserted rows' ``returning``."""
-    if _is_postgresql(connection):
-        source, parameters = f"SELECT * FROM {_unnest(connection, table, columns)}", _columns_of(rows)
-    else:
-        source = f"VALUES {_values(len(columns), len(rows))}"
-        parameters = tuple(chain.from_iterable(rows))
+    source, parameters = _rows_source(connection, table, columns, rows)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) {source} "
         f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {', '.join(returning)}"
     )
     return [tuple(row) for row in connection.exec_driver_sql(sql, parameters)]
+
+
+def insert_adding_on_conflict(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    *,
+    conflict: Sequence[str],
+) -> None:
+    """INSERT ``rows``; one that collides on ``conflict`` adds its other columns to the stored row's
+    (``count = count + excluded.count``), in the statement itself, so concurrent writers lose none."""
+    source, parameters = _rows_source(connection, table, columns, rows)
+    added = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in columns if c not in conflict)
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) {source} "
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {added}"
+    )
+    connection.exec_driver_sql(sql, parameters)
+
+
+def _rows_source(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Row]
+) -> tuple[str, tuple[Any, ...]]:
+    """The rows as an INSERT's source and its parameters (see the module's docstring)."""
+    if _is_postgresql(connection):
+        return f"SELECT * FROM {_unnest(connection, table, columns)}", _columns_of(rows)
+    return f"VALUES {_values(len(columns), len(rows))}", tuple(chain.from_iterable(rows))
 
 
 def select_where_in(

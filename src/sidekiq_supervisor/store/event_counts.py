@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from itertools import chain
 
 from sqlalchemy import Connection, delete, select
 
 from sidekiq_supervisor.domain.model import Micros
+from sidekiq_supervisor.store.bulk import insert_adding_on_conflict
 from sidekiq_supervisor.store.schema import event_counts
 
 MINUTE: Micros = 60_000_000
@@ -21,6 +21,7 @@ MINUTE: Micros = 60_000_000
 KEPT_FOR: Micros = 8 * 24 * 60 * MINUTE
 # Rows per statement, well inside both databases' bind-parameter limits.
 CHUNK = 1000
+COLUMNS = ["minute", "kind", "count"]
 
 
 def count_events(connection: Connection, events: Iterable[tuple[str, Micros]]) -> None:
@@ -31,21 +32,8 @@ def count_events(connection: Connection, events: Iterable[tuple[str, Micros]]) -
     # Sorted: concurrent writers take the rows' locks in one order.
     rows = [(minute, kind, count) for (minute, kind), count in sorted(counts.items())]
     for start in range(0, len(rows), CHUNK):
-        _add(connection, rows[start : start + CHUNK])
-
-
-def _add(connection: Connection, rows: list[tuple[Micros, str, int]]) -> None:
-    if connection.dialect.name == "postgresql":
-        source = "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[])"
-        parameters: tuple[object, ...] = tuple(list(column) for column in zip(*rows, strict=True))
-    else:
-        source = "VALUES " + ", ".join(["(?, ?, ?)"] * len(rows))
-        parameters = tuple(chain.from_iterable(rows))
-    connection.exec_driver_sql(
-        f"INSERT INTO event_counts (minute, kind, count) {source} "
-        "ON CONFLICT (minute, kind) DO UPDATE SET count = event_counts.count + excluded.count",
-        parameters,
-    )
+        chunk = rows[start : start + CHUNK]
+        insert_adding_on_conflict(connection, event_counts, COLUMNS, chunk, conflict=["minute", "kind"])
 
 
 def events_per_minute(connection: Connection, since: Micros, until: Micros) -> dict[str, dict[Micros, int]]:

@@ -24,7 +24,6 @@ from sqlalchemy import Connection, TableClause, delete, select, text
 
 from sidekiq_supervisor.domain import rollups
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Timeline
-from sidekiq_supervisor.store.partitions import Partition, drop_partition
 from sidekiq_supervisor.store.rollups import apply_changes
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
@@ -112,9 +111,3 @@ def oldest_history_recorded_at(connection: Connection, source: TableClause = job
         .limit(1)
     )
     return connection.execute(query).scalar()
-
-
-def prune_history_partition(connection: Connection, partition: Partition, cutoff: Micros) -> int:
-    """Drop a day of ``job_events`` wholly older than ``cutoff``, keeping the reports received
-    since; how many events went."""
-    return drop_partition(connection, partition, cutoff)

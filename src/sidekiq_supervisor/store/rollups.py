@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import orjson
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 
 from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
 from sidekiq_supervisor.domain.histogram import Histogram
@@ -90,13 +90,9 @@ def class_tallies(
     For ``Grain.ALL``, each maximum is the longest of the class's days: the ``all`` row's own
     keeps a deleted job's duration, a day row goes with its day's jobs.
     """
-    conditions = [duration_rollups.c.grain == grain.value]
+    conditions = _of(grain, job_class, origin)
     if since is not None:
         conditions.append(duration_rollups.c.start >= since)
-    if job_class is not None:
-        conditions.append(duration_rollups.c.job_class == job_class)
-    if origin is not None:
-        conditions.append(duration_rollups.c.origin == origin.value)
     query = select(
         duration_rollups.c.job_class,
         duration_rollups.c.origin,
@@ -120,16 +116,11 @@ def class_tallies(
 def _longest_per_day(
     connection: Connection, job_class: str | None, origin: DurationOrigin | None
 ) -> dict[ClassOrigin, Micros]:
-    conditions = [duration_rollups.c.grain == Grain.DAY.value]
-    if job_class is not None:
-        conditions.append(duration_rollups.c.job_class == job_class)
-    if origin is not None:
-        conditions.append(duration_rollups.c.origin == origin.value)
     query = (
         select(
             duration_rollups.c.job_class, duration_rollups.c.origin, func.max(duration_rollups.c.max_micros)
         )
-        .where(*conditions)
+        .where(*_of(Grain.DAY, job_class, origin))
         .group_by(duration_rollups.c.job_class, duration_rollups.c.origin)
     )
     return {
@@ -138,15 +129,26 @@ def _longest_per_day(
     }
 
 
+def _of(grain: Grain, job_class: str | None, origin: DurationOrigin | None) -> list[ColumnElement[bool]]:
+    """The conditions for the rows of ``grain``, of one class and one origin when given."""
+    conditions = [duration_rollups.c.grain == grain.value]
+    if job_class is not None:
+        conditions.append(duration_rollups.c.job_class == job_class)
+    if origin is not None:
+        conditions.append(duration_rollups.c.origin == origin.value)
+    return conditions
+
+
 def _dumped(histogram: Histogram) -> str:
     return orjson.dumps({str(bucket): n for bucket, n in sorted(histogram.items())}).decode()
 
 
-def pruned_summary(
-    connection: Connection, origin: DurationOrigin, job_class: str | None = None
+def rollup_summary(
+    connection: Connection, grain: Grain, origin: DurationOrigin, job_class: str | None = None
 ) -> DurationSummary:
-    """The estimated summary of the durations of the jobs retention deleted (of one class, or all)."""
-    tallies = class_tallies(connection, Grain.PRUNED, job_class=job_class, origin=origin)
+    """The estimated summary of the durations from ``origin`` held by the roll-ups of ``grain``
+    (``ALL``: the kept jobs, ``PRUNED``: those retention deleted), of one class or all."""
+    tallies = class_tallies(connection, grain, job_class=job_class, origin=origin)
     return summed(tallies.values()).summary()
 
 

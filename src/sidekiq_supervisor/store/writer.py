@@ -3,10 +3,11 @@
 Statements per batch, whatever its size: find which jids were restarted (their rows are gone and
 must stay gone), create the jobs not seen before, read (and on PostgreSQL lock) the batch's rows,
 append the events (a resent report collides on the unique key and is dropped), then update the
-rows whose timeline changed. Two more keep the read side's summaries: the new events' counts per
-minute (``store.event_counts``) and, when a job completed or its completed timeline moved, the
-duration roll-ups (``store.rollups``). Rows are touched in jid order, roll-ups after jobs, so
-that concurrent writer processes on PostgreSQL cannot deadlock.
+rows whose timeline changed. The read side's summaries follow in the same transaction: one
+statement adds the new events to their counts per minute (``store.event_counts``) and, when a job
+completed or its completed timeline moved, three update the duration roll-ups (``store.rollups``).
+Rows are touched in jid order, roll-ups after jobs, so that concurrent writer processes on
+PostgreSQL cannot deadlock.
 """
 
 from __future__ import annotations
