@@ -14,9 +14,9 @@ ALLOWED = {
     "domain": set(),
     "store": {"domain"},
     "sidekiq_redis": {"domain"},
-    "services": {"domain", "store", "sidekiq_redis", "settings", "clock", "render"},
-    "web": {"services", "domain", "settings", "clock"},
-    "cli": {"services", "domain", "settings", "render"},
+    "services": {"domain", "store", "sidekiq_redis", "settings", "apps", "clock", "render"},
+    "web": {"services", "domain", "settings", "apps", "clock"},
+    "cli": {"services", "domain", "settings", "apps", "render"},
 }
 # What any layer may import from the package itself.
 EVERYWHERE = {"__version__"}

@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SUPERVISOR_", extra="ignore", populate_by_name=True)
 
+    # A TOML file naming the Sidekiq apps to watch (sidekiq_supervisor.apps); unset: one app,
+    # ``default``, from the variables below.
+    config: str | None = None
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
     # Group commit: the writer takes at most this many reports per transaction.

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
+from sidekiq_supervisor.store.engine import lock_key
+
 # The key of automatic recovery's lock (any fixed 64-bit number no other lock of ours uses).
 RECOVERY_LOCK_KEY = 0x5349_4451_5245_4356  # "SIDQRECV"
 # The alert loop's: one process evaluates the alerts and sends the notifications.
@@ -25,6 +27,7 @@ def leading(engine: Engine, key: int = RECOVERY_LOCK_KEY) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
         yield True
         return
+    key = lock_key(engine, key)
     with engine.connect() as connection:
         got = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one())
         connection.commit()

@@ -9,8 +9,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool
 
+from sidekiq_supervisor.store.engine import ledger_schema, quote_identifier
 from sidekiq_supervisor.store.partitions import ensure_partitions_quietly
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -28,8 +30,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or migrate the schema; a no-op when it is already at ``revision``. On PostgreSQL it
     then creates the upcoming daily partitions of ``job_events`` that are missing (a ledger
     started again after a pause may lack today's)."""
+    schema = ledger_schema(engine)
+    if schema is not None:
+        _create_schema(engine, schema)
     command.upgrade(alembic_config(engine), revision)
     ensure_partitions_quietly(engine, time.time_ns() // 1000)
+
+
+def _create_schema(engine: Engine, schema: str) -> None:
+    # Through a connection of its own: the engine's sessions start with the schema as their whole
+    # search path, which must exist by then.
+    creator = create_engine(engine.url, poolclass=NullPool)
+    try:
+        with creator.begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+    finally:
+        creator.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:

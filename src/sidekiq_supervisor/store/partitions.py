@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, column, table, text
 
 from sidekiq_supervisor.domain.model import Micros
+from sidekiq_supervisor.store.engine import lock_key
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ def _overlaps(partition: Partition, lower: Micros, upper: Micros) -> bool:
     )
 
 
+def _lock_partitions(connection: Connection) -> None:
+    key = lock_key(connection.engine, PARTITIONS_LOCK_KEY)
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def _limit_waits(connection: Connection) -> None:
     connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
 
@@ -116,7 +122,7 @@ def create_day(connection: Connection, lower: Micros) -> str | None:
     taking that day's rows out of the DEFAULT partition into it; its name, or ``None`` when a
     partition already covers some of that day."""
     name, upper = day_name(lower), lower + DAY_MICROS
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
+    _lock_partitions(connection)
     if any(_overlaps(p, lower, upper) for p in range_partitions(connection)):
         return None  # another process made it meanwhile
     _limit_waits(connection)
@@ -185,7 +191,7 @@ def drop_partition(connection: Connection, partition: Partition, cutoff: Micros)
     attached = text(
         f"SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:name) AND inhparent = '{BY_DAY}'::regclass"
     )
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
+    _lock_partitions(connection)
     if connection.execute(attached, {"name": name}).first() is None:
         return 0  # another process dropped it meanwhile
     _limit_waits(connection)

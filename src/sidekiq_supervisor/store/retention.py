@@ -24,6 +24,7 @@ from sqlalchemy import Connection, TableClause, delete, select, text
 
 from sidekiq_supervisor.domain import rollups
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Timeline
+from sidekiq_supervisor.store.engine import lock_key
 from sidekiq_supervisor.store.rollups import apply_changes
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
@@ -45,7 +46,8 @@ class PrunedBatch:
 def lock_against_other_pruners(connection: Connection) -> None:
     """On PostgreSQL, wait for any other process's prune transaction (SQLite has one writer)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PRUNE_LOCK_KEY})
+        key = lock_key(connection.engine, PRUNE_LOCK_KEY)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int, limit: int) -> PrunedBatch:

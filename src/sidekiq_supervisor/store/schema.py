@@ -195,3 +195,12 @@ alert_deliveries = Table(
     # A message's deliveries, for the Alerts page.
     Index(None, "message_id"),
 )
+
+ledger_app = Table(
+    "ledger_app",
+    metadata,
+    # The app whose ledger this is (one row): a configuration that points another app at it, say
+    # by reordering the apps of the file, is refused instead of mixing two apps' jobs.
+    Column("name", String(63), nullable=False),
+    PrimaryKeyConstraint("name", name="pk_ledger_app"),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache, partial
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor import __version__
+from sidekiq_supervisor.apps import AppConfig, Apps, ledger_schema, ledger_url, load_apps
 from sidekiq_supervisor.services.alerting import Alerter
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
@@ -42,6 +43,7 @@ from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import connection
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.store.ownership import claim
 from sidekiq_supervisor.web.api import ingest, jobs
 from sidekiq_supervisor.web.api.openapi_errors import (
     HEALTH_RESPONSES,
@@ -51,9 +53,10 @@ from sidekiq_supervisor.web.api.openapi_errors import (
 from sidekiq_supervisor.web.api.presenters import json_response
 from sidekiq_supervisor.web.api.report_fast_path import ReportFastPath
 from sidekiq_supervisor.web.api.schemas import EventIn, EventsIn, JobQueuedIn, JobReportIn
+from sidekiq_supervisor.web.app_prefix import AppPrefix
 from sidekiq_supervisor.web.body_guard import BodyGuard
 from sidekiq_supervisor.web.deadline import RequestDeadline
-from sidekiq_supervisor.web.deps import Services, ServicesDep
+from sidekiq_supervisor.web.deps import RunningApps, Services, ServicesDep
 from sidekiq_supervisor.web.errors import install_error_handlers, retry_later
 from sidekiq_supervisor.web.monitor import router as monitor_router
 from sidekiq_supervisor.web.pages import STATIC
@@ -85,31 +88,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         multiprocess.worker_started()
-        services = await run_in_threadpool(_open_services, settings)
-        await services.writer.start()
-        app.state.services = services
-        # What the /sidekiq routes read, named as the monitor app alone names it.
-        app.state.sidekiq_monitor = services.sidekiq_monitor
-        app.state.ledger_engine = services.engine
+        apps = await run_in_threadpool(_open_apps, settings)
+        for services in apps:
+            await services.writer.start()
+        app.state.apps = apps
+        app.state.services = apps.default
         _settle_garbage_collector()
-        pruner, pruning = _start_pruner(services)
-        recoverer, recovering = _start_recoverer(services)
-        alerting = _start_alerter(services)
+        loops = [loop for services in apps for loop in _start_loops(services)]
         try:
             yield
         finally:
-            if alerting is not None:
-                services.alerter.stop()  # a pass under way finishes (a delivery is bounded in time)
-                await alerting
-            if recovering is not None:
-                recoverer.stop()  # a pass under way finishes: each push is claimed, then recorded
-                await recovering
-            if pruning is not None:
-                pruner.stop()  # a pass under way ends after its current batch
-                await pruning
-            await services.writer.stop()
-            await services.exporter.ledger.close()
-            services.close()
+            # Each pass under way finishes: a delivery is bounded in time, each push is claimed
+            # then recorded, a prune ends after its current batch.
+            for stop, task in reversed(loops):
+                stop()
+                await task
+            for services in apps:
+                await services.writer.stop()
+                await services.exporter.ledger.close()
+                services.close()
             multiprocess.worker_stopping()
 
     app = FastAPIOffline(
@@ -139,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(PageSecurity, settings=settings)
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
+    # Outermost: /apps/NAME/... is the app NAME's, the rest the default app's.
+    app.add_middleware(AppPrefix)
     _document_bodies(app)
     return app
 
@@ -148,16 +147,50 @@ def _telemetry(settings: Settings) -> TelemetryConfig:
     return {"tracing": enabled, "metrics": enabled, "logs": enabled}
 
 
-def _open_services(settings: Settings) -> Services:
-    """Everything the app uses, built once: the database (migrated), one Sidekiq Redis client, and
-    the services on them. ``Services.close`` releases it all."""
-    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    upgrade(engine)
-    client = connection.connect(settings.redis_url)
+def _open_apps(settings: Settings) -> RunningApps:
+    """Every app's Services, built once (``Services.close`` releases each). A bad configuration
+    file or a ledger of another app stops the start with one line."""
+    configured = load_apps(settings)
     registry = CollectorRegistry()
     classes = ClassLabels(settings.metrics_max_classes)
-    classes.update(read_recent_classes(engine))
     instruments = Instruments(registry, classes)
+    opened: dict[str, Services] = {}
+    try:
+        for app in configured:
+            opened[app.name] = _open_services(app, configured, registry, classes, instruments)
+    except BaseException:
+        for services in opened.values():
+            services.close()
+        raise
+    return RunningApps(opened)
+
+
+def _open_services(
+    app: AppConfig,
+    configured: Apps,
+    registry: CollectorRegistry,
+    classes: ClassLabels,
+    instruments: Instruments,
+) -> Services:
+    """One app's: its ledger (migrated and claimed), its Sidekiq Redis client, and the services
+    on them. The default app's ledger also feeds /metrics."""
+    settings = app.settings
+    is_default = app is configured.default
+    engine = make_engine(
+        ledger_url(app, configured.default),
+        sqlite_synchronous=settings.sqlite_synchronous,
+        schema=ledger_schema(app, configured.default),
+        pool_size=10 if is_default else 4,
+    )
+    try:
+        upgrade(engine)
+        claim(engine, app.name)
+    except BaseException:
+        engine.dispose()
+        raise
+    client = connection.connect(settings.redis_url)
+    if is_default:
+        classes.update(read_recent_classes(engine))
     writer = GroupCommitWriter(
         engine,
         batch_size=settings.ingest_batch_size,
@@ -181,6 +214,7 @@ def _open_services(settings: Settings) -> Services:
         stuck_after_seconds=settings.uncompleted_alert_minutes * 60,
     )
     return Services(
+        app.name,
         settings,
         engine,
         client,
@@ -191,7 +225,7 @@ def _open_services(settings: Settings) -> Services:
         Recoverer.from_settings(manager, engine, settings, instruments),
         Alerter.from_settings(manager, settings),
         exporter,
-        api_tokens=settings.api_tokens,
+        api_tokens=app.api_tokens,
         intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),
         validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},
     )
@@ -209,31 +243,29 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _start_pruner(services: Services) -> tuple[Pruner, asyncio.Task[None] | None]:
-    """The pruner and its background task. It runs even when the settings keep everything: its
-    pass also creates the history's upcoming daily partitions (PostgreSQL) and trims the chart's
-    counts per minute."""
-    settings = services.settings
+Loop = tuple[Callable[[], None], "asyncio.Task[None]"]
+
+
+def _start_loops(services: Services) -> list[Loop]:
+    """One app's background tasks, each with what stops it: the pruner always (its pass also
+    creates the history's upcoming daily partitions on PostgreSQL and trims the chart's counts per
+    minute), automatic recovery with SUPERVISOR_AUTO_RECOVER, the alert loop with
+    SUPERVISOR_NOTIFY or SUPERVISOR_ALERTS."""
+    settings, name = services.settings, services.name
     pruner = Pruner.from_settings(services.engine, settings)
-    return pruner, asyncio.create_task(pruner.run(settings.prune_interval_seconds), name="retention")
-
-
-def _start_recoverer(services: Services) -> tuple[Recoverer, asyncio.Task[None] | None]:
-    """Automatic recovery and its background task (``None`` unless SUPERVISOR_AUTO_RECOVER)."""
-    settings = services.settings
-    recoverer = services.recoverer
-    if not settings.auto_recover:
-        return recoverer, None
-    task = asyncio.create_task(recoverer.run(settings.recover_interval_seconds), name="recovery")
-    return recoverer, task
-
-
-def _start_alerter(services: Services) -> asyncio.Task[None] | None:
-    """The alert loop's background task (``None`` unless SUPERVISOR_NOTIFY or SUPERVISOR_ALERTS)."""
-    settings = services.settings
-    if not settings.alerts_enabled:
-        return None
-    return asyncio.create_task(services.alerter.run(settings.alert_interval_seconds), name="alerts")
+    loops: list[Loop] = [
+        (
+            pruner.stop,
+            asyncio.create_task(pruner.run(settings.prune_interval_seconds), name=f"retention {name}"),
+        )
+    ]
+    if settings.auto_recover:
+        recovering = services.recoverer.run(settings.recover_interval_seconds)
+        loops.append((services.recoverer.stop, asyncio.create_task(recovering, name=f"recovery {name}")))
+    if settings.alerts_enabled:
+        alerting = services.alerter.run(settings.alert_interval_seconds)
+        loops.append((services.alerter.stop, asyncio.create_task(alerting, name=f"alerts {name}")))
+    return loops
 
 
 async def healthz(services: ServicesDep) -> Response:

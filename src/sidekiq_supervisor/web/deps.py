@@ -1,13 +1,16 @@
-"""What routes receive from the running app: everything the lifespan built, in one ``Services``."""
+"""What routes receive from the running app: everything the lifespan built for each Sidekiq app,
+one ``Services`` per app, and the app a request is for (``web.app_prefix`` finds it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
 from sqlalchemy import Engine
+from starlette.types import Scope
 
 from sidekiq_supervisor.services.alerting import Alerter
 from sidekiq_supervisor.services.dashboard import Dashboard
@@ -20,11 +23,16 @@ from sidekiq_supervisor.services.report_writer import GroupCommitWriter
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 
+# Where a request's scope carries the Services of the app it is for.
+APP_SCOPE_KEY = "sidekiq_supervisor.app"
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """Everything the app builds at start-up and closes at shutdown."""
+    """Everything built for one Sidekiq app at start-up and closed at shutdown."""
 
+    # The app's name (``default`` without a configuration file).
+    name: str
     settings: Settings
     engine: Engine
     # Sidekiq's Redis, one client (one pool) for every service; None when REDIS_URL is empty.
@@ -50,9 +58,39 @@ class Services:
         self.engine.dispose()
 
 
-async def _services(request: Request) -> Services:
-    services: Services = request.app.state.services  # set by the lifespan (web.app)
+@dataclass(frozen=True, slots=True)
+class RunningApps:
+    """Every app's Services, by name, in the configuration's order; the first is the default."""
+
+    by_name: dict[str, Services]
+
+    @property
+    def default(self) -> Services:
+        """The default app's (the unprefixed URLs')."""
+        return next(iter(self.by_name.values()))
+
+    def get(self, name: str) -> Services | None:
+        """The app called ``name``, or None."""
+        return self.by_name.get(name)
+
+    def __iter__(self) -> Iterator[Services]:
+        return iter(self.by_name.values())
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+
+def services_of(scope: Scope) -> Services:
+    """The Services of the app a request is for: the one its ``/apps/NAME`` prefix names, else
+    the default app's."""
+    services: Services | None = scope.get(APP_SCOPE_KEY)
+    if services is None:
+        services = scope["app"].state.services  # the default app's, set by the lifespan
     return services
+
+
+async def _services(request: Request) -> Services:
+    return services_of(request.scope)
 
 
 async def _writer(request: Request) -> GroupCommitWriter:

@@ -13,12 +13,14 @@ from base64 import b64decode
 
 from fastapi import HTTPException, Request
 
+from sidekiq_supervisor.web.deps import services_of
+
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sidekiq-supervisor"'}
 
 
 async def require_api_token(request: Request) -> None:
     """A FastAPI dependency: 401 unless the request carries one of the configured tokens."""
-    tokens = request.app.state.services.api_tokens
+    tokens = services_of(request.scope).api_tokens
     if not tokens:
         return
     presented = presented_token(request.headers.get("authorization", ""))

@@ -22,7 +22,7 @@ from sidekiq_supervisor.domain.model import EventKind
 from sidekiq_supervisor.services.report_writer import IngestUnavailable
 from sidekiq_supervisor.web.api.auth import matches_any, presented_token
 from sidekiq_supervisor.web.api.ingest import REPORT_PATH, report_from_fields, stored_answer
-from sidekiq_supervisor.web.deps import Services
+from sidekiq_supervisor.web.deps import Services, services_of
 from sidekiq_supervisor.web.errors import unavailable_response
 
 FORM_TYPES = (b"application/x-www-form-urlencoded", b"")
@@ -42,7 +42,7 @@ class ReportFastPath:
             await self.app(scope, receive, send)
             return
         received = now_micros()
-        services: Services = scope["app"].state.services
+        services = services_of(scope)
         if not _ordinary(scope["headers"], services):
             await self.app(scope, receive, send)
             return

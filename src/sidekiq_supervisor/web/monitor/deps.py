@@ -1,8 +1,9 @@
 """What the ``/sidekiq`` routes receive, and the route class that turns a Redis outage into a page.
 
-The app serving the routes puts its monitor in ``app.state.sidekiq_monitor`` and its ledger (or
-None) in ``app.state.ledger_engine``: the main app from its services, the monitor app alone at
-its creation. A test may put a ready monitor (on a fixed clock, say) there.
+In the main app, a request's Sidekiq app (``web.deps.services_of``) gives the monitor and the
+ledger. The monitor app alone puts its monitor in ``app.state.sidekiq_monitor`` and its ledger (or
+None) in ``app.state.ledger_engine`` at its creation; a test may put a ready monitor (on a fixed
+clock, say) there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.services.ledger import Ledger
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor, SidekiqUnavailable
+from sidekiq_supervisor.web.deps import APP_SCOPE_KEY, Services
 from sidekiq_supervisor.web.errors import retry_later
 from sidekiq_supervisor.web.monitor.rendering import unavailable
 
@@ -26,7 +28,9 @@ MAX_LOOKUP = 1000
 
 
 async def _monitor(request: Request) -> SidekiqMonitor:
-    # Set by whichever app serves the routes: the main app's lifespan, or create_monitor_app.
+    services: Services | None = request.scope.get(APP_SCOPE_KEY)
+    if services is not None:
+        return services.sidekiq_monitor
     monitor: SidekiqMonitor = request.app.state.sidekiq_monitor  # Starlette's State holds Any
     return monitor
 
@@ -37,7 +41,8 @@ MonitorDep = Annotated[SidekiqMonitor, Depends(_monitor)]
 async def known_jids(request: Request, jids: Iterable[str | None]) -> frozenset[str]:
     """Which of ``jids`` the supervisor's ledger knows (a job row, or a restarted job's history),
     in one query for the whole page; empty when the app has no ledger."""
-    engine: Engine | None = request.app.state.ledger_engine
+    services: Services | None = request.scope.get(APP_SCOPE_KEY)
+    engine: Engine | None = services.engine if services is not None else request.app.state.ledger_engine
     if engine is None:
         return frozenset()
     wanted = sorted({jid for jid in jids if jid})[:MAX_LOOKUP]

@@ -7,12 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from sidekiq_supervisor.services.dashboard import Dashboard
-from sidekiq_supervisor.web.deps import Services
+from sidekiq_supervisor.web.deps import services_of
 
 
 async def _dashboard(request: Request) -> Dashboard:
-    services: Services = request.app.state.services  # Starlette's State holds Any
-    return services.dashboard
+    return services_of(request.scope).dashboard
 
 
 DashboardDep = Annotated[Dashboard, Depends(_dashboard)]

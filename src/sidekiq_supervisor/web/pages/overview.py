@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from sidekiq_supervisor.services.dashboard import ClassSummary, Dashboard, EventSeries, StatusCounts
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.web import charts
+from sidekiq_supervisor.web.deps import services_of
 from sidekiq_supervisor.web.pages.deps import DashboardDep
 from sidekiq_supervisor.web.pages.templating import render, template_vars
 
@@ -32,7 +33,7 @@ async def overview(
     exact: bool = False,
 ) -> HTMLResponse:
     """The overview page."""
-    minutes = threshold or request.app.state.services.settings.uncompleted_alert_minutes
+    minutes = threshold or services_of(request.scope).settings.uncompleted_alert_minutes
     page = await run_in_threadpool(_gather, dashboard, minutes, hours, exact)
     return render(request, "overview.html", refresh=10, threshold=minutes, hours=hours, **template_vars(page))
 

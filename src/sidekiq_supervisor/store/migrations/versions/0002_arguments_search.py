@@ -55,14 +55,20 @@ POSTGRESQL_UPGRADE = [
     # A GIN build sorts its entries in this memory (default 64MB): more of it, fewer merge passes
     # over a large ledger. LOCAL: only for this migration's transaction.
     "SET LOCAL maintenance_work_mem = '256MB'",
-    "CREATE INDEX ix_jobs_arguments_trgm ON jobs USING gin (arguments gin_trgm_ops)",
+    # The operator class in the extension's own schema: an app's ledger in a schema of its own
+    # (sidekiq_supervisor.apps) has only that schema in its search path.
+    "CREATE INDEX ix_jobs_arguments_trgm ON jobs USING gin (arguments {trgm}.gin_trgm_ops)",
 ]
+EXTENSION_SCHEMA = "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'"
 # The extension stays: other objects of the database may use it.
 POSTGRESQL_DOWNGRADE = ["DROP INDEX ix_jobs_arguments_trgm"]
 
 
 def _run(statements: dict[str, list[str]]) -> None:
-    for statement in statements[op.get_bind().dialect.name]:
+    bind = op.get_bind()
+    for statement in statements[bind.dialect.name]:
+        if "{trgm}" in statement:
+            statement = statement.format(trgm=bind.exec_driver_sql(EXTENSION_SCHEMA).scalar_one())
         op.execute(statement)
 
 

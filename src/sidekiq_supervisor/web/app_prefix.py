@@ -1,0 +1,76 @@
+"""``/apps/NAME/...``: every URL of an app under its name's prefix (the unprefixed URLs are the
+default app's). Pure ASGI middleware, outermost, so that everything inside sees one app's request.
+
+A prefixed request keeps its full ``path`` and gains the prefix in ``root_path``, as under
+Starlette's ``Mount``: the routes match the rest, and the pages build their links from
+``root_path``. The scope carries the app's Services (``web.deps.services_of`` reads them).
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette._utils import get_route_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sidekiq_supervisor.apps import APP_NAME
+from sidekiq_supervisor.web.deps import APP_SCOPE_KEY, RunningApps
+
+PREFIX = "/apps/"
+
+
+class AppPrefix:
+    """Routes ``/apps/NAME/rest`` to the app NAME's ``/rest``; 404 naming an unknown NAME."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand the request on, with the Services of the app it is for."""
+        apps: RunningApps | None = getattr(scope["app"].state, "apps", None)
+        if scope["type"] not in ("http", "websocket") or apps is None:
+            await self.app(scope, receive, send)  # the lifespan, or an app not started
+            return
+        path = get_route_path(scope)
+        if not path.startswith(PREFIX):
+            scope[APP_SCOPE_KEY] = apps.default  # in place: the reports' hot path copies nothing
+            await self.app(scope, receive, send)
+            return
+        name, slash, _rest = path[len(PREFIX) :].partition("/")
+        services = apps.get(name)
+        if services is None:
+            if name:  # /apps/ alone is the overview's
+                await _unknown_app(name, scope, send)
+                return
+            scope[APP_SCOPE_KEY] = apps.default
+            await self.app(scope, receive, send)
+            return
+        root_path = scope.get("root_path", "") + PREFIX + name
+        if not slash:  # /apps/NAME: its overview is /apps/NAME/
+            await _redirect(root_path + "/", scope, send)
+            return
+        scope["root_path"] = root_path
+        scope[APP_SCOPE_KEY] = services
+        await self.app(scope, receive, send)
+
+
+async def _unknown_app(name: str, scope: Scope, send: Send) -> None:
+    shown = name if APP_NAME.fullmatch(name) else name[:64]
+    body = orjson.dumps({"error": f"no app named {shown!r}", "app": shown})
+    await _respond(scope, send, 404, body, [(b"content-type", b"application/json")])
+
+
+async def _redirect(location: str, scope: Scope, send: Send) -> None:
+    query = scope.get("query_string", b"")
+    target = location.encode("latin-1", "replace") + (b"?" + query if query else b"")
+    await _respond(scope, send, 307, b"", [(b"location", target)])
+
+
+async def _respond(
+    scope: Scope, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    if scope["type"] != "http":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

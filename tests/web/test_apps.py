@@ -1,0 +1,174 @@
+"""Several Sidekiq apps in one supervisor: each app's URLs under /apps/NAME, its own ledger, its
+own tokens; the unprefixed URLs are the default app's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.ownership import LedgerOfAnotherApp, owner
+from sidekiq_supervisor.web.app import create_app
+from tests.conftest import postgres_database, redis_test_url
+
+
+def seed_report(jid: str, arguments: str = "[1]") -> dict[str, str]:
+    return {"job_id": jid, "arguments": arguments, "job_class": "HardWorker", "queue": "default"}
+
+
+def write_config(path: Path, *apps: str, extra: dict[str, str] | None = None) -> Path:
+    tables = []
+    for name in apps:
+        lines = [
+            f"[apps.{name}]",
+            f'redis_url = "{redis_test_url()}"',
+            *(extra or {}).get(name, "").splitlines(),
+        ]
+        tables.append("\n".join(lines))
+    path.write_text("\n\n".join(tables) + "\n")
+    return path
+
+
+def two_app_settings(base_url: str, config: Path, **more: str) -> Settings:
+    return Settings(database_url=base_url, redis_url=redis_test_url(), config=str(config), **more)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def base_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a new PostgreSQL database (apps add schemas to it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    with postgres_database(migrate=False) as url:
+        yield url
+
+
+@pytest.fixture
+def two_apps(base_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    config = write_config(tmp_path / "apps.toml", "shop", "billing")
+    with TestClient(create_app(two_app_settings(base_url, config))) as client:
+        yield client
+
+
+def jids(client: TestClient, prefix: str = "") -> set[str]:
+    response = client.get(f"{prefix}/api/v1/jobs", params={"status": "all"})
+    assert response.status_code == 200, response.text
+    return {job["jid"] for job in response.json()["data"]}
+
+
+def test_each_app_keeps_its_own_jobs_and_the_unprefixed_urls_are_the_default_apps(two_apps):
+    assert two_apps.post("/apps/billing/api/v1/jobs", data=seed_report("b1")).status_code == 201
+    assert two_apps.post("/api/v1/jobs", data=seed_report("s1")).status_code == 201
+    assert two_apps.post("/apps/shop/api/v1/jobs", data=seed_report("s2")).status_code == 201
+    # The same jid from two apps is two jobs.
+    assert two_apps.post("/apps/billing/api/v1/jobs", data=seed_report("s1", "[2]")).status_code == 201
+    assert two_apps.post("/apps/billing/api/v1/jobs/b1/started", data=seed_report("b1")).status_code == 200
+
+    assert jids(two_apps, "/apps/billing") == {"b1", "s1"}
+    assert jids(two_apps, "/apps/shop") == {"s1", "s2"}
+    assert jids(two_apps) == {"s1", "s2"}
+    assert two_apps.get("/apps/billing/api/v1/jobs/s1").json()["arguments"] == [2]
+    assert two_apps.get("/api/v1/jobs/s1").json()["arguments"] == [1]
+    uncompleted = two_apps.get("/apps/billing/api/v1/jobs", params={"status": "uncompleted"}).json()
+    assert [job["jid"] for job in uncompleted["data"]] == ["b1"]
+    assert two_apps.get("/api/v1/jobs/b1").status_code == 404
+
+
+def test_each_apps_pages_show_its_own_ledger_and_link_within_its_prefix(two_apps):
+    two_apps.post("/apps/billing/api/v1/jobs", data=seed_report("only-billing"))
+    billing = two_apps.get("/apps/billing/jobs", params={"status": "all"})
+    shop = two_apps.get("/jobs", params={"status": "all"})
+    assert billing.status_code == shop.status_code == 200
+    assert "only-billing" in billing.text
+    assert "only-billing" not in shop.text
+
+
+def test_an_unknown_app_is_a_404_naming_it_and_an_apps_bare_name_redirects_to_its_overview(two_apps):
+    for path in ("/apps/nope/api/v1/jobs", "/apps/nope/jobs", "/apps/nope"):
+        response = two_apps.get(path)
+        assert response.status_code == 404
+        assert response.json() == {"error": "no app named 'nope'", "app": "nope"}
+    response = two_apps.post("/apps/nope/api/v1/jobs", data=seed_report("x"))
+    assert response.status_code == 404
+    assert jids(two_apps) == set() and jids(two_apps, "/apps/billing") == set()
+
+    response = two_apps.get("/apps/billing", params={"a": "1"}, follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/apps/billing/?a=1"
+
+
+def test_each_ledger_knows_its_app_and_a_reordered_file_is_refused(base_url, tmp_path):
+    config = write_config(tmp_path / "apps.toml", "shop", "billing")
+    with TestClient(create_app(two_app_settings(base_url, config))) as client:
+        client.post("/apps/billing/api/v1/jobs", data=seed_report("b1"))
+    engine = make_engine(base_url)
+    try:
+        assert owner(engine) == "shop"
+    finally:
+        engine.dispose()
+
+    # Billing first would make DATABASE_URL's ledger (shop's jobs) billing's: refused, by name.
+    write_config(config, "billing", "shop")
+    refused = pytest.raises(LedgerOfAnotherApp, match="belongs to the app 'shop', not 'billing'")
+    with refused, TestClient(create_app(two_app_settings(base_url, config))):
+        pass
+
+
+def test_an_apps_tokens_open_its_own_api_only_and_the_global_token_opens_every_app(base_url, tmp_path):
+    config = write_config(
+        tmp_path / "apps.toml", "shop", "billing", extra={"billing": 'api_tokens = ["billing-t0ken"]'}
+    )
+    settings = two_app_settings(base_url, config, api_token="global-t0ken")
+    billing_token = {"Authorization": "Bearer billing-t0ken"}
+    global_token = {"Authorization": "Bearer global-t0ken"}
+    with TestClient(create_app(settings)) as client:
+        # The fast path (a form report) and the routes (JSON, reads) alike.
+        assert (
+            client.post(
+                "/apps/billing/api/v1/jobs", data=seed_report("b1"), headers=billing_token
+            ).status_code
+            == 201
+        )
+        assert client.get("/apps/billing/api/v1/jobs", headers=billing_token).status_code == 200
+        for path in ("/api/v1/jobs", "/apps/shop/api/v1/jobs"):
+            assert client.post(path, data=seed_report("x"), headers=billing_token).status_code == 401
+            assert client.get(path, headers=billing_token).status_code == 401
+            assert client.get(path, headers=global_token).status_code == 200
+        assert client.get("/apps/billing/api/v1/jobs", headers=global_token).status_code == 200
+        assert client.get("/apps/billing/api/v1/jobs").status_code == 401
+        assert (
+            client.get("/apps/billing/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        )
+
+
+BOTH_SCHEMAS_JOBS = """
+    SELECT 'public', jid FROM public.jobs UNION ALL SELECT 'app_billing', jid FROM app_billing.jobs
+"""
+
+
+@pytest.mark.postgres
+def test_on_postgresql_apps_sharing_a_database_keep_their_ledgers_in_schemas_of_their_own(tmp_path):
+    with postgres_database(migrate=False) as url:
+        config = write_config(tmp_path / "apps.toml", "shop", "billing")
+        with TestClient(create_app(two_app_settings(url, config))) as client:
+            client.post("/apps/billing/api/v1/jobs", data=seed_report("b1"))
+            client.post("/api/v1/jobs", data=seed_report("s1"))
+        engine = make_engine(url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(text(BOTH_SCHEMAS_JOBS)).all()
+                partitions = connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app_billing'"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert sorted(rows) == [("app_billing", "b1"), ("public", "s1")]
+        assert partitions > 0  # the billing history's daily partitions live in its schema
