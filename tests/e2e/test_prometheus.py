@@ -225,7 +225,7 @@ def test_a_real_prometheus_scrapes_two_workers_and_promql_gives_the_figures(empt
                         "sum(supervisor_reports_received_total)": {"": sum(sent.values())},
                         'sum(supervisor_reports_received_total{kind="complete"})': {"": 30},
                         'supervisor_ledger_jobs{status="complete"}': {
-                            series("supervisor_ledger_jobs", target, status="complete"): 30
+                            series("supervisor_ledger_jobs", target, app="default", status="complete"): 30
                         },
                         'sum(supervisor_uncompleted_jobs{liveness="orphaned"})': {"": 1},
                         'sum(supervisor_job_duration_seconds_count{class="Billing"})': {"": 30},

@@ -17,7 +17,7 @@ from sidekiq_supervisor.cli.main import app
 from sidekiq_supervisor.domain.model import EventKind, Report, micros_from_seconds
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, kept_keys
-from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, InstrumentFamilies
 from sidekiq_supervisor.services.recovery import Recoverer
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.sidekiq_redis.enqueue import SidekiqEnqueuer
@@ -255,7 +255,7 @@ def test_each_pass_counts_what_it_recovered_and_quarantined_for_metrics(engine, 
     live_process(redis_client, "r" * 24)
     start(engine, "p" * 24, 600, GONE)
     registry = CollectorRegistry()
-    instruments = Instruments(registry, ClassLabels(0))
+    instruments = InstrumentFamilies(registry).for_app("default", ClassLabels(0))
     recoverer = Recoverer(
         manager(engine, redis_client), engine, unknown_after=None, max_attempts=1, instruments=instruments
     )
@@ -265,8 +265,8 @@ def test_each_pass_counts_what_it_recovered_and_quarantined_for_metrics(engine, 
     recoverer.recover()  # lost again: quarantined
     recoverer.recover()  # nothing left
 
-    assert registry.get_sample_value("supervisor_recovered_jobs_total") == 1
-    assert registry.get_sample_value("supervisor_quarantined_jobs_total") == 1
+    assert registry.get_sample_value("supervisor_recovered_jobs_total", {"app": "default"}) == 1
+    assert registry.get_sample_value("supervisor_quarantined_jobs_total", {"app": "default"}) == 1
 
 
 def test_recovered_jobs_can_go_to_another_queue_and_excluded_ones_stay(engine, redis_client, settings):

@@ -172,3 +172,32 @@ def test_on_postgresql_apps_sharing_a_database_keep_their_ledgers_in_schemas_of_
             engine.dispose()
         assert sorted(rows) == [("app_billing", "b1"), ("public", "s1")]
         assert partitions > 0  # the billing history's daily partitions live in its schema
+
+
+def test_metrics_label_every_series_with_its_app_and_a_prefix_scrapes_that_app_alone(base_url, tmp_path):
+    config = write_config(
+        tmp_path / "apps.toml", "shop", "billing", extra={"billing": 'api_tokens = ["billing-t0ken"]'}
+    )
+    settings = two_app_settings(base_url, config, api_token="global-t0ken")
+    global_token = {"Authorization": "Bearer global-t0ken"}
+    billing_token = {"Authorization": "Bearer billing-t0ken"}
+    with TestClient(create_app(settings)) as client:
+        for jid in ("b1", "b2"):
+            client.post("/apps/billing/api/v1/jobs", data=seed_report(jid), headers=global_token)
+        client.post("/api/v1/jobs", data=seed_report("s1"), headers=global_token)
+
+        every = client.get("/metrics", headers=global_token)
+        assert every.status_code == 200
+        # The text format wants one block per metric: the apps' samples share it.
+        assert every.text.count("# TYPE supervisor_reports_received_total counter") == 1
+        assert 'supervisor_reports_received_total{app="billing",kind="queued"} 2.0' in every.text
+        assert 'supervisor_reports_received_total{app="shop",kind="queued"} 1.0' in every.text
+        assert 'supervisor_database_up{app="billing"} 1.0' in every.text
+        assert 'supervisor_database_up{app="shop"} 1.0' in every.text
+
+        # Billing's token opens billing's figures, not every app's.
+        assert client.get("/metrics", headers=billing_token).status_code == 401
+        billing = client.get("/apps/billing/metrics", headers=billing_token)
+        assert billing.status_code == 200
+        assert 'supervisor_reports_received_total{app="billing",kind="queued"} 2.0' in billing.text
+        assert 'app="shop"' not in billing.text

@@ -17,14 +17,13 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.loop_health import LoopHealth, this_process
 from sidekiq_supervisor.services.outage_log import OutageLog
-from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments
+from sidekiq_supervisor.services.prometheus.instruments import Instruments
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.leadership import leading
@@ -65,7 +64,7 @@ class Recoverer:
         instruments: Instruments | None = None,
     ) -> None:
         self._manager = manager
-        self._instruments = instruments or Instruments(CollectorRegistry(), ClassLabels(0))
+        self._instruments = instruments or Instruments.unobserved()
         self._engine = engine
         self._unknown_after = unknown_after
         self._max_attempts = max_attempts

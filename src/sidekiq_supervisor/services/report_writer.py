@@ -20,14 +20,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import Report
 from sidekiq_supervisor.services.outage_log import OutageLog
-from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments, Refusal
+from sidekiq_supervisor.services.prometheus.instruments import Instruments, Refusal
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.writer import WriteResult, write_reports
 
@@ -79,7 +78,7 @@ class GroupCommitWriter:
     ) -> None:
         self._engine = engine
         # What it counts for /metrics (a registry of its own when no one scrapes it).
-        self._instruments = instruments or Instruments(CollectorRegistry(), ClassLabels(0))
+        self._instruments = instruments or Instruments.unobserved()
         self._instruments.queue_limit.set(queue_limit)
         self._batch_size = batch_size
         self._queue_limit = queue_limit

@@ -27,8 +27,8 @@ from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.prometheus import multiprocess
-from sidekiq_supervisor.services.prometheus.exposition import Exporter
-from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, Instruments
+from sidekiq_supervisor.services.prometheus.exposition import Exporter, Exposition
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, InstrumentFamilies
 from sidekiq_supervisor.services.prometheus.ledger_figures import (
     LedgerFiguresCache,
     read_ledger_figures,
@@ -105,7 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
             for services in apps:
                 await services.writer.stop()
-                await services.exporter.ledger.close()
+            await apps.exposition.close()
+            for services in apps:
                 services.close()
             multiprocess.worker_stopping()
 
@@ -152,28 +153,22 @@ def _open_apps(settings: Settings) -> RunningApps:
     file or a ledger of another app stops the start with one line."""
     configured = load_apps(settings)
     registry = CollectorRegistry()
-    classes = ClassLabels(settings.metrics_max_classes)
-    instruments = Instruments(registry, classes)
+    families = InstrumentFamilies(registry)
     opened: dict[str, Services] = {}
     try:
         for app in configured:
-            opened[app.name] = _open_services(app, configured, registry, classes, instruments)
+            opened[app.name] = _open_services(app, configured, families)
     except BaseException:
         for services in opened.values():
             services.close()
         raise
-    return RunningApps(opened)
+    exporters = [services.exporter for services in opened.values()]
+    return RunningApps(opened, Exposition(multiprocess.process_collector(registry), exporters))
 
 
-def _open_services(
-    app: AppConfig,
-    configured: Apps,
-    registry: CollectorRegistry,
-    classes: ClassLabels,
-    instruments: Instruments,
-) -> Services:
+def _open_services(app: AppConfig, configured: Apps, families: InstrumentFamilies) -> Services:
     """One app's: its ledger (migrated and claimed), its Sidekiq Redis client, and the services
-    on them. The default app's ledger also feeds /metrics."""
+    on them, counting in ``families`` under its name."""
     settings = app.settings
     is_default = app is configured.default
     engine = make_engine(
@@ -189,8 +184,9 @@ def _open_services(
         engine.dispose()
         raise
     client = connection.connect(settings.redis_url)
-    if is_default:
-        classes.update(read_recent_classes(engine))
+    classes = ClassLabels(settings.metrics_max_classes)
+    classes.update(read_recent_classes(engine))
+    instruments = families.for_app(app.name, classes)
     writer = GroupCommitWriter(
         engine,
         batch_size=settings.ingest_batch_size,
@@ -207,7 +203,7 @@ def _open_services(
         on_read=lambda figures: classes.update(figures.recent_classes),
     )
     exporter = Exporter(
-        multiprocess.process_collector(registry),
+        app.name,
         ledger_figures,
         monitor,
         redis_configured=client is not None,

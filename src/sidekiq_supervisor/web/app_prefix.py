@@ -13,7 +13,7 @@ from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sidekiq_supervisor.apps import APP_NAME
-from sidekiq_supervisor.web.deps import APP_SCOPE_KEY, RunningApps
+from sidekiq_supervisor.web.deps import APP_SCOPE_KEY, PREFIXED_SCOPE_KEY, RunningApps
 
 PREFIX = "/apps/"
 
@@ -50,6 +50,7 @@ class AppPrefix:
             return
         scope["root_path"] = root_path
         scope[APP_SCOPE_KEY] = services
+        scope[PREFIXED_SCOPE_KEY] = True
         await self.app(scope, receive, send)
 
 

@@ -16,15 +16,17 @@ from sidekiq_supervisor.services.alerting import Alerter
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import Ledger
-from sidekiq_supervisor.services.prometheus.exposition import Exporter
+from sidekiq_supervisor.services.prometheus.exposition import Exporter, Exposition
 from sidekiq_supervisor.services.recovery import Recoverer
 from sidekiq_supervisor.services.report_intake import ReportIntake
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 
-# Where a request's scope carries the Services of the app it is for.
+# Where a request's scope carries the Services of the app it is for, and whether its URL named
+# that app (/apps/NAME/...) rather than reaching the default app unprefixed.
 APP_SCOPE_KEY = "sidekiq_supervisor.app"
+PREFIXED_SCOPE_KEY = "sidekiq_supervisor.prefixed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class RunningApps:
     """Every app's Services, by name, in the configuration's order; the first is the default."""
 
     by_name: dict[str, Services]
+    # GET /metrics' answers, for one app or all.
+    exposition: Exposition
 
     @property
     def default(self) -> Services:
@@ -72,6 +76,11 @@ class RunningApps:
     def get(self, name: str) -> Services | None:
         """The app called ``name``, or None."""
         return self.by_name.get(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The apps' names, default first."""
+        return tuple(self.by_name)
 
     def __iter__(self) -> Iterator[Services]:
         return iter(self.by_name.values())
@@ -87,6 +96,17 @@ def services_of(scope: Scope) -> Services:
     if services is None:
         services = scope["app"].state.services  # the default app's, set by the lifespan
     return services
+
+
+def named_app(scope: Scope) -> Services | None:
+    """The app a request's ``/apps/NAME`` prefix names; None for an unprefixed URL."""
+    return scope.get(APP_SCOPE_KEY) if scope.get(PREFIXED_SCOPE_KEY) else None
+
+
+def running_apps(scope: Scope) -> RunningApps:
+    """Every app of the running service (set by the lifespan)."""
+    apps: RunningApps = scope["app"].state.apps
+    return apps
 
 
 async def _services(request: Request) -> Services:

@@ -1,14 +1,15 @@
 """GET /metrics's answer, in Prometheus' text format: this process's instruments (under ``serve
 --workers N``, every worker's, added up) and the figures of the moment, as a prometheus_client
-collector yields them: the ledger's (from ``ledger_figures``), Sidekiq's (from its Redis) and the
-health of both. A scrape never fails for want of either: it says which is down.
+collector yields them: each app's ledger's (from ``ledger_figures``), its Sidekiq's (from its
+Redis) and the health of both. Every series but the build's carries an ``app`` label. A scrape
+never fails for want of a database or a Redis: it says which is down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import NamedTuple, TypeVar
 
@@ -54,9 +55,6 @@ class ScrapeCollector:
     def collect(self) -> Iterator[Metric]:
         """Health first, then what could be read."""
         moment = self._moment
-        build = GaugeMetricFamily("supervisor_build_info", "This sidekiq-supervisor.", labels=["version"])
-        build.add_metric([__version__], 1)
-        yield build
         yield _gauge(
             "supervisor_database_up",
             "1 when the ledger's database answered the last reading of its figures, else 0.",
@@ -118,52 +116,103 @@ def _gauge_by(name: str, documentation: str, label: str, counts: Mapping[Key, in
     return family
 
 
-class _Together:
-    """Several collectors as one, for ``generate_latest``."""
-
-    def __init__(self, *collectors: Collector) -> None:
-        self._collectors = collectors
-
-    def collect(self) -> Iterator[Metric]:
-        for collector in self._collectors:
-            yield from collector.collect()
-
-
 class Exporter:
-    """Answers scrapes: ``process`` holds the instruments (this process's registry, or with several
-    workers the collector of all their files), the rest is read at scrape time."""
+    """One app's figures for a scrape: its ledger's (read in the background, kept ``max_age``), and
+    its Sidekiq's, read from its Redis at each scrape."""
 
     def __init__(
         self,
-        process: Collector,
+        app: str,
         ledger: LedgerFiguresCache,
         monitor: SidekiqMonitor,
         *,
         redis_configured: bool,
         stuck_after_seconds: float,
     ) -> None:
-        self._process = process
+        self.app = app
         self.ledger = ledger
         self._monitor = monitor
         self._redis_configured = redis_configured
         self._stuck_after_seconds = stuck_after_seconds
 
-    async def scrape(self) -> bytes:
-        """The text of one scrape."""
-        reading = await self.ledger.current()
-        return await asyncio.to_thread(self._answer, reading)  # one trip off the loop
-
-    async def answered(self) -> None:
-        """Once a scrape's answer is sent: start the next reading of the ledger if it is stale (a
-        reading running while the answer goes out would compete with it for the interpreter)."""
-        self.ledger.refresh_if_stale()
-
-    def _answer(self, reading: Reading) -> bytes:
-        """Read Sidekiq's Redis, then write the text (on a worker thread)."""
+    def families(self, reading: Reading) -> Iterator[Metric]:
+        """The app's metric families, labelled with its name (reads Redis: on a worker thread)."""
         sidekiq = None
         if self._redis_configured:
             with contextlib.suppress(SidekiqUnavailable):
                 sidekiq = read_sidekiq_figures(self._monitor)
         moment = Moment(reading, sidekiq, self._redis_configured, now_micros())
         scraped = ScrapeCollector(moment, stuck_after_seconds=self._stuck_after_seconds)
-        return generate_latest(_Together(self._process, scraped))
+        return _labelled(scraped.collect(), self.app)
+
+
+class Exposition:
+    """Answers scrapes: ``process`` holds the instruments (this process's registry, or with several
+    workers the collector of all their files), each app's ``Exporter`` the rest."""
+
+    def __init__(self, process: Collector, exporters: Sequence[Exporter]) -> None:
+        self._process = process
+        self._exporters = {exporter.app: exporter for exporter in exporters}
+
+    async def scrape(self, apps: Collection[str]) -> bytes:
+        """The text of one scrape of ``apps`` (names of this process's apps)."""
+        exporters = [self._exporters[app] for app in apps]
+        readings = await asyncio.gather(*(exporter.ledger.current() for exporter in exporters))
+        return await asyncio.to_thread(self._answer, exporters, readings, frozenset(apps))  # off the loop
+
+    async def answered(self, apps: Collection[str]) -> None:
+        """Once a scrape's answer is sent: start the next reading of each ledger that is stale (a
+        reading running while the answer goes out would compete with it for the interpreter)."""
+        for app in apps:
+            self._exporters[app].ledger.refresh_if_stale()
+
+    async def close(self) -> None:
+        """Stop every ledger reading."""
+        for exporter in self._exporters.values():
+            await exporter.ledger.close()
+
+    def _answer(
+        self, exporters: Sequence[Exporter], readings: Sequence[Reading], apps: frozenset[str]
+    ) -> bytes:
+        """Read each app's Sidekiq Redis, then write the text (on a worker thread)."""
+        build = GaugeMetricFamily("supervisor_build_info", "This sidekiq-supervisor.", labels=["version"])
+        build.add_metric([__version__], 1)
+        families: list[Metric] = [build]
+        families += _only_apps(self._process.collect(), apps)
+        for exporter, reading in zip(exporters, readings, strict=True):
+            families += exporter.families(reading)
+        return generate_latest(_Merged(families))
+
+
+def _labelled(families: Iterable[Metric], app: str) -> Iterator[Metric]:
+    """``families`` with ``app`` as the first label of every sample."""
+    for family in families:
+        labelled = Metric(family.name, family.documentation, family.type, family.unit)
+        labelled.samples = [
+            sample._replace(labels={"app": app, **sample.labels}) for sample in family.samples
+        ]
+        yield labelled
+
+
+def _only_apps(families: Iterable[Metric], apps: frozenset[str]) -> Iterator[Metric]:
+    """The samples of ``families`` that count for one of ``apps``."""
+    for family in families:
+        kept = Metric(family.name, family.documentation, family.type, family.unit)
+        kept.samples = [sample for sample in family.samples if sample.labels.get("app") in apps]
+        yield kept
+
+
+class _Merged:
+    """Families of the same name as one (the text format wants each metric's samples together)."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        by_name: dict[str, Metric] = {}
+        for family in self._families:
+            if family.name in by_name:
+                by_name[family.name].samples.extend(family.samples)
+            else:
+                by_name[family.name] = family
+        yield from by_name.values()

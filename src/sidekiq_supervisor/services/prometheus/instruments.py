@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
+from sidekiq_supervisor.apps import DEFAULT_APP
 from sidekiq_supervisor.domain.figures import OTHER_CLASS, busiest, completed_run
 from sidekiq_supervisor.domain.model import EventKind, Report
 from sidekiq_supervisor.store.writer import WriteResult
@@ -71,38 +72,41 @@ class ClassLabels:
         return job_class if job_class in self._kept else OTHER_CLASS
 
 
-class Instruments:
-    """One process's counters, histograms and gauges, registered in ``registry``."""
+class InstrumentFamilies:
+    """The process's counters, histograms and gauges, registered once in ``registry``; every
+    series carries the ``app`` it counts for (``for_app`` gives one app's)."""
 
-    def __init__(self, registry: CollectorRegistry, classes: ClassLabels) -> None:
-        self.classes = classes
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.received = Counter(
             "supervisor_reports_received",
             "Valid reports handed to the writer, by kind (stored, or refused with 503).",
-            ["kind"],
+            ["app", "kind"],
             registry=registry,
         )
         self.refused = Counter(
             "supervisor_reports_refused",
             "Reports answered 503 and not stored, by reason: overloaded, timeout, database, stopping.",
-            ["reason"],
+            ["app", "reason"],
             registry=registry,
         )
         self.commit_seconds = Histogram(
             "supervisor_group_commit_seconds",
             "Seconds each group-commit transaction of reports took, from its first statement to its commit.",
+            ["app"],
             buckets=COMMIT_BUCKETS,
             registry=registry,
         )
         self.queue = Gauge(
             "supervisor_ingest_queue_reports",
             "Reports waiting for the writer (a report is refused with 503 past the limit).",
+            ["app"],
             multiprocess_mode="livesum",
             registry=registry,
         )
         self.queue_limit = Gauge(
             "supervisor_ingest_queue_limit",
             "SUPERVISOR_INGEST_QUEUE_LIMIT: the most reports the writer lets wait (per process).",
+            ["app"],
             multiprocess_mode="livesum",
             registry=registry,
         )
@@ -110,30 +114,55 @@ class Instruments:
             "supervisor_job_duration_seconds",
             "Started to complete, of each run a report stored here completed, from the ledger's "
             "times of both reports; by class (the busiest SUPERVISOR_METRICS_MAX_CLASSES, else other).",
-            ["class"],
+            ["app", "class"],
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
         self.failures = Counter(
             "supervisor_job_failures",
             "Runs that raised (failed reports stored here), by class (as supervisor_job_duration_seconds).",
-            ["class"],
+            ["app", "class"],
             registry=registry,
         )
         self.recovered = Counter(
             "supervisor_recovered_jobs",
             "Lost jobs automatic recovery pushed again (SUPERVISOR_AUTO_RECOVER).",
+            ["app"],
             registry=registry,
         )
         self.quarantined = Counter(
             "supervisor_quarantined_jobs",
             "Jobs automatic recovery sent to Sidekiq's Dead set after SUPERVISOR_RECOVER_MAX_ATTEMPTS.",
+            ["app"],
             registry=registry,
         )
+
+    def for_app(self, app: str, classes: ClassLabels) -> Instruments:
+        """What one app's writer and recoverer count with; ``classes`` names its job classes."""
+        return Instruments(self, app, classes)
+
+
+class Instruments:
+    """One app's series of the process's instruments (``InstrumentFamilies.for_app``)."""
+
+    def __init__(self, families: InstrumentFamilies, app: str, classes: ClassLabels) -> None:
+        self.app = app
+        self.classes = classes
+        self._families = families
+        self.commit_seconds = families.commit_seconds.labels(app)
+        self.queue = families.queue.labels(app)
+        self.queue_limit = families.queue_limit.labels(app)
+        self.recovered = families.recovered.labels(app)
+        self.quarantined = families.quarantined.labels(app)
         # Every series of a fixed label set exists from the start (at 0), so that rate() and
         # increase() see the first report or refusal; children looked up once, off the hot path.
-        self._received = {kind: self.received.labels(kind.value) for kind in REPORTED}
-        self._refused = {reason: self.refused.labels(reason.value) for reason in Refusal}
+        self._received = {kind: families.received.labels(app, kind.value) for kind in REPORTED}
+        self._refused = {reason: families.refused.labels(app, reason.value) for reason in Refusal}
+
+    @classmethod
+    def unobserved(cls) -> Instruments:
+        """Instruments in a registry of their own, for a writer or recoverer no one scrapes."""
+        return InstrumentFamilies(CollectorRegistry()).for_app(DEFAULT_APP, ClassLabels(0))
 
     def reports_received(self, reports: Sequence[Report]) -> None:
         """Count valid reports as they reach the writer."""
@@ -155,10 +184,11 @@ class Instruments:
             if job is None or not result.fresh or result.before is None:
                 continue  # a resend, or a report about a restarted original
             if report.kind is EventKind.FAILED:
-                self.failures.labels(self.classes.label(job.job_class)).inc()
+                self._families.failures.labels(self.app, self.classes.label(job.job_class)).inc()
             if job.jid in observed:
                 continue  # the batch's first fresh report of a job sees its whole change
             observed.add(job.jid)
             micros = completed_run(result.before, job.timeline)
             if micros is not None:
-                self.durations.labels(self.classes.label(job.job_class)).observe(micros / 1_000_000)
+                seconds = micros / 1_000_000
+                self._families.durations.labels(self.app, self.classes.label(job.job_class)).observe(seconds)

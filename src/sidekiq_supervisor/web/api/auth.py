@@ -13,7 +13,7 @@ from base64 import b64decode
 
 from fastapi import HTTPException, Request
 
-from sidekiq_supervisor.web.deps import services_of
+from sidekiq_supervisor.web.deps import named_app, running_apps, services_of
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sidekiq-supervisor"'}
 
@@ -25,6 +25,21 @@ async def require_api_token(request: Request) -> None:
         return
     presented = presented_token(request.headers.get("authorization", ""))
     if presented is None or not matches_any(presented, tokens):
+        raise HTTPException(401, "a valid API token is required", headers=CHALLENGE)
+
+
+async def require_token_of_every_app(request: Request) -> None:
+    """A FastAPI dependency for answers about every app (an unprefixed /metrics, the overview of
+    apps): 401 unless the token opens each app, its own API tokens' or the global one. Under
+    ``/apps/NAME`` the answer is that app's alone, and its tokens open it."""
+    if named_app(request.scope) is not None:
+        await require_api_token(request)
+        return
+    guarded = [services.api_tokens for services in running_apps(request.scope) if services.api_tokens]
+    if not guarded:
+        return
+    presented = presented_token(request.headers.get("authorization", ""))
+    if presented is None or not all(matches_any(presented, tokens) for tokens in guarded):
         raise HTTPException(401, "a valid API token is required", headers=CHALLENGE)
 
 
