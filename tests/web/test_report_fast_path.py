@@ -7,6 +7,7 @@ the routes, with the body the fast path read replayed to them.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -57,6 +58,18 @@ def test_the_fast_path_stores_a_report_without_the_routes(client):
     assert job(client, "direct")["queued_at"] is not None
 
 
+def test_the_fast_path_stores_a_report_under_a_root_path(client):
+    # Served under /apps/billing (as a Mount serves it), the report's route path is /api/v1/jobs.
+    async def no_route(scope, receive, send):
+        pytest.fail(f"{scope['path']} reached the routes")
+
+    body = urlencode({"job_id": "prefixed", **fields(at=T0)}).encode()
+    call = partial(_call, root_path="/apps/billing")
+    sent = client.portal.call(call, ReportFastPath(no_route), client.app, "/apps/billing/api/v1/jobs", [body])
+    assert sent[0]["status"] == 201
+    assert job(client, "prefixed")["queued_at"] is not None
+
+
 @pytest.mark.parametrize(
     ("body", "status", "named"),
     [
@@ -90,10 +103,11 @@ def test_a_report_whose_client_leaves_mid_body_is_neither_stored_nor_answered(cl
 
 
 async def _call(
-    asgi: Any, app: Any, path: str, chunks: list[bytes], length: int | None = None
+    asgi: Any, app: Any, path: str, chunks: list[bytes], length: int | None = None, root_path: str = ""
 ) -> list[dict[str, Any]]:
     """Drive ``asgi`` with ``app``'s services on the app's event loop (the writer's futures live
-    there); ``chunks``, then a disconnect if they fall short of ``length``."""
+    there); ``chunks``, then a disconnect if they fall short of ``length``. ``path`` is the whole
+    path, ``root_path`` included."""
     length = sum(map(len, chunks)) if length is None else length
     messages = [{"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks]
     if sum(map(len, chunks)) == length:
@@ -102,7 +116,7 @@ async def _call(
         messages.append({"type": "http.disconnect"})
     headers = [(b"content-type", FORM["content-type"].encode()), (b"content-length", str(length).encode())]
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "app": app}
-    scope |= {"query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1"}
+    scope |= {"query_string": b"", "root_path": root_path, "scheme": "http", "http_version": "1.1"}
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

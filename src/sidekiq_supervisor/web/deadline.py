@@ -18,6 +18,7 @@ from typing import Any
 
 from sidekiq_supervisor.web.api.ingest import EVENTS_PATH, REPORT_PATH
 from sidekiq_supervisor.web.errors import retry_later
+from sidekiq_supervisor.web.paths import route_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,8 +31,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 EXEMPT = ("/api/v1/jobs/restart", "/restart", "/sidekiq", "/static", "/metrics")
 
 
-def _a_report(scope: Scope) -> bool:
-    path = scope["path"]
+def _exempt(scope: Scope) -> bool:
+    """Whether the request keeps no deadline here: an exempt route, or a report."""
+    path = route_path(scope)  # under a root path too: /apps/x/restart is /restart
+    if path.startswith(EXEMPT):
+        return True
     return scope["method"] == "POST" and (path == EVENTS_PATH or REPORT_PATH.fullmatch(path) is not None)
 
 
@@ -58,7 +62,7 @@ class RequestDeadline:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request under the deadline; answer 503 in its stead if it passes first."""
-        if scope["type"] != "http" or scope["path"].startswith(EXEMPT) or _a_report(scope):
+        if scope["type"] != "http" or _exempt(scope):
             await self.app(scope, receive, send)
             return
         tracked = TrackedSend(send)

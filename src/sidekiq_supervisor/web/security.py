@@ -28,6 +28,7 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 
 from sidekiq_supervisor.settings import Settings
+from sidekiq_supervisor.web.paths import route_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,7 +58,8 @@ CHALLENGE = {"WWW-Authenticate": 'Basic realm="sidekiq-supervisor", charset="UTF
 
 
 def is_page(path: str) -> bool:
-    """Whether ``path`` belongs to the human pages (and so to this module's rules)."""
+    """Whether ``path`` (a route path: ``/api/v1/jobs`` under any root path) belongs to the human
+    pages (and so to this module's rules)."""
     return not any(path == prefix.rstrip("/") or path.startswith(prefix) for prefix in NOT_PAGES)
 
 
@@ -130,7 +132,7 @@ class PageSecurity:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request, then add the headers (and the CSRF cookie) to the answer."""
-        if scope["type"] != "http" or not is_page(scope["path"]):
+        if scope["type"] != "http" or not is_page(route_path(scope)):
             await self._app(scope, receive, send)
             return
         headers = Headers(scope=scope)

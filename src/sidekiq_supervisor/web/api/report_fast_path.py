@@ -24,6 +24,7 @@ from sidekiq_supervisor.web.api.auth import matches_any, presented_token
 from sidekiq_supervisor.web.api.ingest import REPORT_PATH, report_from_fields, stored_answer
 from sidekiq_supervisor.web.deps import Services, services_of
 from sidekiq_supervisor.web.errors import unavailable_response
+from sidekiq_supervisor.web.paths import route_path
 
 FORM_TYPES = (b"application/x-www-form-urlencoded", b"")
 WANTED_HEADERS = frozenset((b"content-type", b"content-length", b"authorization"))
@@ -37,7 +38,8 @@ class ReportFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer the request if it is an ordinary report; else let the app's routes answer it."""
-        match = REPORT_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        # The route path: a report to /apps/x/api/v1/jobs/... is one to /api/v1/jobs/... under /apps/x.
+        match = REPORT_PATH.fullmatch(route_path(scope)) if scope["type"] == "http" else None
         if match is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return

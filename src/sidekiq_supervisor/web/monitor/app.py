@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -13,9 +13,14 @@ from sqlalchemy import Engine
 from sidekiq_supervisor import __version__
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
-from sidekiq_supervisor.web.monitor.rendering import PREFIX
+from sidekiq_supervisor.web.monitor.rendering import url
 from sidekiq_supervisor.web.pages import STATIC
 from sidekiq_supervisor.web.security import PageSecurity
+
+
+async def _home(request: Request) -> RedirectResponse:
+    """The app's root: its only page, ``/sidekiq`` (under the root path)."""
+    return RedirectResponse(url(request))
 
 
 def create_monitor_app(settings: Settings | None = None, *, ledger_engine: Engine | None = None) -> FastAPI:
@@ -41,7 +46,7 @@ def create_monitor_app(settings: Settings | None = None, *, ledger_engine: Engin
     app.state.sidekiq_monitor = SidekiqMonitor.from_settings(settings)
     app.state.ledger_engine = ledger_engine
     app.include_router(router)
-    app.add_api_route("/", lambda: RedirectResponse(PREFIX), include_in_schema=False)
+    app.add_api_route("/", _home, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PageSecurity, settings=settings)
     return app

@@ -18,7 +18,7 @@ from sidekiq_supervisor.services.sidekiq_monitor import (
     Work,
 )
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
-from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render, url
 from sidekiq_supervisor.web.pages.templating import template_vars
 from sidekiq_supervisor.web.security import read_form, require_csrf
 
@@ -79,12 +79,12 @@ async def signal(request: Request, monitor: MonitorDep) -> RedirectResponse:
     if not action:
         pressed = next((name for name in ("quiet", "stop") if name in form), "")
         action = pressed if identity or not pressed else f"{pressed}_all"
-    back = PREFIX + "/busy"
+    back = url(request, "/busy")
     if action in ("quiet_all", "stop_all"):
         sent = await run_in_threadpool(monitor.quiet_all if action == "quiet_all" else monitor.stop_all)
-        return done(back, action.removesuffix("_all"), sent)
+        return done(request, back, action.removesuffix("_all"), sent)
     if action in ("quiet", "stop") and identity:
         send = monitor.quiet if action == "quiet" else monitor.stop
         outcome = await run_in_threadpool(send, identity)
-        return done(back, action, int(outcome is SignalOutcome.SENT))
-    return done(back, "none")
+        return done(request, back, action, int(outcome is SignalOutcome.SENT))
+    return done(request, back, "none")

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from sidekiq_supervisor.services.sidekiq_monitor import DailyStat, RedisInfo, SidekiqMonitor, Stats
 from sidekiq_supervisor.web.monitor.charts import history_chart, realtime_frame
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
-from sidekiq_supervisor.web.monitor.rendering import PREFIX, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, render, url
 from sidekiq_supervisor.web.pages.templating import template_vars
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
@@ -92,9 +92,9 @@ async def queue_sizes(monitor: MonitorDep) -> JSONResponse:
 
 
 @router.get("/dashboard/stats", include_in_schema=False)
-async def dashboard_stats() -> RedirectResponse:
+async def dashboard_stats(request: Request) -> RedirectResponse:
     """An old address of ``/stats`` that Sidekiq still redirects."""
-    return RedirectResponse(PREFIX + "/stats", status_code=302)
+    return RedirectResponse(url(request, "/stats"), status_code=302)
 
 
 def stats_document(figures: Stats, server: RedisInfo, sidekiq_major: int) -> dict[str, Any]:

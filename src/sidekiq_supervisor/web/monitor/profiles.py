@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.services.sidekiq_monitor import ProfileRecord, Stats
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute
-from sidekiq_supervisor.web.monitor.rendering import PREFIX, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, render, url
 from sidekiq_supervisor.web.pages.templating import template_vars
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
@@ -40,11 +40,11 @@ async def profiles(request: Request, monitor: MonitorDep) -> HTMLResponse:
 
 
 @router.get("/profiles/{key}/data", response_model=None)
-async def profile_data(monitor: MonitorDep, key: str) -> Response:
+async def profile_data(request: Request, monitor: MonitorDep, key: str) -> Response:
     """A profile's data as Sidekiq serves it: gzipped JSON, to save or open in a profiler."""
     data = await run_in_threadpool(monitor.profile_data, key)
     if data is None:
-        return RedirectResponse(PREFIX + "/profiles", status_code=302)
+        return RedirectResponse(url(request, "/profiles"), status_code=302)
     headers = {
         "Content-Encoding": "gzip",
         "Content-Disposition": f'attachment; filename="{_filename(key)}.json"',
@@ -54,9 +54,9 @@ async def profile_data(monitor: MonitorDep, key: str) -> Response:
 
 
 @router.get("/profiles/{key}", include_in_schema=False)
-async def profile(key: str) -> RedirectResponse:
+async def profile(request: Request, key: str) -> RedirectResponse:
     """Sidekiq's "View" address: here, the profile's data (nothing is uploaded anywhere)."""
-    return RedirectResponse(f"{PREFIX}/profiles/{key}/data", status_code=302)
+    return RedirectResponse(url(request, f"/profiles/{key}/data"), status_code=302)
 
 
 def _filename(key: str) -> str:

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.services.sidekiq_monitor import MAX_PAGE_SIZE, InvalidQueueName, QueueOrder, Sort
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
-from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, member_of, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, member_of, render, url
 from sidekiq_supervisor.web.security import read_form, require_csrf
 
 router = APIRouter(prefix=PREFIX, route_class=MonitorRoute)
@@ -66,14 +66,14 @@ async def delete_job(request: Request, monitor: MonitorDep, name: str) -> Respon
     member = member_of(form.get("member", [""])[0]) if "member" in form else None
     if member is None and "key_val" in form:
         member = form["key_val"][0]
-    back = form.get("back", [""])[0] or f"{PREFIX}/queues/{name}"
+    back = form.get("back", [""])[0] or url(request, f"/queues/{name}")
     if member is None:
-        return done(back, "none")
+        return done(request, back, "none")
     try:
         deleted = await run_in_threadpool(monitor.delete_queue_job, name, member)
     except InvalidQueueName:
         return _missing(request, name)
-    return done(back, "delete", int(deleted))
+    return done(request, back, "delete", int(deleted))
 
 
 @router.get("/queues/{name}/clear", response_class=HTMLResponse)
@@ -95,4 +95,4 @@ async def clear(request: Request, monitor: MonitorDep, name: str) -> Response:
         cleared = await run_in_threadpool(monitor.clear_queue, name)
     except InvalidQueueName:
         return _missing(request, name)
-    return done(f"{PREFIX}/queues", "clear", cleared)
+    return done(request, url(request, "/queues"), "clear", cleared)

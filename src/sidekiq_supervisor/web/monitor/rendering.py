@@ -24,8 +24,8 @@ from sidekiq_supervisor.services.sidekiq_monitor import (
     extra_items,
 )
 from sidekiq_supervisor.web.errors import with_retry_after
-from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_time
-from sidekiq_supervisor.web.security import csrf_token
+from sidekiq_supervisor.web.pages.templating import ENVIRONMENT, NAV, format_time, page_context
+from sidekiq_supervisor.web.paths import under_root
 
 PREFIX = "/sidekiq"
 # The queue names Sidekiq's Web UI opens a page for (the data layer's rule; it refuses the others).
@@ -126,10 +126,11 @@ MONITOR_ENVIRONMENT.filters.update(
 )
 
 
-def url(path: str = "", **params: Any) -> str:
-    """A monitor URL with the query parameters that are set."""
+def url(request: Request, path: str = "", **params: Any) -> str:
+    """The URL of the monitor's ``path`` (``/busy``) for the browser, under the request's root path,
+    with the query parameters that are set."""
     query = urlencode({key: value for key, value in params.items() if value not in (None, "")})
-    return PREFIX + path + ("?" + query if query else "")
+    return under_root(request, PREFIX + path) + ("?" + query if query else "")
 
 
 def here(request: Request) -> str:
@@ -148,12 +149,12 @@ def render(
 ) -> HTMLResponse:
     """A monitor page: the dashboard's layout with the monitor's tabs (and their figures)."""
     page = MONITOR_ENVIRONMENT.get_template(f"monitor/{template}").render(
-        request=request,
+        **page_context(request),
         nav=_nav(request),
-        path=request.url.path,
-        csrf_token=csrf_token(request),
         refresh=context.pop("refresh", None),
-        prefix=PREFIX,
+        # The templates link to ``{{ prefix }}/busy``; the tabs compare the route path with ``home``.
+        prefix=url(request),
+        home=PREFIX,
         tabs=TABS,
         stats=stats,
         notice=notice_of(request),
@@ -183,10 +184,12 @@ OUTCOMES = {
 NOUNS = {"quiet": "process", "stop": "process"}
 
 
-def done(back: str, outcome: str, count: int = 0) -> RedirectResponse:
-    """After an action, back to the page it was taken on (a GET), saying what happened."""
-    if not back.startswith(PREFIX + "/") and back != PREFIX:
-        back = PREFIX  # only ever back into the monitor: no open redirect
+def done(request: Request, back: str, outcome: str, count: int = 0) -> RedirectResponse:
+    """After an action, back to the page it was taken on (a GET: ``back``, a URL as ``url`` or
+    ``here`` make it), saying what happened."""
+    home = url(request)
+    if not back.startswith(home + "/") and back != home:
+        back = home  # only ever back into the monitor: no open redirect
     separator = "&" if "?" in back else "?"
     return RedirectResponse(back + separator + urlencode({"done": outcome, "n": count}), status_code=303)
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.services.sidekiq_monitor import SetEntry, SidekiqMonitor, Stats
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
-from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, render, url
 from sidekiq_supervisor.web.monitor.set_specs import (
     SET_PAGES,
     SIDEKIQ_ACTIONS,
@@ -76,7 +76,7 @@ def _detail_view(spec: SetPage) -> Callable[..., Awaitable[HTMLResponse | Redire
 
         stats, entries = await run_in_threadpool(gather)
         if not entries:  # gone (retried, deleted, run): back to the list, as Sidekiq does
-            return RedirectResponse(PREFIX + spec.path, status_code=302)
+            return RedirectResponse(url(request, spec.path), status_code=302)
         entry = entries[0]
         known = await known_jids(request, [entry.job.jid])
         return render(
@@ -91,16 +91,16 @@ def _detail_action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectRespon
     async def act(request: Request, monitor: MonitorDep, key: str) -> RedirectResponse:
         form = await read_form(request)
         action, count = await sidekiq_form_action(monitor, spec, form, [key])
-        return done(PREFIX + spec.path, action, count)
+        return done(request, url(request, spec.path), action, count)
 
     act.__doc__ = f"An action on one job of {spec.title}, named by the button pressed (as Sidekiq's form)."
     return act
 
 
 def _all_view(spec: SetPage, code: str) -> Callable[..., Awaitable[RedirectResponse]]:
-    async def act_on_all(monitor: MonitorDep) -> RedirectResponse:
+    async def act_on_all(request: Request, monitor: MonitorDep) -> RedirectResponse:
         count = await run_in_threadpool(all_action(monitor, spec.job_set, code))
-        return done(PREFIX + spec.path, code, count)
+        return done(request, url(request, spec.path), code, count)
 
     act_on_all.__doc__ = f"Sidekiq's bulk button on {spec.title}: the action on every job of the set."
     return act_on_all

@@ -24,7 +24,7 @@ from sidekiq_supervisor.services.sidekiq_monitor import (
     Stats,
 )
 from sidekiq_supervisor.web.monitor.deps import MonitorDep, MonitorRoute, known_jids
-from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, member_of, render
+from sidekiq_supervisor.web.monitor.rendering import PREFIX, done, member_of, render, url
 from sidekiq_supervisor.web.monitor.set_entries import sidekiq_form_action
 from sidekiq_supervisor.web.monitor.set_specs import SET_PAGES, SetPage, all_action, one_action
 from sidekiq_supervisor.web.security import read_form, require_csrf
@@ -82,16 +82,16 @@ def _action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectResponse]]:
 
     async def act(request: Request, monitor: MonitorDep) -> RedirectResponse:
         form = await read_form(request)
-        back = form.get("back", [""])[0] or PREFIX + spec.path
+        back = form.get("back", [""])[0] or url(request, spec.path)
         members = [member_of(token) for token in form.get("m", [])]
         row_action, _, row = form.get("row", [""])[0].partition(":")
         everything = form.get("all", [""])[0]
         if "key[]" in form or "key" in form:  # Sidekiq's own form: keys and a button's name
             action, count = await sidekiq_form_action(monitor, spec, form)
-            return done(back, action, count)
+            return done(request, back, action, count)
         if everything in allowed:
             count = await run_in_threadpool(all_action(monitor, spec.job_set, everything))
-            return done(back, everything, count)
+            return done(request, back, everything, count)
         row_index = row_number(row)
         if row_action in allowed and row_index is not None:
             action, chosen = row_action, [row_index]
@@ -100,9 +100,9 @@ def _action_view(spec: SetPage) -> Callable[..., Awaitable[RedirectResponse]]:
             chosen = [i for i in map(row_number, form.get("sel", [])) if i is not None]
         picked = [member for i in chosen if i < len(members) and (member := members[i]) is not None]
         if action not in allowed or not picked:
-            return done(back, "none")
+            return done(request, back, "none")
         count = await run_in_threadpool(one_action(monitor, spec.job_set, action), picked)
-        return done(back, action, count)
+        return done(request, back, action, count)
 
     act.__doc__ = f"An action on {spec.title}: one row (``row``), the checked rows (``sel``) or ``all``."
     return act

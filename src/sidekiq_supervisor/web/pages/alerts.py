@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.web.deps import ServicesDep
 from sidekiq_supervisor.web.pages.templating import render
+from sidekiq_supervisor.web.paths import under_root
 from sidekiq_supervisor.web.security import require_csrf
 
 router = APIRouter()
@@ -30,12 +31,12 @@ async def alerts(request: Request, services: ServicesDep, tested: int | None = N
 
 
 @router.post("/alerts/test", dependencies=[Depends(require_csrf)])
-async def send_test(services: ServicesDep) -> RedirectResponse:
+async def send_test(request: Request, services: ServicesDep) -> RedirectResponse:
     """Queue a test message to every notification URL, wake the loop to send it, and show the page
     (``tested`` is the message's id; 0 when no URL is configured, -1 when the loop is off)."""
     if not services.settings.alerts_enabled:
-        return RedirectResponse("/alerts?tested=-1", status_code=303)
+        return RedirectResponse(under_root(request, "/alerts?tested=-1"), status_code=303)
     message_id = await run_in_threadpool(services.alerter.notifier.queue_test)
     if message_id is not None:
         services.alerter.wake()
-    return RedirectResponse(f"/alerts?tested={message_id or 0}", status_code=303)
+    return RedirectResponse(under_root(request, f"/alerts?tested={message_id or 0}"), status_code=303)

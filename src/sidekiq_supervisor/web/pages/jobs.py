@@ -14,6 +14,7 @@ from sidekiq_supervisor.domain.model import SEED_LISTS, Selection
 from sidekiq_supervisor.services.ledger import JobFilter
 from sidekiq_supervisor.web.pages.deps import DashboardDep
 from sidekiq_supervisor.web.pages.templating import render
+from sidekiq_supervisor.web.paths import under_root
 
 router = APIRouter()
 
@@ -51,8 +52,10 @@ async def job_list(
         selections=[s.value for s in SEED_LISTS],
         filters=params,
         first_page=cursor is None,
-        next_url=None if next_cursor is None else "/jobs?" + urlencode({**params, "cursor": next_cursor}),
-        count_url="/jobs?" + urlencode({**params, "count": 1}),
+        next_url=None
+        if next_cursor is None
+        else under_root(request, "/jobs?" + urlencode({**params, "cursor": next_cursor})),
+        count_url=under_root(request, "/jobs?" + urlencode({**params, "count": 1})),
         exact_count=await run_in_threadpool(dashboard.ledger.count, job_filter) if count else None,
         tab_counts=await run_in_threadpool(dashboard.status_counts),
     )

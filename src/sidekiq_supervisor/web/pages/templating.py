@@ -21,6 +21,7 @@ from sidekiq_supervisor import __version__
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.domain.model import datetime_from_micros
+from sidekiq_supervisor.web.paths import root_path, route_path
 from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 ARGUMENTS_PREVIEW = 120
-# The navigation of every page of the main app (the /sidekiq pages are part of it).
+# The navigation of every page of the main app (the /sidekiq pages are part of it), by route path:
+# the templates put the root path before each (``{{ root ~ href }}``).
 NAV: tuple[tuple[str, str], ...] = (
     ("/", "Overview"),
     ("/jobs", "Jobs"),
@@ -100,13 +102,25 @@ def template_vars(view: DataclassInstance) -> dict[str, Any]:
     return {field.name: getattr(view, field.name) for field in fields(view)}
 
 
+def page_context(request: Request) -> dict[str, Any]:
+    """What every page's template gets besides its own data.
+
+    ``root`` is the prefix of every URL the page writes (``{{ root }}/jobs``); ``path`` is the route
+    path, which the navigation compares with its own (``aria-current``), under any prefix.
+    """
+    return {
+        "request": request,
+        "root": root_path(request.scope),
+        "path": route_path(request.scope),
+        "csrf_token": csrf_token(request),
+    }
+
+
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """The page ``name`` rendered with ``context``, the navigation and the CSRF token."""
     page = ENVIRONMENT.get_template(name).render(
-        request=request,
+        **page_context(request),
         nav=NAV,
-        path=request.url.path,
-        csrf_token=csrf_token(request),
         refresh=context.pop("refresh", None),
         **context,
     )
