@@ -23,13 +23,20 @@ module SidekiqSupervisor
 
     # SidekiqSupervisor.configure { |c| c.host = "http://supervisor.internal:8000" }
     # The next report uses the new settings (a reporter built earlier is flushed and stopped).
+    # Raises ArgumentError when the block sets a host and an app that do not go together (app=
+    # itself raises for a bad name): a mistake in an initializer fails the boot. A mistake read
+    # from the environment, which the block left alone, only turns reporting off.
     def configure
+      app_set = nil
       retired = LOCK.synchronize do
+        before = [config.host, config.app]
         yield config
+        app_set = before != [config.host, config.app]
         forget_reporter
       end
       # Outside the lock: job threads must not wait for the old reporter's flush.
       retired&.shutdown(config.shutdown_timeout)
+      config.validate! if app_set
       config
     end
 
