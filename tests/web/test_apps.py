@@ -201,3 +201,12 @@ def test_metrics_label_every_series_with_its_app_and_a_prefix_scrapes_that_app_a
         assert billing.status_code == 200
         assert 'supervisor_reports_received_total{app="billing",kind="queued"} 2.0' in billing.text
         assert 'app="shop"' not in billing.text
+
+
+def test_with_several_apps_each_page_names_its_app_and_links_the_overview_of_all(two_apps):
+    billing = two_apps.get("/apps/billing/jobs")
+    shop = two_apps.get("/")
+    assert '<a class="app-badge" href="/apps"' in billing.text
+    assert ">billing</a>" in billing.text
+    assert ">shop</a>" in shop.text
+    assert 'href="/apps/billing/durations"' in billing.text  # its links stay within its prefix

@@ -13,7 +13,7 @@ import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from html import unescape
 from typing import Any
@@ -160,9 +160,14 @@ class Filled:
         app = create_app(self.settings)
         with served(app, root) as site:
             clock = self.captured_at
-            # After the lifespan, which sets the services' monitor (deps.py: a test may set its own).
-            app.state.sidekiq_monitor = SidekiqMonitor.from_url(self.settings.redis_url, clock=lambda: clock)
-            yield site
+            # After the lifespan, which built the app's services: the same, with a monitor on the clock.
+            apps, default = app.state.apps, app.state.apps.default
+            monitor = SidekiqMonitor.from_url(self.settings.redis_url, clock=lambda: clock)
+            app.state.services = apps.by_name[default.name] = replace(default, sidekiq_monitor=monitor)
+            try:
+                yield site
+            finally:
+                monitor.close()
 
 
 @pytest.fixture

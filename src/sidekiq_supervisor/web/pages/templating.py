@@ -21,6 +21,7 @@ from sidekiq_supervisor import __version__
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.domain.model import datetime_from_micros
+from sidekiq_supervisor.web.deps import named_app
 from sidekiq_supervisor.web.paths import root_path, route_path
 from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
 
@@ -113,7 +114,24 @@ def page_context(request: Request) -> dict[str, Any]:
         "root": root_path(request.scope),
         "path": route_path(request.scope),
         "csrf_token": csrf_token(request),
+        "app_badge": app_badge(request),
     }
+
+
+def app_badge(request: Request) -> dict[str, str] | None:
+    """With several apps, the name of the page's app and the URL of the overview of every app
+    (the header shows both); None with one app, or outside the main app."""
+    apps = getattr(request.app.state, "apps", None)
+    if apps is None or len(apps) < 2:
+        return None
+    app = named_app(request.scope)
+    name = apps.default.name if app is None else app.name
+    site = (
+        root_path(request.scope).removesuffix(f"/apps/{name}")
+        if app is not None
+        else root_path(request.scope)
+    )
+    return {"name": name, "overview": f"{site}/apps"}
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
