@@ -3,6 +3,7 @@ own tokens; the unprefixed URLs are the default app's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.ownership import LedgerOfAnotherApp, owner
 from sidekiq_supervisor.web.app import create_app
 from tests.conftest import postgres_database, redis_test_url
+from tests.receivers import HttpReceiver
 
 
 def seed_report(jid: str, arguments: str = "[1]") -> dict[str, str]:
@@ -210,3 +212,26 @@ def test_with_several_apps_each_page_names_its_app_and_links_the_overview_of_all
     assert ">billing</a>" in billing.text
     assert ">shop</a>" in shop.text
     assert 'href="/apps/billing/durations"' in billing.text  # its links stay within its prefix
+
+
+def test_with_several_apps_each_apps_alert_messages_name_it(base_url, tmp_path):
+    receiver = HttpReceiver().start()
+    try:
+        config = write_config(tmp_path / "apps.toml", "shop", "billing")
+        settings = two_app_settings(base_url, config).model_copy(
+            update={
+                "notify": f"json://{receiver.url}/hook",
+                "notify_name": "supervisor",
+                "alert_interval_seconds": 0.2,
+                "alert_uncompleted_minutes": 0,
+            }
+        )
+        with TestClient(create_app(settings)) as client:
+            assert client.post("/apps/billing/api/v1/alerts/test").status_code == 202
+            receiver.wait_for(lambda r: len(r.received) == 1)
+            assert client.post("/api/v1/alerts/test").status_code == 202
+            receiver.wait_for(lambda r: len(r.received) == 2)
+    finally:
+        receiver.stop()
+    titles = sorted(json.loads(request.body)["title"] for request in receiver.received)
+    assert titles == ["[supervisor billing] Test notification", "[supervisor shop] Test notification"]

@@ -169,11 +169,12 @@ class Alerter:
         self._outage = OutageLog(logger, "the database (alerts)")
 
     @classmethod
-    def from_settings(cls, manager: JobManager, settings: Settings) -> Alerter:
-        """An alert loop with the settings' thresholds and notification URLs."""
+    def from_settings(cls, manager: JobManager, settings: Settings, *, app: str | None = None) -> Alerter:
+        """An alert loop with the settings' thresholds and notification URLs; its messages name
+        ``app`` when one is given (a supervisor of several apps gives each app's)."""
         return cls(
             manager,
-            Notifier.from_settings(manager.ledger.engine, settings),
+            Notifier.from_settings(manager.ledger.engine, settings, app=app),
             AlertRules.from_settings(settings),
             enabled=settings.alerts_enabled,
             interval_seconds=settings.alert_interval_seconds,

@@ -67,6 +67,7 @@ class Notifier:
         urls: tuple[str, ...],
         *,
         name: str | None = None,
+        app: str | None = None,
         max_messages: int = 10,
         rate_window: Micros = 3_600_000_000,
         retry: RetryPolicy | None = None,
@@ -74,7 +75,8 @@ class Notifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
-        self.name = name or f"sidekiq-supervisor@{socket.gethostname()}"
+        # What each message starts with ([name] FIRING: ...): the service, and the app it is about.
+        self.name = (name or f"sidekiq-supervisor@{socket.gethostname()}") + (f" {app}" if app else "")
         self._max_messages = max_messages
         self._rate_window = rate_window
         self._retry = retry or RetryPolicy()
@@ -95,8 +97,8 @@ class Notifier:
         self.targets: tuple[Target, ...] = tuple(targets)
 
     @classmethod
-    def from_settings(cls, engine: Engine, settings: Settings) -> Notifier:
-        """A notifier on the settings' URLs, rate limit and retries."""
+    def from_settings(cls, engine: Engine, settings: Settings, *, app: str | None = None) -> Notifier:
+        """A notifier on the settings' URLs, rate limit and retries; its messages name ``app``."""
         retry = RetryPolicy(
             micros_from_seconds(settings.notify_retry_seconds),
             micros_from_seconds(settings.notify_retry_max_seconds),
@@ -106,6 +108,7 @@ class Notifier:
             engine,
             settings.notify_urls,
             name=settings.notify_name,
+            app=app,
             max_messages=settings.notify_max_messages,
             rate_window=micros_from_seconds(settings.notify_rate_window_minutes * 60),
             retry=retry,

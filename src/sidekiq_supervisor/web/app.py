@@ -219,7 +219,8 @@ def _open_services(app: AppConfig, configured: Apps, families: InstrumentFamilie
         Dashboard(manager),
         monitor,
         Recoverer.from_settings(manager, engine, settings, instruments),
-        Alerter.from_settings(manager, settings),
+        # With several apps, each alert message names its app.
+        Alerter.from_settings(manager, settings, app=app.name if len(configured) > 1 else None),
         exporter,
         api_tokens=app.api_tokens,
         intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),
