@@ -6,6 +6,8 @@ local thread_count = 0
 -- Jids start with RUN_ID (set by the Python side), so a run never repeats an earlier run's jids
 -- in a database that is reused.
 local run_id = os.getenv("RUN_ID") or "00000000"
+-- An app's prefix (/apps/NAME) when the supervisor watches several; empty for the default app.
+local prefix = os.getenv("PATH_PREFIX") or ""
 
 function setup(thread)
   thread:set("thread_id", thread_count)
@@ -23,11 +25,11 @@ request = function()
   counter = counter + 1
   local jid = string.format("%s%02x%014x", run_id, thread_id, job)
   if step == 0 then
-    return wrk.format("POST", "/api/v1/jobs", form, body .. "&job_id=" .. jid)
+    return wrk.format("POST", prefix .. "/api/v1/jobs", form, body .. "&job_id=" .. jid)
   elseif step == 1 then
-    return wrk.format("POST", "/api/v1/jobs/" .. jid .. "/started", form, body)
+    return wrk.format("POST", prefix .. "/api/v1/jobs/" .. jid .. "/started", form, body)
   end
-  return wrk.format("POST", "/api/v1/jobs/" .. jid .. "/complete", form, body)
+  return wrk.format("POST", prefix .. "/api/v1/jobs/" .. jid .. "/complete", form, body)
 end
 
 done = function(summary, latency, requests)
