@@ -121,6 +121,17 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("empty_postgres_url")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database, not migrated: a SQLite file not made yet, or a new PostgreSQL
+    database of its own (where apps add schemas beside the default app's ledger)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    with postgres_database(migrate=False) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def _postgres_emptier(postgres_url: str) -> Iterator[Engine]:
     """One connection of the session that empties the tables before each test (connecting costs)."""

@@ -1,7 +1,9 @@
 """sidekiq-supervisor: a durable ledger of Sidekiq jobs, with questions and restarts.
 
 ``from sidekiq_supervisor import JobManager`` gives the seed's console object, bound to the
-database named by the environment (``DATABASE_URL``). It is built on first access, not at import.
+default app: the ledger of ``DATABASE_URL`` and, when ``SUPERVISOR_CONFIG`` names a file of apps,
+the Redis and settings of its first app. ``JobManager.for_app("billing")`` gives another app's.
+It is built on first access, not at import.
 """
 
 from __future__ import annotations

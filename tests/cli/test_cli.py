@@ -19,15 +19,16 @@ from sqlalchemy import event
 from typer.testing import CliRunner
 
 from sidekiq_supervisor import render
-from sidekiq_supervisor.cli import database, output
+from sidekiq_supervisor.cli import output
 from sidekiq_supervisor.cli.main import app, is_loopback
 from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.durations import DurationSummary
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
+from sidekiq_supervisor.services import app_ledgers
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.store.engine import make_engine, write_transaction
-from sidekiq_supervisor.store.migrate import MIGRATIONS
+from sidekiq_supervisor.store.migrate import MIGRATIONS, upgrade
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.writer import write_reports
 from tests.conftest import redis_test_url
@@ -102,7 +103,7 @@ def close_cli_engines(monkeypatch):
         opened.append(engine)
         return engine
 
-    monkeypatch.setattr(database, "make_engine", make_and_track)
+    monkeypatch.setattr(app_ledgers, "make_engine", make_and_track)
     yield
     for engine in opened:
         engine.dispose()
@@ -495,7 +496,8 @@ def test_is_loopback_tells_the_addresses_only_this_machine_reaches(host, loopbac
 
 def test_prune_deletes_old_completed_jobs_and_says_how_many(tmp_path):
     database_url = f"sqlite:///{tmp_path / 'pruned.db'}"
-    engine = database.open_database(Settings(database_url=database_url), migrate=True)
+    engine = make_engine(database_url)
+    upgrade(engine)
     old, recent = 1_000_000_000_000_000, now_micros()
     old_reports = [
         Report("old", EventKind.QUEUED, old, "W", "default", "[]"),
@@ -606,33 +608,34 @@ def test_a_malformed_url_gets_one_line_without_its_password(cli_env, monkeypatch
     assert "u:***@h" in result.stderr
 
 
-@pytest.mark.slow  # a new Python process that imports everything: 1-2 s each
-@pytest.mark.parametrize("ipython", [False, True], ids=["plain", "ipython"])
-def test_the_console_offers_the_seeds_bare_calls_and_prints_tables(seeded, ipython):
-    if ipython and importlib.util.find_spec("IPython") is None:
-        pytest.skip("IPython is not installed (pip install '.[console]')")
-    # Without IPython, the standard library's console (IPython hidden from this one process).
+def run_console(session: list[str], *args: str, ipython: bool = False) -> subprocess.CompletedProcess[str]:
+    """``sidekiq-supervisor console ARGS`` in a new process, ``session``'s lines typed into it (then
+    ``exit()``); without ``ipython``, the standard library's console (IPython hidden from it)."""
     hide = "" if ipython else "import sys; sys.modules['IPython'] = None; "
-    session = "\n".join(
-        [
-            "restart_uncompleted_jobs(dry_run=True)",
-            "JobManager.uncompleted_jobs().first(1)",
-            "JobManager.all_jobs()[0:2]",
-            "JobManager.completed_jobs_duration().summary()",
-            "1 / 0",
-            "exit()",
-            "",
-        ]
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", hide + "from sidekiq_supervisor.cli.main import app; app()", "console"],
-        input=session,
+    return subprocess.run(
+        [sys.executable, "-c", hide + "from sidekiq_supervisor.cli.main import app; app()", "console", *args],
+        input="\n".join([*session, "exit()", ""]),
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, "COLUMNS": "120"},
         check=False,
     )
+
+
+@pytest.mark.slow  # a new Python process that imports everything: 1-2 s each
+@pytest.mark.parametrize("ipython", [False, True], ids=["plain", "ipython"])
+def test_the_console_offers_the_seeds_bare_calls_and_prints_tables(seeded, ipython):
+    if ipython and importlib.util.find_spec("IPython") is None:
+        pytest.skip("IPython is not installed (pip install '.[console]')")
+    session = [
+        "restart_uncompleted_jobs(dry_run=True)",
+        "JobManager.uncompleted_jobs().first(1)",
+        "JobManager.all_jobs()[0:2]",
+        "JobManager.completed_jobs_duration().summary()",
+        "1 / 0",
+    ]
+    completed = run_console(session, ipython=ipython)
     out = completed.stdout + completed.stderr
 
     assert "would restart" in out

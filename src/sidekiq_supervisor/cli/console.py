@@ -14,6 +14,8 @@ BANNER = """sidekiq-supervisor {version} console (Python {python})
 JobManager is ready:  JobManager.uncompleted_jobs("optional string")
                       JobManager.queued_to_completion_duration().summary()
 The seed's calls work bare too: restart_uncompleted_jobs("optional string", dry_run=True)"""
+APP_LINE = """
+JobManager is the app {app}'s; JobManager.for_app("NAME") gives another app's."""
 # The seed writes these both as JobManager's methods and bare (``restart_uncompleted_jobs(...)``).
 SEED_CALLS = (
     "queued_jobs",
@@ -32,9 +34,11 @@ def namespace(manager: JobManager) -> dict[str, Any]:
     return {"JobManager": manager, **{name: getattr(manager, name) for name in SEED_CALLS}}
 
 
-def interact(manager: JobManager) -> None:
-    """Open the console with ``JobManager`` bound to ``manager``."""
+def interact(manager: JobManager, app: str | None = None) -> None:
+    """Open the console with ``JobManager`` bound to ``manager`` (the app ``app``'s, when named)."""
     banner = BANNER.format(version=__version__, python=sys.version.split()[0])
+    if app is not None:
+        banner += APP_LINE.format(app=app)
     names = namespace(manager)
     start_ipython: Callable[..., object] | None
     try:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from sidekiq_supervisor.apps import Apps
 from sidekiq_supervisor.cli import output
-from sidekiq_supervisor.cli.database import load_settings, open_database, open_manager
+from sidekiq_supervisor.cli.database import choose, ledger_place, load_config, open_ledger, open_manager
 from sidekiq_supervisor.cli.failures import fail, reported_failures
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.model import JobStatus, Selection
 from sidekiq_supervisor.services.job_manager import JobManager
-from sidekiq_supervisor.settings import Settings
 
 app = typer.Typer(
     help="Monitoring and recovery for Sidekiq jobs.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -30,6 +32,33 @@ Limit = Annotated[int, typer.Option(help="Show at most this many jobs, newest fi
 AsJson = Annotated[bool, typer.Option("--json", help="Print a JSON array for scripts.")]
 JobClass = Annotated[str | None, typer.Option(help="Only jobs of this class.")]
 Queue = Annotated[str | None, typer.Option(help="Only jobs of this queue.")]
+# Every command that opens a ledger or a Sidekiq Redis takes these two.
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        show_default=False,
+        # Not checked by Typer: a missing file gets the same one line as a bad one.
+        help="The TOML file of the Sidekiq apps (an apps.NAME table each), instead of SUPERVISOR_CONFIG.",
+    ),
+]
+AppName = Annotated[
+    str | None,
+    typer.Option(
+        "--app",
+        metavar="NAME",
+        show_default=False,
+        help="The app whose ledger and Redis to use (default: the file's first app).",
+    ),
+]
+
+
+def use_config_in_this_process(config: Path | None) -> None:
+    """Make ``--config`` the SUPERVISOR_CONFIG of what this process starts next (uvicorn's workers,
+    the console's ``JobManager.for_app``), which read the apps from the environment."""
+    if config is not None:
+        os.environ["SUPERVISOR_CONFIG"] = str(config.resolve())
 
 
 @app.command()
@@ -38,8 +67,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    config: ConfigFile = None,
 ) -> None:
-    """Serve the HTTP service (the schema is created or migrated first)."""
+    """Serve the HTTP service, every app's (each ledger's schema is created or migrated first)."""
     import uvicorn
 
     from sidekiq_supervisor.services.prometheus import multiprocess
@@ -47,10 +77,12 @@ def serve(
     # Migrate once here, before uvicorn starts its workers: a bad database fails with one line,
     # and the workers (whose lifespans also migrate, for apps run without this command) find the
     # schema at head instead of racing to create it.
-    settings = load_settings()
-    open_database(settings, migrate=True).dispose()
+    apps = load_config(config)
+    for each in apps:
+        open_ledger(apps, each, migrate=True).dispose()
     if not is_loopback(host):
-        _warn_of_open_doors(host, settings)
+        _warn_of_open_doors(host, apps)
+    use_config_in_this_process(config)
     raise_open_files_limit()
     # Several workers share /metrics' counts through files (prometheus_client's multi-process
     # mode): the directory is set before they start, so that each imports prometheus_client in it.
@@ -69,13 +101,19 @@ def serve(
         )
 
 
-def _warn_of_open_doors(host: str, settings: Settings) -> None:
-    if not settings.api_tokens:
-        output.warn(
-            f"listening on {host} with no SUPERVISOR_API_TOKEN: anyone who can reach this port can "
-            "read job arguments and restart jobs. Set SUPERVISOR_API_TOKEN (and the gem's token)."
+def _warn_of_open_doors(host: str, apps: Apps) -> None:
+    for each in apps:
+        if each.api_tokens:
+            continue
+        whose, its = (
+            ("", "") if apps.source is None else (f" nor api_tokens for the app {each.name!r}", "its ")
         )
-    if settings.dashboard_credentials is None:
+        output.warn(
+            f"listening on {host} with no SUPERVISOR_API_TOKEN{whose}: anyone who can reach this port "
+            f"can read {its}job arguments and restart {its}jobs. Set SUPERVISOR_API_TOKEN (and the gem's "
+            "token)."
+        )
+    if apps.settings.dashboard_credentials is None:
         output.warn(
             f"listening on {host} with no SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD: the dashboard "
             "(/, /jobs, /durations, /restart) and /sidekiq are open to anyone who can reach this port, "
@@ -120,20 +158,29 @@ def is_loopback(host: str) -> bool:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Bring the database schema to the newest revision."""
+def db_upgrade(config: ConfigFile = None, app_name: AppName = None) -> None:
+    """Bring every app's ledger (with --app, that app's) to the newest schema revision."""
     from sidekiq_supervisor.store.migrate import current_revision
 
-    engine = open_database(load_settings(), migrate=True)
-    typer.echo(f"schema at revision {current_revision(engine)}")
+    apps, chosen = choose(config, app_name)
+    for each in apps if app_name is None else [chosen]:
+        engine = open_ledger(apps, each, migrate=True)
+        try:
+            done = f"schema at revision {current_revision(engine)}"
+        finally:
+            engine.dispose()
+        # One app of its own: the line it always printed.
+        typer.echo(done if apps.source is None else f"{each.name}: {done} ({ledger_place(apps, each)})")
 
 
 @app.command()
-def console() -> None:
+def console(config: ConfigFile = None, app_name: AppName = None) -> None:
     """An interactive console with JobManager ready, like the seed's `rails c`."""
     from sidekiq_supervisor.cli.console import interact
 
-    interact(open_manager())
+    manager = open_manager(config, app_name)
+    use_config_in_this_process(config)
+    interact(manager, app_name)
 
 
 @app.command()
@@ -144,9 +191,11 @@ def jobs(
     as_json: AsJson = False,
     job_class: JobClass = None,
     queue: Queue = None,
+    config: ConfigFile = None,
+    app_name: AppName = None,
 ) -> None:
     """List queued, uncompleted, completed or all jobs."""
-    manager = open_manager()
+    manager = open_manager(config, app_name)
     question = {
         JobStatus.QUEUED: manager.queued_jobs,
         JobStatus.STARTED: manager.uncompleted_jobs,
@@ -168,12 +217,14 @@ def durations(
     exact: Annotated[
         bool, typer.Option("--exact", help="Compute the summary from the jobs (slow at millions of jobs).")
     ] = False,
+    config: ConfigFile = None,
+    app_name: AppName = None,
 ) -> None:
     """Completed jobs with how long they took, and a summary (count, mean, p50, p95, p99, max).
 
     Without a filter (or with a class only) the summary comes from the roll-ups at once:
     percentiles estimated, at most 19% high; ``--exact`` computes it from the jobs."""
-    manager = open_manager()
+    manager = open_manager(config, app_name)
     question = (
         manager.queued_to_completion_duration
         if origin is DurationOrigin.QUEUED
@@ -186,9 +237,11 @@ def durations(
 
 
 @app.command()
-def liveness(filter: Filter = None, as_json: AsJson = False) -> None:
+def liveness(
+    filter: Filter = None, as_json: AsJson = False, config: ConfigFile = None, app_name: AppName = None
+) -> None:
     """Where each uncompleted job stands in Sidekiq: running, retrying, orphaned or unknown."""
-    manager = open_manager()
+    manager = open_manager(config, app_name)
     with reported_failures():
         report = manager.uncompleted_jobs_liveness(filter)
     output.show_liveness(report, as_json)
@@ -199,9 +252,11 @@ def recoveries(
     filter: Filter = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")] = False,
+    config: ConfigFile = None,
+    app_name: AppName = None,
 ) -> None:
     """What automatic recovery did (SUPERVISOR_AUTO_RECOVER): jobs pushed again, jobs quarantined."""
-    manager = open_manager()
+    manager = open_manager(config, app_name)
     try:
         with reported_failures():
             done = manager.recoveries(filter, limit)
@@ -223,14 +278,16 @@ def alerts(
         bool,
         typer.Option("--send-test", help="Queue a test notification; the alert loop of `serve` sends it."),
     ] = False,
+    config: ConfigFile = None,
+    app_name: AppName = None,
 ) -> None:
     """Open alerts, their history and each notification's delivery (SUPERVISOR_NOTIFY)."""
     from sidekiq_supervisor.services.alerting import Alerter
 
-    settings = load_settings()
-    manager = JobManager.from_settings(settings, open_database(settings))
+    apps, chosen = choose(config, app_name)
+    manager = JobManager.from_settings(chosen.settings, open_ledger(apps, chosen))
     try:
-        alerter = Alerter.from_settings(manager, settings)
+        alerter = Alerter.from_settings(manager, chosen.settings)
         if send_test:
             queued = alerter.notifier.queue_test()
             if queued is None:
@@ -261,9 +318,11 @@ def restart(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines: one per job as it is decided, then the counts.")
     ] = False,
+    config: ConfigFile = None,
+    app_name: AppName = None,
 ) -> None:
     """Queue uncompleted jobs again in Sidekiq, as they were pushed, and delete the originals."""
-    manager = open_manager()
+    manager = open_manager(config, app_name)
     everything = filter is None and older_than is None
     if everything and not dry_run and not yes and sys.stdin.isatty():
         count = len(manager.uncompleted_jobs())
@@ -281,13 +340,13 @@ def restart(
 
 
 @app.command()
-def prune() -> None:
+def prune(config: ConfigFile = None, app_name: AppName = None) -> None:
     """Delete what retention no longer keeps, now (serve also does it in the background)."""
     from sidekiq_supervisor.services.retention import Pruner
 
-    settings = load_settings()
-    engine = open_database(settings)
-    pruner = Pruner.from_settings(engine, settings)
+    apps, chosen = choose(config, app_name)
+    engine = open_ledger(apps, chosen)
+    pruner = Pruner.from_settings(engine, chosen.settings)
     with reported_failures():
         report = pruner.prune()
     typer.echo(f"deleted {report.jobs} completed jobs and {report.events} history events")

@@ -9,15 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import redis
 from sqlalchemy import Engine
 
+from sidekiq_supervisor.apps import load_apps
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import normalize_filter
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import JobStatus, micros_from_seconds
 from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, exclusion, recoverable
+from sidekiq_supervisor.services.app_ledgers import choose_app, open_app_ledger
 from sidekiq_supervisor.services.job_payloads import PayloadSeal, kept_keys
 from sidekiq_supervisor.services.ledger import JobFilter, Ledger
 from sidekiq_supervisor.services.liveness import LivenessChecker, LivenessReport
@@ -74,8 +77,24 @@ class JobManager:
 
     @classmethod
     def from_environment(cls) -> JobManager:
-        """A manager configured from the environment (``DATABASE_URL``, ``REDIS_URL``, ...)."""
-        return cls.from_settings(Settings())
+        """The default app's manager, configured from the environment (``DATABASE_URL``,
+        ``REDIS_URL``, ... and the apps of ``SUPERVISOR_CONFIG``, whose first app is the default)."""
+        return cls.for_app()
+
+    @classmethod
+    def for_app(
+        cls, name: str | None = None, *, settings: Settings | None = None, config: str | Path | None = None
+    ) -> JobManager:
+        """The manager of the app ``name`` (None: the default app) on its own ledger and Redis.
+
+        The apps are those of ``config`` (else ``SUPERVISOR_CONFIG``; without either, the one app
+        ``default``), over ``settings`` (else the environment's). Raises ``app_ledgers.UnknownApp``
+        (a ``KeyError`` naming the apps there are), ``ConfigError`` for a bad file,
+        ``SchemaNotCurrent`` before ``db upgrade``, ``LedgerOfAnotherApp`` for another app's ledger.
+        """
+        apps = load_apps(settings if settings is not None else Settings(), config)
+        app = choose_app(apps, name)
+        return cls.from_settings(app.settings, open_app_ledger(apps, app))
 
     def _jobs(
         self,

@@ -1,0 +1,62 @@
+"""Choosing one of the configured apps by name, and opening its ledger: for ``JobManager.for_app``
+and the command line (the web app opens its apps as it starts)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from sidekiq_supervisor.apps import AppConfig, Apps, ledger_schema, ledger_url
+from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.migrate import require_head, upgrade
+from sidekiq_supervisor.store.ownership import check, claim, owner
+
+
+class UnknownApp(KeyError):
+    """No configured app has the name asked for; the message lists the apps there are."""
+
+    def __init__(self, name: str, apps: Apps) -> None:
+        if apps.source is None:
+            known = f"without a configuration file (SUPERVISOR_CONFIG) the one app is {apps.default.name!r}"
+        else:
+            known = f"the apps of {apps.source} are {', '.join(apps.names)}"
+        self.message = f"no app named {name!r}: {known}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        # KeyError's own str() is the repr of its argument, quotes and all.
+        return self.message
+
+
+def choose_app(apps: Apps, name: str | None) -> AppConfig:
+    """The app called ``name`` (None: the default app, the file's first), or :class:`UnknownApp`."""
+    if name is None:
+        return apps.default
+    app = apps.get(name)
+    if app is None:
+        raise UnknownApp(name, apps)
+    return app
+
+
+def open_app_ledger(apps: Apps, app: AppConfig, *, migrate: bool = False) -> Engine:
+    """An engine on ``app``'s ledger, checked to be at head and not another app's.
+
+    With ``migrate`` (``serve`` and ``db upgrade``) the schema is created or migrated first and the
+    ledger claimed for ``app``; without, nothing is written. Raises ``SchemaNotCurrent``,
+    ``LedgerOfAnotherApp``, or SQLAlchemy's errors for a database out of reach.
+    """
+    engine = make_engine(
+        ledger_url(app, apps.default),
+        sqlite_synchronous=app.settings.sqlite_synchronous,
+        schema=ledger_schema(app, apps.default),
+    )
+    try:
+        if migrate:
+            upgrade(engine)
+            claim(engine, app.name)
+        else:
+            require_head(engine)
+            check(owner(engine), app.name)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
