@@ -40,14 +40,10 @@ def two_app_settings(base_url: str, config: Path, **more: str) -> Settings:
     return Settings(database_url=base_url, redis_url=redis_test_url(), config=str(config), **more)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def base_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture
+def base_url(unmigrated_database_url: str) -> str:
     """An empty database: a SQLite file, or a new PostgreSQL database (apps add schemas to it)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    with postgres_database(migrate=False) as url:
-        yield url
+    return unmigrated_database_url
 
 
 @pytest.fixture

@@ -287,7 +287,8 @@ def alerts(
     apps, chosen = choose(config, app_name)
     manager = JobManager.from_settings(chosen.settings, open_ledger(apps, chosen))
     try:
-        alerter = Alerter.from_settings(manager, chosen.settings)
+        # With several apps, the test message names its app, as the alert loop's messages do.
+        alerter = Alerter.from_settings(manager, chosen.settings, app=chosen.name if len(apps) > 1 else None)
         if send_test:
             queued = alerter.notifier.queue_test()
             if queued is None:

@@ -1,5 +1,5 @@
-"""Choosing one of the configured apps by name, and opening its ledger: for ``JobManager.for_app``
-and the command line (the web app opens its apps as it starts)."""
+"""Choosing one of the configured apps by name, and opening its ledger: for the web app as it
+starts, ``JobManager.for_app`` and the command line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from sidekiq_supervisor.apps import AppConfig, Apps, ledger_schema, ledger_url
 from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import require_head, upgrade
 from sidekiq_supervisor.store.ownership import check, claim, owner
+
+# Connections kept open per app on PostgreSQL (as many more may open under load).
+DEFAULT_APP_POOL = 10
+OTHER_APP_POOL = 4
 
 
 class UnknownApp(KeyError):
@@ -48,6 +52,9 @@ def open_app_ledger(apps: Apps, app: AppConfig, *, migrate: bool = False) -> Eng
         ledger_url(app, apps.default),
         sqlite_synchronous=app.settings.sqlite_synchronous,
         schema=ledger_schema(app, apps.default),
+        # On PostgreSQL, where every app's pool may share one server, only the default app keeps
+        # today's (docs/scaling.md, "Many apps on one PostgreSQL").
+        pool_size=DEFAULT_APP_POOL if app is apps.default else OTHER_APP_POOL,
     )
     try:
         if migrate:

@@ -20,8 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor import __version__
-from sidekiq_supervisor.apps import AppConfig, Apps, ledger_schema, ledger_url, load_apps
+from sidekiq_supervisor.apps import AppConfig, Apps, load_apps
 from sidekiq_supervisor.services.alerting import Alerter
+from sidekiq_supervisor.services.app_ledgers import open_app_ledger
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
@@ -41,9 +42,6 @@ from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import connection
-from sidekiq_supervisor.store.engine import make_engine
-from sidekiq_supervisor.store.migrate import upgrade
-from sidekiq_supervisor.store.ownership import claim
 from sidekiq_supervisor.web.api import ingest, jobs
 from sidekiq_supervisor.web.api.openapi_errors import (
     HEALTH_RESPONSES,
@@ -170,19 +168,7 @@ def _open_services(app: AppConfig, configured: Apps, families: InstrumentFamilie
     """One app's: its ledger (migrated and claimed), its Sidekiq Redis client, and the services
     on them, counting in ``families`` under its name."""
     settings = app.settings
-    is_default = app is configured.default
-    engine = make_engine(
-        ledger_url(app, configured.default),
-        sqlite_synchronous=settings.sqlite_synchronous,
-        schema=ledger_schema(app, configured.default),
-        pool_size=10 if is_default else 4,
-    )
-    try:
-        upgrade(engine)
-        claim(engine, app.name)
-    except BaseException:
-        engine.dispose()
-        raise
+    engine = open_app_ledger(configured, app, migrate=True)
     client = connection.connect(settings.redis_url)
     classes = ClassLabels(settings.metrics_max_classes)
     classes.update(read_recent_classes(engine))
