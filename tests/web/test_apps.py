@@ -4,6 +4,7 @@ own tokens; the unprefixed URLs are the default app's."""
 from __future__ import annotations
 
 import json
+from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,3 +232,90 @@ def test_with_several_apps_each_apps_alert_messages_name_it(base_url, tmp_path):
         receiver.stop()
     titles = sorted(json.loads(request.body)["title"] for request in receiver.received)
     assert titles == ["[supervisor billing] Test notification", "[supervisor shop] Test notification"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def basic_password(token: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + b64encode(f"sidekiq:{token}".encode()).decode()}
+
+
+# (method, path under an app's prefix, request keywords): the JSON batch of the gem, the seed's
+# form reports (the fast path), the restart action and reads.
+GUARDED_ROUTES = [
+    ("post", "/api/v1/events", {"json": {"events": [{"event": "queued", **seed_report("e1")}]}}),
+    ("post", "/api/v1/jobs", {"data": seed_report("q1")}),
+    ("post", "/api/v1/jobs/s1/started", {"data": seed_report("s1")}),
+    ("post", "/api/v1/jobs/c1/complete", {"data": seed_report("c1")}),
+    ("post", "/api/v1/jobs/restart", {"params": {"dry_run": "true"}}),
+    ("get", "/api/v1/jobs/e1/history", {}),
+    ("get", "/api/v1/stats", {}),
+    ("get", "/api/v1/durations", {}),
+]
+
+
+def test_an_apps_token_opens_each_route_of_its_own_api_and_none_of_another_apps(base_url, tmp_path):
+    config = write_config(
+        tmp_path / "apps.toml",
+        "shop",
+        "billing",
+        extra={"shop": 'api_tokens = ["shop-t0ken"]', "billing": 'api_tokens = ["billing-t0ken"]'},
+    )
+    settings = two_app_settings(base_url, config, api_token="global-t0ken")
+    with TestClient(create_app(settings)) as client:
+        for method, path, keywords in GUARDED_ROUTES:
+
+            def call(url: str, headers: dict[str, str], method: str = method, keywords: dict = keywords):
+                return getattr(client, method)(url, headers=headers, **keywords)
+
+            # Another app's token, or none: 401, on the prefixed and the unprefixed URLs alike.
+            for url, headers in (
+                (f"/apps/billing{path}", bearer("shop-t0ken")),
+                (f"/apps/billing{path}", basic_password("shop-t0ken")),
+                (f"/apps/billing{path}", {}),
+                (f"/apps/shop{path}", bearer("billing-t0ken")),
+                (path, bearer("billing-t0ken")),
+                (path, basic_password("billing-t0ken")),
+            ):
+                response = call(url, headers)
+                assert response.status_code == 401, (method, url, headers, response.text)
+                assert response.json()["error"] == "a valid API token is required", (method, url)
+            # Its own token (Bearer or the password of basic auth), or the global one: let in.
+            for url, headers in (
+                (f"/apps/billing{path}", bearer("billing-t0ken")),
+                (f"/apps/billing{path}", basic_password("billing-t0ken")),
+                (f"/apps/billing{path}", bearer("global-t0ken")),
+                (f"/apps/shop{path}", bearer("shop-t0ken")),
+                (path, bearer("shop-t0ken")),
+                (f"/apps/shop{path}", bearer("global-t0ken")),
+            ):
+                response = call(url, headers)
+                assert response.status_code in (200, 201), (method, url, headers, response.text)
+
+        # What the refused reports carried was stored nowhere else: each ledger holds the reports
+        # sent with a token it accepts, under its own prefix (or the unprefixed URLs for shop).
+        for prefix, token in (("/apps/billing", "billing-t0ken"), ("/apps/shop", "shop-t0ken")):
+            stored = client.get(f"{prefix}/api/v1/jobs", params={"status": "all"}, headers=bearer(token))
+            assert {job["jid"] for job in stored.json()["data"]} == {"e1", "q1", "s1", "c1"}
+
+
+def test_without_the_global_token_an_app_without_tokens_stays_open_and_the_other_wants_its_own(
+    base_url, tmp_path
+):
+    config = write_config(
+        tmp_path / "apps.toml", "shop", "billing", extra={"billing": 'api_tokens = ["billing-t0ken"]'}
+    )
+    with TestClient(create_app(two_app_settings(base_url, config))) as client:
+        for path in ("/api/v1/jobs", "/apps/shop/api/v1/jobs"):
+            assert client.get(path).status_code == 200
+        assert client.get("/apps/billing/api/v1/jobs").status_code == 401
+        assert client.post("/apps/billing/api/v1/jobs", data=seed_report("b1")).status_code == 401
+        assert client.post("/apps/billing/api/v1/jobs/restart").status_code == 401
+        events = {"events": [{"event": "queued", **seed_report("b2")}]}
+        assert client.post("/apps/billing/api/v1/events", json=events).status_code == 401
+        assert client.get("/apps/billing/api/v1/jobs", headers=bearer("billing-t0ken")).json()["data"] == []
+        stored = client.post("/apps/billing/api/v1/events", json=events, headers=bearer("billing-t0ken"))
+        assert stored.json()["stored"] == 1
+        assert jids(client) == set()
