@@ -5,11 +5,8 @@ and never breaks the answer."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from fastapi.testclient import TestClient
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.web.app import create_app
 from tests.conftest import REDIS_SERVER, _claim_redis_database, redis_test_url
-from tests.receivers import free_port
+from tests.receivers import free_port, silent_server
 
 LIVE = "host-a:101:0123456789ab"  # a Sidekiq process that heartbeats
 GONE = "host-b:202:ba9876543210"  # one that stopped: the jobs it started are orphaned
@@ -113,7 +110,9 @@ def seed_sidekiq(
     client.hset(LIVE, mapping={"info": json.dumps(info), "busy": busy, "beat": now, "quiet": "false"})
 
 
-def seed_ledger(client: TestClient, app: str, *, queued: int, running: int, orphaned: int, done: int) -> None:
+def seed_ledger(
+    client: TestClient, app: str, *, queued: int, running: int, orphaned: int, done: int, batch: str = "a"
+) -> None:
     """Jobs of ``app``'s ledger: some only queued, some started by the live process (after its
     last heartbeat: running), some by the process that is gone (orphaned), some complete."""
     events: list[dict[str, Any]] = []
@@ -128,13 +127,13 @@ def seed_ledger(client: TestClient, app: str, *, queued: int, running: int, orph
     for count, worker in ((queued, None), (running, LIVE), (orphaned, GONE)):
         for _ in range(count):
             number += 1
-            report("queued", f"{app}-{number}")
+            report("queued", f"{app}-{batch}{number}")
             if worker is not None:
-                report("started", f"{app}-{number}", worker)
+                report("started", f"{app}-{batch}{number}", worker)
     for _ in range(done):
         number += 1
         for kind in ("queued", "started", "complete"):
-            report(kind, f"{app}-{number}", LIVE if kind == "started" else None)
+            report(kind, f"{app}-{batch}{number}", LIVE if kind == "started" else None)
     response = client.post(f"/apps/{app}/api/v1/events", json={"events": events})
     assert response.status_code == 200, response.text
 
@@ -219,6 +218,24 @@ def test_an_unreachable_redis_is_shown_and_the_other_apps_figures_stay_right(tmp
     assert list(prefixed) == ["billing"] and prefixed["billing"]["url"] == "/apps/billing/"
 
 
+def test_each_answer_starts_the_next_reading_of_a_stale_ledger(tmp_path, shop_redis):
+    # A cache of 0 s: every reading is stale once an answer has gone out.
+    with app_client(tmp_path, {"shop": redis_test_url()}, metrics_cache_seconds=0) as client:
+        seed_ledger(client, "shop", queued=0, running=0, orphaned=1, done=0)
+        first = by_name(client.get("/api/v1/apps"))["shop"]
+        seed_ledger(client, "shop", queued=0, running=0, orphaned=2, done=0, batch="b")
+        later = by_name(client.get("/api/v1/apps"))["shop"]
+        limit = time.monotonic() + 10
+        while later["uncompleted"] != 3 and time.monotonic() < limit:
+            time.sleep(0.05)
+            later = by_name(client.get("/api/v1/apps"))["shop"]
+        page = client.get("/apps")
+    assert (first["uncompleted"], first["orphaned"]) == (1, 1)
+    assert (later["uncompleted"], later["orphaned"]) == (3, 3)
+    assert later["ledger_read_at"] > first["ledger_read_at"]
+    assert page.status_code == 200
+
+
 def test_an_app_without_redis_says_not_configured(tmp_path):
     with app_client(tmp_path, {"shop": redis_test_url(), "quiet": ""}) as client:
         apps = by_name(client.get("/api/v1/apps"))
@@ -226,33 +243,6 @@ def test_an_app_without_redis_says_not_configured(tmp_path):
     assert apps["quiet"]["redis"] == "not configured"
     assert apps["quiet"]["processed_today"] is None and apps["quiet"]["ledger"] == "ok"
     assert page.status_code == 200 and "not configured" in page.text
-
-
-@contextmanager
-def silent_server() -> Iterator[int]:
-    """A TCP server on a free port that accepts connections and never answers (a hung Redis)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for connection in held:
-            connection.close()
-        listener.close()
 
 
 # The hung Redis holds its read until the client's socket timeout (5 s), and the service's

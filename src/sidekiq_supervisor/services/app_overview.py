@@ -176,9 +176,10 @@ class AppsOverview:
         deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         return list(await asyncio.gather(*(self._check(app, deadline) for app in apps)))
 
-    def refresh_ledgers(self, apps: Sequence[AppSource]) -> None:
+    async def refresh_ledgers(self, apps: Sequence[AppSource]) -> None:
         """Start the next reading of each stale ledger (call once the answer is sent, as /metrics
-        does: a reading beside the answer would compete with it for the interpreter)."""
+        does: a reading beside the answer would compete with it for the interpreter). On the event
+        loop: the readings are its tasks."""
         for app in apps:
             app.ledger.refresh_if_stale()
 
