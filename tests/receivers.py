@@ -6,6 +6,9 @@ Apprise's ``slack://`` URL always posts to https://hooks.slack.com. Its requests
 hooks.slack.com itself, ends the TLS with a certificate made for the test (which the client trusts
 through ``REQUESTS_CA_BUNDLE``), and hands the request inside to an ``HttpReceiver``. So the real Slack plugin
 sends its real payload, and the test reads it.
+
+``silent_server`` is the other kind of peer: one that accepts connections and never answers (a hung
+Redis, say).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import email
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -254,3 +258,30 @@ def text_of(message: Message) -> str:
     payload = part.get_payload(decode=True)
     assert isinstance(payload, bytes)
     return payload.decode(part.get_content_charset() or "utf-8")
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP server on a free port that accepts connections and never answers (a hung Redis)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()

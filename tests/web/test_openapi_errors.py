@@ -70,6 +70,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/v1/alerts/test"): {401, 409, 503},
     ("GET", "/healthz"): {503},
     ("GET", "/metrics"): {401},
+    ("GET", "/api/v1/apps"): {401},
 }
 
 

@@ -42,6 +42,7 @@ from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import connection
+from sidekiq_supervisor.web.api import apps as apps_api
 from sidekiq_supervisor.web.api import ingest, jobs
 from sidekiq_supervisor.web.api.openapi_errors import (
     HEALTH_RESPONSES,
@@ -58,6 +59,7 @@ from sidekiq_supervisor.web.deps import RunningApps, Services, ServicesDep
 from sidekiq_supervisor.web.errors import install_error_handlers, retry_later
 from sidekiq_supervisor.web.monitor import router as monitor_router
 from sidekiq_supervisor.web.pages import STATIC
+from sidekiq_supervisor.web.pages import apps as apps_page
 from sidekiq_supervisor.web.pages import router as pages_router
 from sidekiq_supervisor.web.prometheus import router as prometheus_router
 from sidekiq_supervisor.web.security import PageSecurity
@@ -120,10 +122,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ingest.router)
     app.include_router(jobs.router)
+    app.include_router(apps_api.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"], responses=HEALTH_RESPONSES)
     app.include_router(prometheus_router)
     # The dashboard: pages for people, behind basic auth, CSRF checks and a strict CSP.
     app.include_router(pages_router)
+    app.include_router(apps_page.router)
     # /sidekiq: Sidekiq's own Web UI pages over its Redis (also servable alone: web.monitor).
     app.include_router(monitor_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
