@@ -451,6 +451,7 @@ ROUTES = {
     "/api/v1/liveness": {"get"},
     "/api/v1/recoveries": {"get"},
     "/api/v1/alerts": {"get"},
+    "/api/v1/apps": {"get"},
     "/api/v1/alerts/test": {"post"},
     "/healthz": {"get"},
     "/metrics": {"get"},

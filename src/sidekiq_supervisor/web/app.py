@@ -23,6 +23,8 @@ from sidekiq_supervisor import __version__
 from sidekiq_supervisor.apps import AppConfig, Apps, load_apps
 from sidekiq_supervisor.services.alerting import Alerter
 from sidekiq_supervisor.services.app_ledgers import open_app_ledger
+from sidekiq_supervisor.services.app_overview import DEADLINE_SECONDS as OVERVIEW_DEADLINE_SECONDS
+from sidekiq_supervisor.services.app_overview import AppsOverview
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
@@ -165,7 +167,12 @@ def _open_apps(settings: Settings) -> RunningApps:
             services.close()
         raise
     exporters = [services.exporter for services in opened.values()]
-    return RunningApps(opened, Exposition(multiprocess.process_collector(registry), exporters))
+    exposition = Exposition(multiprocess.process_collector(registry), exporters)
+    # Half the request deadline at most: the overview answers before the service gives up on it.
+    overview = AppsOverview(
+        deadline_seconds=min(OVERVIEW_DEADLINE_SECONDS, settings.request_timeout_seconds / 2)
+    )
+    return RunningApps(opened, exposition, overview)
 
 
 def _open_services(app: AppConfig, configured: Apps, families: InstrumentFamilies) -> Services:

@@ -9,13 +9,11 @@ Starlette's ``Mount``: the routes match the rest, and the pages build their link
 from __future__ import annotations
 
 import orjson
-from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sidekiq_supervisor.apps import APP_NAME
 from sidekiq_supervisor.web.deps import APP_SCOPE_KEY, PREFIXED_SCOPE_KEY, RunningApps
-
-PREFIX = "/apps/"
+from sidekiq_supervisor.web.paths import APPS_PREFIX, route_path
 
 
 class AppPrefix:
@@ -30,12 +28,12 @@ class AppPrefix:
         if scope["type"] not in ("http", "websocket") or apps is None:
             await self.app(scope, receive, send)  # the lifespan, or an app not started
             return
-        path = get_route_path(scope)
-        if not path.startswith(PREFIX):
+        path = route_path(scope)
+        if not path.startswith(APPS_PREFIX):
             scope[APP_SCOPE_KEY] = apps.default  # in place: the reports' hot path copies nothing
             await self.app(scope, receive, send)
             return
-        name, slash, _rest = path[len(PREFIX) :].partition("/")
+        name, slash, _rest = path[len(APPS_PREFIX) :].partition("/")
         services = apps.get(name)
         if services is None:
             if name:  # /apps/ alone is the overview's
@@ -44,7 +42,7 @@ class AppPrefix:
             scope[APP_SCOPE_KEY] = apps.default
             await self.app(scope, receive, send)
             return
-        root_path = scope.get("root_path", "") + PREFIX + name
+        root_path = scope.get("root_path", "") + APPS_PREFIX + name
         if not slash:  # /apps/NAME: its overview is /apps/NAME/
             await _redirect(root_path + "/", scope, send)
             return

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from starlette.types import Scope
 
 from sidekiq_supervisor.services.alerting import Alerter
+from sidekiq_supervisor.services.app_overview import AppsOverview
 from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.ledger import Ledger
@@ -67,6 +68,8 @@ class RunningApps:
     by_name: dict[str, Services]
     # GET /metrics' answers, for one app or all.
     exposition: Exposition
+    # The overview of apps (/apps, GET /api/v1/apps): it remembers the Redis reads under way.
+    overview: AppsOverview
 
     @property
     def default(self) -> Services:

@@ -14,6 +14,11 @@ from fastapi import Request
 from starlette._utils import get_route_path
 from starlette.types import Scope
 
+from sidekiq_supervisor.web.deps import named_app
+
+# Each app's URLs, when the supervisor watches several: /apps/NAME/... (web.app_prefix).
+APPS_PREFIX = "/apps/"
+
 
 def route_path(scope: Scope) -> str:
     """The request's path within its root path: ``/jobs`` for ``/apps/billing/jobs``."""
@@ -31,3 +36,11 @@ def root_path(scope: Scope) -> str:
 def under_root(request: Request, path: str) -> str:
     """The URL of ``path`` (a route path, with its query if any) for the browser: under the root path."""
     return root_path(request.scope) + path
+
+
+def site_root(scope: Scope) -> str:
+    """The prefix of the supervisor's own URLs (the overview of apps, /apps): the root path
+    without the ``/apps/NAME`` of the app a request is for."""
+    root = root_path(scope)
+    app = named_app(scope)
+    return root if app is None else root.removesuffix(APPS_PREFIX + app.name)

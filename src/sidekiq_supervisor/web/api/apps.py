@@ -21,7 +21,8 @@ from sidekiq_supervisor.services.app_overview import AppStatus
 from sidekiq_supervisor.web.api.auth import require_token_of_every_app
 from sidekiq_supervisor.web.api.openapi_errors import error_responses
 from sidekiq_supervisor.web.api.presenters import json_response
-from sidekiq_supervisor.web.apps_overview import app_url, overview_of, site_root, sources_of
+from sidekiq_supervisor.web.apps_overview import app_url, overview_of, sources_of
+from sidekiq_supervisor.web.paths import site_root
 
 PATH = "/api/v1/apps"
 

@@ -13,8 +13,9 @@ from fastapi.responses import HTMLResponse
 from starlette.background import BackgroundTask
 
 from sidekiq_supervisor.services.app_overview import RedisState
-from sidekiq_supervisor.web.apps_overview import overview_of, site_root, sources_of
+from sidekiq_supervisor.web.apps_overview import overview_of, sources_of
 from sidekiq_supervisor.web.pages.templating import render
+from sidekiq_supervisor.web.paths import site_root
 
 # A page (basic auth, CSP, CSRF) outside the pages' own list, which another change is rewriting:
 # web/app.py includes this router on its own.

@@ -21,8 +21,8 @@ from sidekiq_supervisor import __version__
 from sidekiq_supervisor.domain import json_text
 from sidekiq_supervisor.domain.durations import format_duration
 from sidekiq_supervisor.domain.model import datetime_from_micros
-from sidekiq_supervisor.web.deps import named_app
-from sidekiq_supervisor.web.paths import root_path, route_path
+from sidekiq_supervisor.web.deps import services_of
+from sidekiq_supervisor.web.paths import root_path, route_path, site_root
 from sidekiq_supervisor.web.security import CSRF_FIELD, csrf_token
 
 if TYPE_CHECKING:
@@ -124,14 +124,7 @@ def app_badge(request: Request) -> dict[str, str] | None:
     apps = getattr(request.app.state, "apps", None)
     if apps is None or len(apps) < 2:
         return None
-    app = named_app(request.scope)
-    name = apps.default.name if app is None else app.name
-    site = (
-        root_path(request.scope).removesuffix(f"/apps/{name}")
-        if app is not None
-        else root_path(request.scope)
-    )
-    return {"name": name, "overview": f"{site}/apps"}
+    return {"name": services_of(request.scope).name, "overview": f"{site_root(request.scope)}/apps"}
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
