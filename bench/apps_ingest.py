@@ -1,6 +1,7 @@
 """Ingest to one app of many: the seed's reports (bench/seed_reports.lua, wrk, 64 connections) to a
 real ``serve`` watching one app, then to one app of a ``serve`` watching ``--apps`` apps (a
-SUPERVISOR_CONFIG of that many, SQLite, each app its own ledger), in alternating rounds.
+SUPERVISOR_CONFIG of that many, SQLite, each app its own ledger), in rounds that alternate
+which goes first.
 
     python bench/apps_ingest.py [--apps 50] [--seconds 15] [--connections 64] [--rounds 2]
 
@@ -64,8 +65,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     runs: dict[int, list[dict[str, float]]] = {1: [], args.apps: []}
-    for _ in range(args.rounds):
-        for apps in runs:
+    for round_number in range(args.rounds):
+        # Which goes first alternates, so that a drift of the machine's load favours neither.
+        order = list(runs) if round_number % 2 == 0 else list(reversed(runs))
+        for apps in order:
             runs[apps].append(one_run(apps, args.seconds, args.connections))
     print(f"{'apps':>5}  {'reports/s':>10}  {'p50 ms':>7}  {'p99 ms':>7}  {'lost':>5}   (each round)")
     for apps, done in runs.items():
