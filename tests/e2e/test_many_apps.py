@@ -237,6 +237,18 @@ def run_two_apps(root: httpx2.Client, shop: App, billing: App, workdir: Path) ->
         assert f'href="/apps/{app.name}/sidekiq/queues"' in dashboard.text  # its links stay in the app
     assert root.get("/sidekiq/stats/queues").json() == shop.api.get("/sidekiq/stats/queues").json()
 
+    # The overview lists both, each with its own Redis's figures and its ledger's.
+    overview = {entry["name"]: entry for entry in root.get("/api/v1/apps").json()["data"]}
+    assert list(overview) == ["shop", "billing"]
+    for app in apps:
+        entry = overview[app.name]
+        assert (entry["redis"], entry["url"]) == ("ok", f"/apps/{app.name}/")
+        assert (entry["processed_today"], entry["failed_today"]) == (app.quick_jobs + 1, 1)
+        assert entry["enqueued"] == app.parked_jobs
+    page = root.get("/apps")
+    assert page.status_code == 200
+    assert 'href="/apps/shop/"' in page.text and 'href="/apps/billing/"' in page.text
+
     # A restart in one app takes that app's lost job alone and pushes it into that app's Redis
     # alone, with the times in that app's Sidekiq line's layout.
     copies = {}
