@@ -319,3 +319,9 @@ def test_without_the_global_token_an_app_without_tokens_stays_open_and_the_other
         stored = client.post("/apps/billing/api/v1/events", json=events, headers=bearer("billing-t0ken"))
         assert stored.json()["stored"] == 1
         assert jids(client) == set()
+
+
+def test_the_overview_of_every_app_names_no_one_app_in_its_header(two_apps):
+    overview = two_apps.get("/apps")
+    assert overview.status_code == 200
+    assert 'class="app-badge"' not in overview.text

@@ -122,8 +122,8 @@ def app_badge(request: Request) -> dict[str, str] | None:
     """With several apps, the name of the page's app and the URL of the overview of every app
     (the header shows both); None with one app, or outside the main app."""
     apps = getattr(request.app.state, "apps", None)
-    if apps is None or len(apps) < 2:
-        return None
+    if apps is None or len(apps) < 2 or route_path(request.scope).rstrip("/") == "/apps":
+        return None  # one app, or the overview of every app itself
     return {"name": services_of(request.scope).name, "overview": f"{site_root(request.scope)}/apps"}
 
 
