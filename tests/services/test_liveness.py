@@ -108,6 +108,22 @@ def test_the_job_manager_answers_the_liveness_question(engine, redis_client):
     assert "uncompleted" in repr(manager.uncompleted_jobs_liveness())
 
 
+def test_the_job_manager_answers_the_liveness_question_a_page_at_a_time(engine, redis_client):
+    manager = JobManager(engine, SidekiqEnqueuer(redis_client), SidekiqReader(redis_client))
+    for n in range(5):
+        start(engine, f"{n:024x}", 1.0 + n, None)
+
+    first = manager.uncompleted_jobs_liveness_page(limit=2)
+    second = manager.uncompleted_jobs_liveness_page(limit=2, cursor=first.next_cursor)
+    last = manager.uncompleted_jobs_liveness_page(limit=2, cursor=second.next_cursor)
+
+    pages = [[row.job.jid for row in page.report] for page in (first, second, last)]
+    every = [row.job.jid for row in manager.uncompleted_jobs_liveness()]
+    assert pages == [every[0:2], every[2:4], every[4:]]
+    assert last.next_cursor is None
+    assert "uncompleted" in repr(first.report)
+
+
 @pytest.mark.slow  # waits 1.5 s for the process to be taken for gone, and more
 @pytest.mark.parametrize("version", VERSIONS)
 def test_wait_decides_a_job_of_a_quiet_process_once_it_is_taken_for_gone(engine, redis_client, version):

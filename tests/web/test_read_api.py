@@ -688,6 +688,30 @@ def test_it_answers_the_liveness_of_uncompleted_jobs(client, redis_client):
     assert body["data"] == [
         {"jid": "anon", "liveness": "unknown", "reason": "no worker identity was reported"}
     ]
+    assert body["next_cursor"] is None
+    assert body["page_counts"] == {"running": 0, "retrying": 0, "orphaned": 0, "unknown": 1}
+
+
+def test_the_liveness_list_pages_newest_first_and_a_cursor_walk_returns_each_uncompleted_job_once(
+    client, redis_client
+):
+    started = [f"s{n:02}" for n in range(7)]
+    for n, jid in enumerate(started):
+        send(client, "started", jid, at=1_700_000_000 + n, arguments=["needle" if n % 2 else "hay"])
+    send(client, "queued", "waiting", at=1_700_000_100)  # never started: not uncompleted
+    send(client, "started", "done", at=1_700_000_100)
+    send(client, "complete", "done", at=1_700_000_200)
+
+    first = get(client, "/api/v1/liveness", limit=3)
+    walked = walk(client, "/api/v1/liveness", limit=3)
+    matching = walk(client, "/api/v1/liveness", limit=2, q="NEEDLE")
+
+    assert [row["jid"] for row in first["data"]] == ["s06", "s05", "s04"]
+    assert first["page_counts"] == {"running": 0, "retrying": 0, "orphaned": 0, "unknown": 3}
+    assert [row["jid"] for row in walked] == started[::-1]
+    assert [row["jid"] for row in matching] == ["s05", "s03", "s01"]
+    assert client.get("/api/v1/liveness", params={"limit": 1001}).status_code == 422
+    assert len(get(client, "/api/v1/liveness")["data"]) == 7  # default 50
 
 
 @pytest.mark.parametrize("path", ["/api/v1/jobs/%00", "/api/v1/jobs/a%00b/history", "/jobs/%00"])

@@ -44,6 +44,15 @@ class LivenessReport(list[JobLiveness]):
         return render.to_text(self)
 
 
+@dataclass(frozen=True, slots=True)
+class LivenessPage:
+    """One page of uncompleted jobs with their liveness, newest first; ``next_cursor`` fetches the
+    following page, if any."""
+
+    report: LivenessReport
+    next_cursor: int | None
+
+
 class LivenessChecker:
     """Classifies uncompleted jobs against one snapshot of Sidekiq's Redis."""
 

@@ -6,6 +6,8 @@ If the push fails, the transaction rolls back and the original stays as it was.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 from sqlalchemy import delete, literal, select
 from sqlalchemy.engine import Connection
@@ -38,6 +40,16 @@ def kept_payload(connection: Connection, jid: str) -> tuple[str | None, str | No
         select(job_payloads.c.form, job_payloads.c.payload).where(job_payloads.c.jid == jid)
     ).first()
     return (None, None) if row is None else (row.form, row.payload)
+
+
+def kept_payloads(connection: Connection, jids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+    """:func:`kept_payload` of each of ``jids`` (a few dozen) in one query; a jid without one is absent."""
+    rows = connection.execute(
+        select(job_payloads.c.jid, job_payloads.c.form, job_payloads.c.payload).where(
+            job_payloads.c.jid.in_(jids)
+        )
+    )
+    return {row.jid: (row.form, row.payload) for row in rows}
 
 
 def record_replacement(

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
+from sidekiq_supervisor.domain.liveness import Liveness
 from sidekiq_supervisor.domain.model import Selection
 from sidekiq_supervisor.domain.recovery import COUNTED_HOURS
 from sidekiq_supervisor.services.ledger import JobFilter
@@ -135,15 +136,26 @@ async def stats(ledger: LedgerDep) -> Response:
 
 
 @router.get("/liveness", responses=error_responses(401, 422, 503, describe={503: SIDEKIQ_UNAVAILABLE}))
-async def liveness(manager: ManagerDep, q: Needle = None) -> Response:
-    """Each uncompleted job with where it stands in Sidekiq (running, retrying, orphaned, unknown)."""
-    rows = await run_in_threadpool(manager.uncompleted_jobs_liveness, q)
+async def liveness(
+    manager: ManagerDep, q: Needle = None, limit: Limit = 50, cursor: Cursor = None
+) -> Response:
+    """A page of uncompleted jobs, newest first, each with where it stands in Sidekiq (running,
+    retrying, orphaned, unknown), the cursor of the next page, and how many of this page have
+    each liveness (``page_counts``; the page's only: counting every job would classify them all)."""
+    page = await run_in_threadpool(
+        partial(manager.uncompleted_jobs_liveness_page, q, limit=limit, cursor=cursor)
+    )
+    counts = dict.fromkeys((liveness.value for liveness in Liveness), 0)
+    for row in page.report:
+        counts[row.verdict.liveness.value] += 1
     return json_response(
         {
             "data": [
                 {"jid": row.job.jid, "liveness": row.verdict.liveness.value, "reason": row.verdict.reason}
-                for row in rows
-            ]
+                for row in page.report
+            ],
+            "next_cursor": page.next_cursor,
+            "page_counts": counts,
         }
     )
 
