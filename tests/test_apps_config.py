@@ -107,6 +107,10 @@ def test_on_postgresql_another_app_gets_a_schema_of_its_own_in_the_same_database
             "apps.toml:3: apps.shop.api_tokens must be a list of non-empty strings",
         ),
         ('[apps.shop]\nredis_url = "nope://x"\n', "apps.toml:2: apps.shop.redis_url:"),
+        (
+            '[apps.shop]\nredis_url = "redis://a/0"\ndatabase_schema = "my jobs"\n',
+            "apps.toml:3: apps.shop.database_schema must match",
+        ),
         ('title = "x"\n[apps.shop]\nredis_url = "redis://a/0"\n', "apps.toml:1: unknown key 'title'"),
         (
             '[apps.shop\nredis_url = "redis://a/0"\n',

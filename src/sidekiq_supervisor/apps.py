@@ -20,6 +20,9 @@ from sidekiq_supervisor.settings import Settings
 
 DEFAULT_APP = "default"
 APP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# A PostgreSQL schema the ledger's sessions name as their search path when they start: no space,
+# quote or backslash, which libpq's startup options would split or escape.
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
 # Settings that belong to the process (its HTTP server, its pages, its exporter) rather than to
 # one app; everything else a file may set per app.
 PROCESS_WIDE = frozenset(
@@ -158,10 +161,10 @@ def _app(settings: Settings, name: str, table: Any, where: _Locator) -> AppConfi
         overrides[key] = value
     tokens = _tokens(name, table.get("api_tokens", []), where)
     schema = table.get("database_schema")
-    if schema is not None and not (isinstance(schema, str) and 0 < len(schema) <= 63):
+    if schema is not None and not (isinstance(schema, str) and SCHEMA_NAME.fullmatch(schema)):
         raise ConfigError(
-            f"{where.key(name, 'database_schema')}: apps.{name}.database_schema must be a name "
-            "of 1 to 63 characters"
+            f"{where.key(name, 'database_schema')}: apps.{name}.database_schema must match "
+            f"{SCHEMA_NAME.pattern}"
         )
     try:
         # model_validate reads no environment: the process's values, then the file's for this app.
