@@ -159,6 +159,29 @@ def engine(ledger_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def second_redis_url() -> Iterator[str]:
+    """A second Redis database index of this run's own (tests of two apps, each with its Redis);
+    emptied at the end, its lock released as the run exits. Skips where TEST_REDIS_URL pins one."""
+    url = _claim_redis_database()
+    if url == redis_test_url():
+        pytest.skip("TEST_REDIS_URL names one Redis database index; these tests need two")
+    yield url
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def second_redis_client(second_redis_url: str) -> Iterator[redis.Redis]:
+    """A client on ``second_redis_url``'s database, empty before and after each test."""
+    client = redis.Redis.from_url(second_redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     """A client on the tests' own Redis database, empty before and after each test."""

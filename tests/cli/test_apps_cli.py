@@ -28,7 +28,7 @@ from sidekiq_supervisor.store.migrate import current_revision, head_revision
 from sidekiq_supervisor.store.ownership import owner
 from sidekiq_supervisor.web.app import create_app
 from tests.cli.test_cli import run_console
-from tests.conftest import _claim_redis_database, redis_test_url
+from tests.conftest import redis_test_url
 
 APPS = ("shop", "billing")
 # Each app's jobs, as (jid, events); the same jid in both apps is two jobs.
@@ -54,36 +54,12 @@ def close_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
         engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def billing_redis_url() -> Iterator[str]:
-    """A second Redis database index of this run's own, for the billing app (the shop app has
-    ``redis_test_url()``'s); emptied at the end, its lock released as the run exits."""
-    url = _claim_redis_database()
-    if url == redis_test_url():
-        pytest.skip("TEST_REDIS_URL names one Redis database index; these tests need two")
-    yield url
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
-
-
 @pytest.fixture
-def billing_redis(billing_redis_url: str) -> Iterator[redis.Redis]:
-    """A client on the billing app's Redis, empty before and after each test."""
-    client = redis.Redis.from_url(billing_redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
-def config(tmp_path: Path, billing_redis: redis.Redis, billing_redis_url: str) -> Path:
+def config(tmp_path: Path, second_redis_client: redis.Redis, second_redis_url: str) -> Path:
     """The apps file: shop (the default app) on the tests' Redis, billing on a Redis of its own."""
     path = tmp_path / "apps.toml"
     path.write_text(
-        f'[apps.shop]\nredis_url = "{redis_test_url()}"\n\n'
-        f'[apps.billing]\nredis_url = "{billing_redis_url}"\n'
+        f'[apps.shop]\nredis_url = "{redis_test_url()}"\n\n[apps.billing]\nredis_url = "{second_redis_url}"\n'
     )
     return path
 
@@ -244,13 +220,13 @@ def test_an_unknown_app_stops_with_one_line_naming_the_apps_there_are(env, confi
     assert_one_line_error(without_file, "no app named 'billing'", "without a configuration file", "default")
 
 
-def test_restart_of_one_app_pushes_into_its_redis_only(reported, redis_client, billing_redis):
+def test_restart_of_one_app_pushes_into_its_redis_only(reported, redis_client, second_redis_client):
     result = run("restart", "--yes", "--config", str(reported), "--app", "billing")
 
     assert result.exit_code == 0, result.output
     assert "restarted 1, skipped 0" in result.stdout
-    assert billing_redis.llen("queue:q") == 1
-    (pushed,) = [json.loads(item) for item in billing_redis.lrange("queue:q", 0, -1)]
+    assert second_redis_client.llen("queue:q") == 1
+    (pushed,) = [json.loads(item) for item in second_redis_client.lrange("queue:q", 0, -1)]
     assert pushed["args"] == ["billing"]
     assert redis_client.keys("*") == []  # the shop's Redis: nothing pushed
     uncompleted = run("jobs", "uncompleted", "--json", "--config", str(reported))

@@ -37,6 +37,21 @@ def write_config(path: Path, *apps: str, extra: dict[str, str] | None = None) ->
     return path
 
 
+def config_with_billing_token(tmp_path: Path) -> Path:
+    """Shop and billing, billing with an API token of its own (``billing-t0ken``)."""
+    return write_config(
+        tmp_path / "apps.toml", "shop", "billing", extra={"billing": 'api_tokens = ["billing-t0ken"]'}
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def basic_password(token: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + b64encode(f"sidekiq:{token}".encode()).decode()}
+
+
 def two_app_settings(base_url: str, config: Path, **more: str) -> Settings:
     return Settings(database_url=base_url, redis_url=redis_test_url(), config=str(config), **more)
 
@@ -119,12 +134,9 @@ def test_each_ledger_knows_its_app_and_a_reordered_file_is_refused(base_url, tmp
 
 
 def test_an_apps_tokens_open_its_own_api_only_and_the_global_token_opens_every_app(base_url, tmp_path):
-    config = write_config(
-        tmp_path / "apps.toml", "shop", "billing", extra={"billing": 'api_tokens = ["billing-t0ken"]'}
-    )
+    config = config_with_billing_token(tmp_path)
     settings = two_app_settings(base_url, config, api_token="global-t0ken")
-    billing_token = {"Authorization": "Bearer billing-t0ken"}
-    global_token = {"Authorization": "Bearer global-t0ken"}
+    billing_token, global_token = bearer("billing-t0ken"), bearer("global-t0ken")
     with TestClient(create_app(settings)) as client:
         # The fast path (a form report) and the routes (JSON, reads) alike.
         assert (
@@ -174,12 +186,9 @@ def test_on_postgresql_apps_sharing_a_database_keep_their_ledgers_in_schemas_of_
 
 
 def test_metrics_label_every_series_with_its_app_and_a_prefix_scrapes_that_app_alone(base_url, tmp_path):
-    config = write_config(
-        tmp_path / "apps.toml", "shop", "billing", extra={"billing": 'api_tokens = ["billing-t0ken"]'}
-    )
+    config = config_with_billing_token(tmp_path)
     settings = two_app_settings(base_url, config, api_token="global-t0ken")
-    global_token = {"Authorization": "Bearer global-t0ken"}
-    billing_token = {"Authorization": "Bearer billing-t0ken"}
+    billing_token, global_token = bearer("billing-t0ken"), bearer("global-t0ken")
     with TestClient(create_app(settings)) as client:
         for jid in ("b1", "b2"):
             client.post("/apps/billing/api/v1/jobs", data=seed_report(jid), headers=global_token)
@@ -232,14 +241,6 @@ def test_with_several_apps_each_apps_alert_messages_name_it(base_url, tmp_path):
         receiver.stop()
     titles = sorted(json.loads(request.body)["title"] for request in receiver.received)
     assert titles == ["[supervisor billing] Test notification", "[supervisor shop] Test notification"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def basic_password(token: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + b64encode(f"sidekiq:{token}".encode()).decode()}
 
 
 # (method, path under an app's prefix, request keywords): the JSON batch of the gem, the seed's
@@ -304,9 +305,7 @@ def test_an_apps_token_opens_each_route_of_its_own_api_and_none_of_another_apps(
 def test_without_the_global_token_an_app_without_tokens_stays_open_and_the_other_wants_its_own(
     base_url, tmp_path
 ):
-    config = write_config(
-        tmp_path / "apps.toml", "shop", "billing", extra={"billing": 'api_tokens = ["billing-t0ken"]'}
-    )
+    config = config_with_billing_token(tmp_path)
     with TestClient(create_app(two_app_settings(base_url, config))) as client:
         for path in ("/api/v1/jobs", "/apps/shop/api/v1/jobs"):
             assert client.get(path).status_code == 200

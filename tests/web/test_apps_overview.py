@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,11 @@ from fastapi.testclient import TestClient
 
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.web.app import create_app
-from tests.conftest import REDIS_SERVER, _claim_redis_database, redis_test_url
+from tests.conftest import redis_test_url
 from tests.receivers import free_port, silent_server
 
 LIVE = "host-a:101:0123456789ab"  # a Sidekiq process that heartbeats
 GONE = "host-b:202:ba9876543210"  # one that stopped: the jobs it started are orphaned
-
-
-@pytest.fixture(scope="module")
-def second_redis_url() -> Iterator[str]:
-    """A second Redis database index of this run (billing's), released at the module's end."""
-    url = _claim_redis_database()
-    yield url
-    redis.Redis.from_url(url).flushdb()
-    index = url.rsplit("/", 1)[1]
-    redis.Redis.from_url(f"{REDIS_SERVER}/0").delete(f"sidekiq-supervisor:tests:db:{index}")
 
 
 @pytest.fixture
@@ -41,13 +30,9 @@ def shop_redis(redis_client: redis.Redis) -> redis.Redis:
 
 
 @pytest.fixture
-def billing_redis(second_redis_url: str) -> Iterator[redis.Redis]:
-    """Billing's Redis, emptied before and after."""
-    client = redis.Redis.from_url(second_redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def billing_redis(second_redis_client: redis.Redis) -> redis.Redis:
+    """Billing's Redis: the run's second database index (emptied before and after)."""
+    return second_redis_client
 
 
 def write_config(path: Path, apps: dict[str, str]) -> Path:
