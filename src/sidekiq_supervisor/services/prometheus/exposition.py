@@ -135,12 +135,17 @@ class Exporter:
         self._redis_configured = redis_configured
         self._stuck_after_seconds = stuck_after_seconds
 
-    def families(self, reading: Reading) -> Iterator[Metric]:
-        """The app's metric families, labelled with its name (reads Redis: on a worker thread)."""
-        sidekiq = None
-        if self._redis_configured:
-            with contextlib.suppress(SidekiqUnavailable):
-                sidekiq = read_sidekiq_figures(self._monitor)
+    def read_sidekiq(self) -> SidekiqFigures | None:
+        """Sidekiq's figures from the app's Redis, or None when it has none or it cannot be read
+        (a few round trips: on a worker thread)."""
+        if not self._redis_configured:
+            return None
+        with contextlib.suppress(SidekiqUnavailable):
+            return read_sidekiq_figures(self._monitor)
+        return None
+
+    def families(self, reading: Reading, sidekiq: SidekiqFigures | None) -> Iterator[Metric]:
+        """The app's metric families, labelled with its name."""
         moment = Moment(reading, sidekiq, self._redis_configured, now_micros())
         scraped = ScrapeCollector(moment, stuck_after_seconds=self._stuck_after_seconds)
         return _labelled(scraped.collect(), self.app)
@@ -158,7 +163,12 @@ class Exposition:
         """The text of one scrape of ``apps`` (names of this process's apps)."""
         exporters = [self._exporters[app] for app in apps]
         readings = await asyncio.gather(*(exporter.ledger.current() for exporter in exporters))
-        return await asyncio.to_thread(self._answer, exporters, readings, frozenset(apps))  # off the loop
+        # Every app's Redis at once: a scrape of many apps waits for the slowest, not their sum
+        # (a silent Redis holds its read until the client's socket timeout).
+        figures = await asyncio.gather(*(asyncio.to_thread(exporter.read_sidekiq) for exporter in exporters))
+        moments = list(zip(exporters, readings, figures, strict=True))
+        every = self._exporters.keys() == set(apps)
+        return await asyncio.to_thread(self._answer, moments, None if every else frozenset(apps))
 
     async def answered(self, apps: Collection[str]) -> None:
         """Once a scrape's answer is sent: start the next reading of each ledger that is stale (a
@@ -172,15 +182,17 @@ class Exposition:
             await exporter.ledger.close()
 
     def _answer(
-        self, exporters: Sequence[Exporter], readings: Sequence[Reading], apps: frozenset[str]
+        self, moments: Sequence[tuple[Exporter, Reading, SidekiqFigures | None]], apps: frozenset[str] | None
     ) -> bytes:
-        """Read each app's Sidekiq Redis, then write the text (on a worker thread)."""
+        """The text of the instruments (of ``apps`` only, unless None: every app's) and each
+        app's figures (on a worker thread)."""
         build = GaugeMetricFamily("supervisor_build_info", "This sidekiq-supervisor.", labels=["version"])
         build.add_metric([__version__], 1)
         families: list[Metric] = [build]
-        families += _only_apps(self._process.collect(), apps)
-        for exporter, reading in zip(exporters, readings, strict=True):
-            families += exporter.families(reading)
+        process = self._process.collect()
+        families += process if apps is None else _only_apps(process, apps)
+        for exporter, reading, sidekiq in moments:
+            families += exporter.families(reading, sidekiq)
         return generate_latest(_Merged(families))
 
 
