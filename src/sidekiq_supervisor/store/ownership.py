@@ -3,7 +3,7 @@ opening, so that two apps never share one ledger by mistake."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.schema import ledger_app
@@ -25,6 +25,10 @@ def claim(engine: Engine, app: str) -> None:
     found = owner(engine)
     if found is None:
         with write_transaction(engine) as connection:
+            if connection.dialect.name == "postgresql":
+                # Two services started at once on a new ledger claim one after the other (SQLite's
+                # write transaction already takes its lock at BEGIN).
+                connection.execute(text("LOCK TABLE ledger_app IN SHARE ROW EXCLUSIVE MODE"))
             found = connection.execute(select(ledger_app.c.name)).scalar()
             if found is None:
                 connection.execute(insert(ledger_app).values(name=app))
