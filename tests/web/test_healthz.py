@@ -92,7 +92,7 @@ def test_a_write_lock_held_past_the_deadline_gives_503_until_it_is_released(sett
 
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
 def test_a_stopped_writer_gives_503(client: TestClient):
-    client.portal.call(client.app.state.services.writer.stop)
+    client.portal.call(client.app.state.apps.default.writer.stop)
 
     response = client.get("/healthz")
 

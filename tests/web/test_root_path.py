@@ -171,7 +171,7 @@ class Filled:
             # After the lifespan, which built the app's services: the same, with a monitor on the clock.
             apps, default = app.state.apps, app.state.apps.default
             monitor = SidekiqMonitor.from_url(self.settings.redis_url, clock=lambda: clock)
-            app.state.services = apps.by_name[default.name] = replace(default, sidekiq_monitor=monitor)
+            apps.by_name[default.name] = replace(default, sidekiq_monitor=monitor)
             try:
                 yield site
             finally:

@@ -94,7 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for services in apps:
             await services.writer.start()
         app.state.apps = apps
-        app.state.services = apps.default
         _settle_garbage_collector()
         loops = [loop for services in apps for loop in _start_loops(services)]
         try:

@@ -96,9 +96,7 @@ def services_of(scope: Scope) -> Services:
     """The Services of the app a request is for: the one its ``/apps/NAME`` prefix names, else
     the default app's."""
     services: Services | None = scope.get(APP_SCOPE_KEY)
-    if services is None:
-        services = scope["app"].state.services  # the default app's, set by the lifespan
-    return services
+    return services if services is not None else running_apps(scope).default
 
 
 def named_app(scope: Scope) -> Services | None:

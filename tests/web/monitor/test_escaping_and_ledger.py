@@ -59,7 +59,7 @@ def test_jobs_the_ledger_knows_link_to_their_page_found_in_one_query(main):
     body = {"event": "queued", "job_id": known, "job_class": "FlakyJob", "queue": "default",
             "arguments": ["ORD"], "at": time.time()}  # fmt: skip
     assert client.post("/api/v1/events", json={"events": [body]}).status_code == 200
-    engine = client.app.state.services.engine
+    engine = client.app.state.apps.default.engine
     statements: list[str] = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)

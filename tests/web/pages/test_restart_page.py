@@ -100,7 +100,7 @@ def test_redis_down_gives_a_clear_page_not_an_error(without_redis):
 def test_no_redis_configured_is_said_plainly(client, settings):
     # A manager without Sidekiq's Redis: the job page says so, and a restart fails saying why.
     started(client, "orphan1", 3600)
-    engine = client.app.state.services.engine
+    engine = client.app.state.apps.default.engine
     dashboard = Dashboard(JobManager.on(engine, None, settings))
     view = dashboard.job_view("orphan1")
     assert view.whereabouts.state is None and "no Sidekiq Redis is configured" in view.whereabouts.text

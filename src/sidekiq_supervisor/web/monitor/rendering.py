@@ -141,7 +141,7 @@ def here(request: Request) -> str:
 
 def _nav(request: Request) -> tuple[tuple[str, str], ...]:
     # Alone, the monitor app serves none of the ledger's pages, so its navigation is its own.
-    return NAV if hasattr(request.app.state, "services") else ((PREFIX, "Sidekiq"),)
+    return NAV if hasattr(request.app.state, "apps") else ((PREFIX, "Sidekiq"),)
 
 
 def render(
