@@ -7,8 +7,11 @@ migrated first (``store.migrate.upgrade``; ``--revision 0001`` loads a ledger as
 the search indexes, to measure before and after). Every job row comes with its ``job_events``
 history, and the timelines agree with it:
 
-- ~20 job classes on 5 queues; arguments are JSON arrays as Rails apps send them (ids, emails,
-  nested hashes, ActiveJob wrappers);
+- 21 job classes on 6 queues, of uneven sizes as in production: the classes' shares fall off as
+  1/rank (the busiest holds 28% of the jobs, the twentieth 1.4%), and one class on a queue of its
+  own (``RARE_CLASS`` on ``RARE_QUEUE``) holds 0.01%, so that a filter by class or queue can be
+  common or rare; arguments are JSON arrays as Rails apps send them (ids, emails, nested hashes,
+  ActiveJob wrappers);
 - exactly 0.1% of the jobs (one in 1000) carry the marker ``MARKER`` in their arguments, in
   mixed case, so ``--filter qzx-marker-7731`` matches 0.1%;
 - statuses: mostly complete (some after a failed first run), some queued and started, a few
@@ -26,6 +29,8 @@ Prints rows/s.
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import random
 import time
 from collections.abc import Iterator
@@ -60,6 +65,16 @@ CLASSES = [
     ("AbandonedCartReminderJob", "mailers", 0.5), ("SubscriptionRenewalJob", "critical", 2.5),
     ("AuditLogArchiveJob", "low", 20.0), ("GeocodeAddressJob", "default", 0.7),
 ]  # fmt: skip
+# A class and queue that hold one job in 10,000: the rare filter no other index narrows.
+RARE_CLASS, RARE_QUEUE = "LegacyFaxDeliveryJob", "fax"
+RARE_SHARE = 0.0001
+CLASSES.append((RARE_CLASS, RARE_QUEUE, 5.0))
+# Cumulative shares: 1/rank over the ordinary classes, scaled to leave RARE_SHARE to the last.
+_ranks = [1 / rank for rank in range(1, len(CLASSES))]
+CUMULATIVE_SHARES = [
+    *(share * (1 - RARE_SHARE) / sum(_ranks) for share in itertools.accumulate(_ranks)),
+    1.0,
+]
 NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
          "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "élodie"]  # fmt: skip
 DOMAINS = ["example.com", "acme.io", "globex.net", "initech.org", "umbrella.co"]
@@ -100,7 +115,7 @@ def generate(rng: random.Random, first: int, count: int, step: int) -> tuple[lis
     jobs: list[tuple] = []
     events: list[tuple] = []
     for index in range(first, first + count):
-        job_class, queue, median = CLASSES[rng.randrange(len(CLASSES))]
+        job_class, queue, median = CLASSES[bisect.bisect(CUMULATIVE_SHARES, rng.random())]
         args = orjson.dumps(arguments(rng, job_class, queue, index)).decode()
         jid = f"{rng.getrandbits(96):024x}"
         queued = START + index * step + rng.randrange(step)

@@ -9,7 +9,8 @@ uncompleted, completed, all, and the two duration lists), each HTTP read route
 ``/alerts``) and each dashboard page (``/``, ``/jobs``, a job, ``/durations`` per window,
 ``/restart``'s preview, ``/recoveries``, ``/alerts``; the app runs in-process under the ASGI
 TestClient, whose start-up migrates the ledger to head), with each filter of ``FILTERS``
-(none, the loader's 0.1% marker, a job_class, a queue, a job_class with the marker), it times
+(none, the loader's 0.1% marker, a job_class, a queue, a job_class with the marker, and the
+loader's rare class and rare queue of 0.01%), it times
 the first page (50 rows), the second page through the cursor, the exact count, the estimated
 count (when the ledger offers one) and the duration summary. "cold" is the first run in this
 process (whatever the OS page cache holds); "warm" is the median of the next ``--runs``. A
@@ -46,6 +47,9 @@ FILTERS: dict[str, dict[str, str]] = {
     "class": {"job_class": "ChargeCardJob"},
     "queue": {"queue": "reports"},
     "cls+.1%": {"filter": MARKER, "job_class": "ChargeCardJob"},
+    # bench/load_ledger.py's class and queue of 0.01% of the jobs: rare filters no index narrows.
+    "rareCls": {"job_class": "LegacyFaxDeliveryJob"},
+    "rareQ": {"queue": "fax"},
 }
 LISTS = ["queued_jobs", "uncompleted_jobs", "completed_jobs", "all_jobs"]
 DURATIONS = {"queued_to_completion_duration": "queued", "completed_jobs_duration": "started"}

@@ -55,6 +55,9 @@ jobs = Table(
     Index(None, "status", "id"),
     # The job_class filter of the lists and the per-class duration views.
     Index(None, "job_class", "id"),
+    # The queue filter of the lists and counts (0014): written once per job, as a job's queue
+    # never changes.
+    Index(None, "queue", "id"),
     # Counts of one class's jobs of a status, from index entries alone (0011).
     Index("ix_jobs_job_class_status", "job_class", "status"),
     # Uncompleted jobs by start, oldest first (the overview's long-running jobs, the alerts): the
