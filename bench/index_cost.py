@@ -1,0 +1,103 @@
+"""What one index of the jobs table costs the writer, measured apart from HTTP and other load.
+
+    python bench/index_cost.py --index ix_jobs_queue_id [--jobs 30000] [--batch 32] [--prefill 200000]
+                               [--database-url postgresql+psycopg://postgres@127.0.0.1/DB]
+
+Two ledgers at head, one without ``--index``, are prefilled with the same jobs (so the
+indexes are of a realistic depth) and then take the same seed-shaped reports (each job's queued,
+started and complete report, jobs interleaved as the writer's groups hold them) through
+``store.writer.write_reports``, a group of ``--batch`` reports per transaction, the two ledgers
+alternating group by group (each first in turn) so that whatever else runs on the machine falls on both alike. It
+prints the writer thread's CPU per report on each (``time.thread_time``), median of the groups,
+and the difference. SQLite runs with ``synchronous=OFF`` so that the disk's flushes do not hide
+the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from sidekiq_supervisor.domain.model import EventKind, Report
+from sidekiq_supervisor.store.engine import make_engine, write_transaction
+from sidekiq_supervisor.store.migrate import upgrade
+from sidekiq_supervisor.store.writer import write_reports
+
+T0 = 1_780_000_000_000_000
+CLASSES = [(f"Job{n}", f"queue{n % 6}") for n in range(20)]
+
+
+def reports(first: int, count: int, rng: random.Random) -> list[Report]:
+    """Each job's three reports; jobs overlap, as they do in a writer's group."""
+    out = []
+    for index in range(first, first + count):
+        job_class, queue = CLASSES[rng.randrange(len(CLASSES))]
+        jid, at, arguments = f"{index:024x}", T0 + index * 1000, f'[{index},"user{index}@example.com"]'
+        for step, kind in enumerate((EventKind.QUEUED, EventKind.STARTED, EventKind.COMPLETE)):
+            out.append(Report(jid, kind, at + step * 500, job_class, queue, arguments))
+    # A job's reports three groups apart at most, as reports from several Sidekiq threads arrive.
+    return sorted(out, key=lambda report: (report.at // 1500, rng.random()))
+
+
+def ledger(url: str | None, name: str, drop: str | None, folder: Path) -> Engine:
+    engine = make_engine(url or f"sqlite:///{folder / name}.db", sqlite_synchronous="OFF")
+    upgrade(engine)
+    if drop:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP INDEX {drop}")
+    return engine
+
+
+def write(engine: Engine, group: list[Report]) -> float:
+    began = time.thread_time()
+    with write_transaction(engine) as connection:
+        write_reports(connection, group, T0)
+    return time.thread_time() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", required=True, help="the index to measure (dropped from one ledger)")
+    parser.add_argument("--jobs", type=int, default=30_000)
+    parser.add_argument("--batch", type=int, default=32, help="reports per transaction")
+    parser.add_argument("--prefill", type=int, default=200_000, help="jobs in each ledger before timing")
+    parser.add_argument("--database-url", help="a PostgreSQL URL (two schemas are not used: the database "
+                        "is emptied and used for the ledger without the index; the one with it is "
+                        "URL + '_with')")  # fmt: skip
+    args = parser.parse_args()
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as folder:
+        with_url = args.database_url and f"{args.database_url}_with"
+        engines = {
+            "with": ledger(with_url, "with", None, Path(folder)),
+            "without": ledger(args.database_url, "without", args.index, Path(folder)),
+        }
+        prefill = reports(0, args.prefill, random.Random(1))
+        for engine in engines.values():
+            for start in range(0, len(prefill), 3000):
+                write(engine, prefill[start : start + 3000])
+        timed = reports(args.prefill, args.jobs, rng)
+        spent: dict[str, list[float]] = {name: [] for name in engines}
+        for number, start in enumerate(range(0, len(timed), args.batch)):
+            group = timed[start : start + args.batch]
+            # Each goes first every other group: the second runs with the first's work in the caches.
+            for name, engine in sorted(engines.items(), reverse=number % 2 == 1):
+                spent[name].append(write(engine, group) / len(group) * 1e6)
+        for engine in engines.values():
+            engine.dispose()
+    medians = {name: statistics.median(values) for name, values in spent.items()}
+    means = {name: statistics.fmean(values) for name, values in spent.items()}
+    for name in engines:
+        print(f"{name:8} {args.index}: {medians[name]:6.1f} µs/report median, {means[name]:6.1f} mean")
+    print(f"the index costs {medians['with'] - medians['without']:+.1f} µs/report (median), "
+          f"{means['with'] - means['without']:+.1f} (mean), of {len(timed):,} reports in groups of {args.batch}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
