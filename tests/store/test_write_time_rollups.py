@@ -425,3 +425,20 @@ def rollup_tables(item, name, kind, reflected, compare_to) -> bool:
     """The objects of the roll-ups' migrations, for a comparison with ``store.schema``."""
     table = name if kind == "table" else item.table.name
     return table in {"duration_rollups", "event_counts"} or name == "ix_jobs_started_at_uncompleted"
+
+
+def test_a_class_and_a_queue_of_the_longest_names_fit_the_key_and_a_separator_in_them_splits_nothing(engine):
+    longest = "C" * 254 + "|"
+    reports = []
+    for n, (job_class, queue) in enumerate([(longest, "|" + "Q" * 254), ("C|x", "q"), ("C", "x|q")]):
+        reports += [
+            Report(f"long-{n}", EventKind.STARTED, T0, job_class, queue, "[]"),
+            Report(f"long-{n}", EventKind.COMPLETE, T0 + (n + 1) * SECOND, job_class, queue, "[]"),
+        ]
+    write(engine, reports)
+
+    assert_rollups_match(engine)
+    with engine.connect() as connection:
+        for job_class, queue, seconds in ((longest, "|" + "Q" * 254, 1), ("C|x", "q", 2), ("C", "x|q", 3)):
+            summary = rollup_summary(connection, Grain.ALL, DurationOrigin.STARTED, job_class, queue)
+            assert (summary.count, summary.max) == (1, timedelta(seconds=seconds))
