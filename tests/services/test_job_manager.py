@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, timedelta
 from itertools import islice
 
@@ -175,7 +176,12 @@ def test_a_duration_summary_matches_the_in_memory_summary_of_the_same_durations(
     assert rolled.percentiles_estimated is True
     assert (rolled.count, rolled.mean, rolled.max) == (exact.count, exact.mean, exact.max)
     assert seeded.completed_jobs_duration("alice").summary() == summarize([5 * SECOND])
-    assert seeded.completed_jobs_duration(queue="mail").summary() == summarize([1 * SECOND])
+    # A queue's summary comes from the roll-ups too (they are per class and queue): a single
+    # duration's estimated percentiles are that duration.
+    by_queue = seeded.completed_jobs_duration(queue="mail")
+    assert by_queue.summary(exact=True) == summarize([1 * SECOND])
+    assert by_queue.summary() == replace(summarize([1 * SECOND]), percentiles_estimated=True)
+    assert len(by_queue) == 1
     assert seeded.queued_to_completion_duration("nobody").summary() == DurationSummary.empty()
 
 

@@ -222,8 +222,9 @@ def durations(
 ) -> None:
     """Completed jobs with how long they took, and a summary (count, mean, p50, p95, p99, max).
 
-    Without a filter (or with a class only) the summary comes from the roll-ups at once:
-    percentiles estimated, at most 19% high; ``--exact`` computes it from the jobs."""
+    Without an arguments filter (of every class, a class, a queue or both) the summary comes from
+    the roll-ups at once: percentiles estimated, at most 19% high; ``--exact`` computes it from
+    the jobs."""
     manager = open_manager(config, app_name)
     question = (
         manager.queued_to_completion_duration

@@ -1,13 +1,16 @@
 """What a completed job adds to the duration roll-ups, and how the roll-ups add up.
 
 The roll-ups answer the duration questions of the pages, the API and the console at once, however
-many jobs the ledger holds: per job class, origin (queued or started, the seed's two questions) and
-period of completion, the count, sum and maximum of the durations and their histogram
-(``domain.histogram``). Each kept completed job counts in three periods: the hour and the day of
-its completion, and ``all`` (every kept job of the class). A job whose timeline changes after it
-completed (a late report) moves: its old durations go out and its new ones in. When retention
-deletes a job, its durations move from those three to ``pruned`` (every deleted job of the
-class), so each job counts once among the kept and once in all.
+many jobs the ledger holds: per job class and queue, origin (queued or started, the seed's two
+questions) and period of completion, the count, sum and maximum of the durations and their
+histogram (``domain.histogram``). A class nearly always runs on one queue, so keying by both costs
+the writer no more rows than keying by class: a summary of a class sums its queues, one of a queue
+sums its classes. Each kept completed job counts in three periods: the hour and the day of its
+completion, and ``all`` (every kept job of the class and queue). A job whose timeline changes
+after it completed (a late report) moves: its old durations go out and its new ones in. When
+retention deletes a job, its durations move from those three to ``pruned`` (every deleted job of
+the class and queue), so each job counts once among the kept and once in all. Jobs deleted before
+the roll-ups had queues (migration 0012) are kept under ``UNKNOWN_QUEUE``.
 
 Counts, sums and means are exact; percentiles are estimated from the histogram (at most 19% above
 the true value). A maximum only grows: a job taken out leaves it as it was, so the maximum of a
@@ -38,6 +41,10 @@ class Grain(StrEnum):
     PRUNED = "pruned"
 
 
+# The queue of the pruned roll-ups of jobs deleted before roll-ups were kept per queue (migration
+# 0012): their queue is gone with their rows. No job has it: a reported queue is never empty.
+UNKNOWN_QUEUE = ""
+
 # Where a kept job counts; a deleted one counts in PRUNED alone.
 KEPT_GRAINS = (Grain.HOUR, Grain.DAY, Grain.ALL)
 GRAIN_MICROS: dict[Grain, Micros] = {Grain.HOUR: HOUR, Grain.DAY: DAY}
@@ -45,17 +52,24 @@ GRAIN_MICROS: dict[Grain, Micros] = {Grain.HOUR: HOUR, Grain.DAY: DAY}
 
 @dataclass(frozen=True, slots=True, order=True)
 class RollupKey:
-    """One roll-up: a class's durations from ``origin``, completed in the period from ``start``."""
+    """One roll-up: the durations from ``origin`` of a class's jobs on a queue, completed in the
+    period from ``start``."""
 
     grain: Grain
     start: Micros
     job_class: str
+    queue: str
     origin: DurationOrigin
 
     @property
     def text(self) -> str:
-        """The key as one string (the table's primary key): grain, start, origin and class."""
-        return f"{self.grain.value}|{self.start}|{self.origin.value}|{self.job_class}"
+        """The key as one string (the table's primary key): grain, start, origin, class and queue.
+        The class's length goes first, so that no class or queue name, whatever it holds, can
+        make two keys one."""
+        return (
+            f"{self.grain.value}|{self.start}|{self.origin.value}|"
+            f"{len(self.job_class)}|{self.job_class}|{self.queue}"
+        )
 
 
 @dataclass(slots=True)
@@ -135,10 +149,10 @@ def period_start(grain: Grain, at: Micros) -> Micros:
 
 
 def contributions(
-    job_class: str, timeline: Timeline | None, grains: tuple[Grain, ...] = KEPT_GRAINS
+    job_class: str, queue: str, timeline: Timeline | None, grains: tuple[Grain, ...] = KEPT_GRAINS
 ) -> list[tuple[RollupKey, Micros]]:
-    """Where a job's durations count: none unless it is complete, else each known duration in
-    each period of its completion, of each of ``grains``."""
+    """Where a job of ``job_class`` on ``queue`` counts its durations: nowhere unless it is
+    complete, else each known duration in each period of its completion, of each of ``grains``."""
     if timeline is None or timeline.completed_at is None or status_of(timeline) is not JobStatus.COMPLETE:
         return []
     found = []
@@ -147,18 +161,20 @@ def contributions(
         if micros is None:
             continue
         for grain in grains:
-            key = RollupKey(grain, period_start(grain, timeline.completed_at), job_class, origin)
+            key = RollupKey(grain, period_start(grain, timeline.completed_at), job_class, queue, origin)
             found.append((key, micros))
     return found
 
 
-def changes(jobs: Iterable[tuple[str, Timeline | None, Timeline | None]]) -> dict[RollupKey, Tally]:
+def changes(
+    jobs: Iterable[tuple[str, str, Timeline | None, Timeline | None]],
+) -> dict[RollupKey, Tally]:
     """The changes to the roll-ups of jobs going from one timeline to another: ``(job_class,
-    before, after)``, ``None`` for a job not (or no longer) kept. Keys with no net change are left
-    out."""
+    queue, before, after)``, ``None`` for a job not (or no longer) kept. Keys with no net change
+    are left out."""
     found: dict[RollupKey, Tally] = {}
-    for job_class, before, after in jobs:
-        out, into = contributions(job_class, before), contributions(job_class, after)
+    for job_class, queue, before, after in jobs:
+        out, into = contributions(job_class, queue, before), contributions(job_class, queue, after)
         if out == into:
             continue
         for sign, counted in ((-1, out), (1, into)):
@@ -167,12 +183,12 @@ def changes(jobs: Iterable[tuple[str, Timeline | None, Timeline | None]]) -> dic
     return {key: tally for key, tally in found.items() if not tally.is_empty()}
 
 
-def pruned(jobs: Iterable[tuple[str, Timeline]]) -> dict[RollupKey, Tally]:
-    """The changes of retention deleting completed jobs ``(job_class, timeline)``: their durations
-    go out of the kept periods and into ``pruned``."""
+def pruned(jobs: Iterable[tuple[str, str, Timeline]]) -> dict[RollupKey, Tally]:
+    """The changes of retention deleting completed jobs ``(job_class, queue, timeline)``: their
+    durations go out of the kept periods and into ``pruned``."""
     found: dict[RollupKey, Tally] = {}
-    for job_class, timeline in jobs:
+    for job_class, queue, timeline in jobs:
         for sign, grains in ((-1, KEPT_GRAINS), (1, (Grain.PRUNED,))):
-            for key, micros in contributions(job_class, timeline, grains):
+            for key, micros in contributions(job_class, queue, timeline, grains):
                 found.setdefault(key, Tally()).add(micros, sign)
     return found

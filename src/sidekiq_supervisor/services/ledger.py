@@ -23,7 +23,7 @@ from sidekiq_supervisor.store.figures import jobs_per_status
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 from sidekiq_supervisor.store.restarts import kept_payload
-from sidekiq_supervisor.store.rollups import rollup_summary
+from sidekiq_supervisor.store.rollups import kept_count, rollup_summary
 
 __all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
 
@@ -63,13 +63,27 @@ class Page:
 
 
 def _rolled_up(job_filter: JobFilter) -> bool:
-    """Whether the roll-ups hold the answer: all completed jobs, or one class's."""
+    """Whether the roll-ups hold the answer: all completed jobs, or those of a class, a queue, or
+    a class on a queue (the roll-ups' key). They keep no arguments to match a needle against,
+    and no start to compare with ``started_before``."""
     return (
         job_filter.needle is None
-        and job_filter.queue is None
         and job_filter.started_before is None
         and job_filter.status in (None, JobStatus.COMPLETE)
     )
+
+
+def _counted_by_rollups(job_filter: JobFilter) -> bool:
+    """Whether the roll-ups' count is the exact count of the matching jobs by definition.
+
+    A duration list's jobs are those whose status is ``complete`` and whose time of the origin
+    is known (``queries._conditions``). The ``all`` roll-ups count each kept job that is complete
+    by its timeline, has a completion, and has a duration from that origin, i.e. a known time of
+    the origin (``domain.rollups.contributions``). The writer stores the status its timeline
+    gives, and a complete timeline has a completion, so the two are the same jobs; the writer and
+    retention change the roll-ups in the transactions that change the jobs.
+    """
+    return job_filter.duration_from is not None and _rolled_up(job_filter)
 
 
 def storable(text: str) -> bool:
@@ -104,16 +118,27 @@ class Ledger:
             cursor = page.next_cursor
 
     def count(self, job_filter: JobFilter) -> int:
-        """The exact number of matching jobs."""
+        """The exact number of matching jobs (of a duration list with no needle nor
+        ``started_before``, read from the roll-ups, which count the same jobs)."""
         with self.engine.connect() as connection:
+            if _counted_by_rollups(job_filter):
+                return self._rolled_up_count(connection, job_filter)
             return queries.count_jobs(connection, job_filter)
+
+    @staticmethod
+    def _rolled_up_count(connection: Connection, job_filter: JobFilter) -> int:
+        assert job_filter.duration_from is not None  # _counted_by_rollups said so
+        return kept_count(connection, job_filter.duration_from, job_filter.job_class, job_filter.queue)
 
     def estimated_count(self, job_filter: JobFilter, *, budget_ms: int = EXACT_COUNT_BUDGET_MS) -> Count:
         """The exact count when it takes at most ``budget_ms``, else an estimate marked as one.
 
-        Only PostgreSQL estimates (from its planner's statistics); SQLite always counts.
+        Only PostgreSQL estimates (from its planner's statistics); SQLite always counts. A duration
+        list's count that the roll-ups hold is exact at once (see ``count``).
         """
         with self.engine.connect() as connection:
+            if _counted_by_rollups(job_filter):
+                return Count(self._rolled_up_count(connection, job_filter), estimated=False)
             return queries.count_or_estimate(connection, job_filter, budget_ms=budget_ms)
 
     def get(self, jid: str) -> StoredJob | None:
@@ -185,15 +210,16 @@ class Ledger:
     ) -> DurationSummary:
         """Summary of the durations from ``origin`` to completion of the matching jobs.
 
-        Of every completed job, or of one class's, it is read from the roll-ups the writer keeps
-        (``domain.rollups``) at once, however many jobs there are: count and mean exact,
-        percentiles estimated (``percentiles_estimated``), unless ``exact``. Otherwise exact when
-        it takes at most ``budget_ms`` (always on SQLite); else, on PostgreSQL, an estimate from a
-        random sample of the jobs, marked ``estimated``. A budget of 0 goes straight to the sample.
+        Of every completed job, or of those of a class, a queue or a class on a queue, it is read
+        from the roll-ups the writer keeps (``domain.rollups``) at once, however many jobs there
+        are: count and mean exact, percentiles estimated (``percentiles_estimated``), unless
+        ``exact``. Otherwise (an arguments filter) exact when it takes at most ``budget_ms``
+        (always on SQLite); else, on PostgreSQL, an estimate from a random sample of the jobs,
+        marked ``estimated``. A budget of 0 goes straight to the sample.
         """
         if not exact and _rolled_up(job_filter):
             with self.engine.connect() as connection:
-                return rollup_summary(connection, Grain.ALL, origin, job_filter.job_class)
+                return rollup_summary(connection, Grain.ALL, origin, job_filter.job_class, job_filter.queue)
         with self.engine.connect() as connection:
             within = queries.duration_summary_within(connection, origin, job_filter, budget_ms=budget_ms)
             if within is not None:

@@ -199,10 +199,11 @@ class DurationList(JobList):
     def summary(self, *, exact: bool = False) -> PrintedSummary:
         """Count, mean, p50, p95, p99 and max over every job in the answer.
 
-        Of all completed jobs or one class's, at once from the roll-ups: count and mean exact,
-        percentiles estimated (``percentiles_estimated``), unless ``exact``. Otherwise exact, or on
-        PostgreSQL, when the exact figures would take over about a second, an estimate from a
-        random sample of the jobs (``estimated`` says which).
+        Without an arguments filter (all completed jobs, or those of a class, a queue or both), at
+        once from the roll-ups: count and mean exact, percentiles estimated
+        (``percentiles_estimated``), unless ``exact``. Otherwise exact, or on PostgreSQL, when the
+        exact figures would take over about a second, an estimate from a random sample of the
+        jobs (``estimated`` says which).
         """
         return PrintedSummary.of(self._ledger.duration_summary(self.origin, self.filter, exact=exact))
 

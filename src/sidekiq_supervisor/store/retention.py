@@ -54,7 +54,13 @@ def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int,
     """Delete (after rolling up) the completed jobs among the next ``limit`` that ended before ``cutoff``."""
     query = (
         select(
-            jobs.c.id, jobs.c.jid, jobs.c.job_class, jobs.c.queued_at, jobs.c.started_at, jobs.c.completed_at
+            jobs.c.id,
+            jobs.c.jid,
+            jobs.c.job_class,
+            jobs.c.queue,
+            jobs.c.queued_at,
+            jobs.c.started_at,
+            jobs.c.completed_at,
         )
         .where(jobs.c.status == JobStatus.COMPLETE.value, jobs.c.id > after_id)
         .order_by(jobs.c.id)
@@ -70,7 +76,8 @@ def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int,
     old = [row for row in due if row.jid not in fresh]
     if old:
         timelines = (
-            (row.job_class, Timeline(row.queued_at, row.started_at, row.completed_at)) for row in old
+            (row.job_class, row.queue, Timeline(row.queued_at, row.started_at, row.completed_at))
+            for row in old
         )
         apply_changes(connection, rollups.pruned(timelines))
         jids = [row.jid for row in old]

@@ -1,6 +1,7 @@
 """The duration roll-ups (``duration_rollups``, ``domain.rollups``): the writer counts a job in the
 transaction that stores its completion, and retention moves it to the ``pruned`` grain in the one
-that deletes its row. The pages, the API and the console read their duration summaries here.
+that deletes its row. The pages, the API and the console read their duration summaries here: of
+every job, a class, a queue, or a class on a queue (rows are per class and queue, and add up).
 
 A summary over roll-ups has an exact count and mean, and percentiles estimated from the
 histograms (``domain.histogram``): answers built on them say so.
@@ -25,6 +26,7 @@ ROLLUP_COLUMNS = [
     "grain",
     "start",
     "job_class",
+    "queue",
     "origin",
     "count",
     "total_micros",
@@ -53,7 +55,8 @@ def _apply_chunk(connection: Connection, keys: list[RollupKey], changes: Mapping
     # A row must exist before it can be locked: two writers counting a period's first job would
     # otherwise both insert it, and one count would be lost.
     empty = [
-        (key.text, key.grain.value, key.start, key.job_class, key.origin.value, 0, 0, 0, "{}") for key in keys
+        (key.text, key.grain.value, key.start, key.job_class, key.queue, key.origin.value, 0, 0, 0, "{}")
+        for key in keys
     ]
     insert_ignoring_conflicts(
         connection, duration_rollups, ROLLUP_COLUMNS, empty, conflict=["key"], returning=["key"]
@@ -83,14 +86,16 @@ def class_tallies(
     since: Micros | None = None,
     *,
     job_class: str | None = None,
+    queue: str | None = None,
     origin: DurationOrigin | None = None,
 ) -> dict[ClassOrigin, Tally]:
-    """Per class and origin, the tally of the periods of ``grain`` from ``since`` on.
+    """Per class and origin, the tally of the periods of ``grain`` from ``since`` on, summed over
+    the class's queues (over ``queue`` alone when given).
 
     For ``Grain.ALL``, each maximum is the longest of the class's days: the ``all`` row's own
     keeps a deleted job's duration, a day row goes with its day's jobs.
     """
-    conditions = _of(grain, job_class, origin)
+    conditions = _of(grain, job_class, queue, origin)
     if since is not None:
         conditions.append(duration_rollups.c.start >= since)
     query = select(
@@ -107,20 +112,20 @@ def class_tallies(
         tally = Tally(count, total, longest, _histogram(histogram))
         found[key] = found[key].plus(tally) if key in found else tally
     if grain is Grain.ALL and found:
-        for key, longest in _longest_per_day(connection, job_class, origin).items():
+        for key, longest in _longest_per_day(connection, job_class, queue, origin).items():
             if key in found:
                 found[key].longest = longest
     return found
 
 
 def _longest_per_day(
-    connection: Connection, job_class: str | None, origin: DurationOrigin | None
+    connection: Connection, job_class: str | None, queue: str | None, origin: DurationOrigin | None
 ) -> dict[ClassOrigin, Micros]:
     query = (
         select(
             duration_rollups.c.job_class, duration_rollups.c.origin, func.max(duration_rollups.c.max_micros)
         )
-        .where(*_of(Grain.DAY, job_class, origin))
+        .where(*_of(Grain.DAY, job_class, queue, origin))
         .group_by(duration_rollups.c.job_class, duration_rollups.c.origin)
     )
     return {
@@ -129,11 +134,15 @@ def _longest_per_day(
     }
 
 
-def _of(grain: Grain, job_class: str | None, origin: DurationOrigin | None) -> list[ColumnElement[bool]]:
-    """The conditions for the rows of ``grain``, of one class and one origin when given."""
+def _of(
+    grain: Grain, job_class: str | None, queue: str | None, origin: DurationOrigin | None
+) -> list[ColumnElement[bool]]:
+    """The conditions for the rows of ``grain``, of one class, one queue and one origin when given."""
     conditions = [duration_rollups.c.grain == grain.value]
     if job_class is not None:
         conditions.append(duration_rollups.c.job_class == job_class)
+    if queue is not None:
+        conditions.append(duration_rollups.c.queue == queue)
     if origin is not None:
         conditions.append(duration_rollups.c.origin == origin.value)
     return conditions
@@ -144,12 +153,29 @@ def _dumped(histogram: Histogram) -> str:
 
 
 def rollup_summary(
-    connection: Connection, grain: Grain, origin: DurationOrigin, job_class: str | None = None
+    connection: Connection,
+    grain: Grain,
+    origin: DurationOrigin,
+    job_class: str | None = None,
+    queue: str | None = None,
 ) -> DurationSummary:
     """The estimated summary of the durations from ``origin`` held by the roll-ups of ``grain``
-    (``ALL``: the kept jobs, ``PRUNED``: those retention deleted), of one class or all."""
-    tallies = class_tallies(connection, grain, job_class=job_class, origin=origin)
+    (``ALL``: the kept jobs, ``PRUNED``: those retention deleted), of one class, one queue, both
+    or all."""
+    tallies = class_tallies(connection, grain, job_class=job_class, queue=queue, origin=origin)
     return summed(tallies.values()).summary()
+
+
+def kept_count(
+    connection: Connection, origin: DurationOrigin, job_class: str | None = None, queue: str | None = None
+) -> int:
+    """How many kept jobs the roll-ups count a duration from ``origin`` of (of one class, one
+    queue, both or all): the complete jobs whose ``origin`` time is known, as stored now (the
+    writer and retention change the roll-ups in the transactions that change the jobs)."""
+    total = select(func.coalesce(func.sum(duration_rollups.c["count"]), 0)).where(
+        *_of(Grain.ALL, job_class, queue, origin)
+    )
+    return int(connection.execute(total).scalar_one())
 
 
 def _histogram(stored: str) -> Histogram:

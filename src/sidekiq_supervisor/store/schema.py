@@ -104,13 +104,15 @@ duration_rollups = Table(
     metadata,
     # Completed jobs' durations, counted as each completion is stored (domain.rollups): per period
     # (grain "hour", "day" or "all" of the kept jobs, from ``start``; "pruned", the jobs retention
-    # deleted), class and origin, the count, sum and maximum and the histogram (JSON
-    # {bucket: count}, domain.histogram).
-    # The key joins grain, start, origin and class: one column for the writer's bulk statements.
-    Column("key", String(300), primary_key=True),
+    # deleted), class, queue and origin, the count, sum and maximum and the histogram (JSON
+    # {bucket: count}, domain.histogram). Jobs pruned before 0012 have the queue "" (unknown).
+    # The key joins grain, start, origin, class and queue (RollupKey.text): one column for the
+    # writer's bulk statements, long enough for a class and a queue of 255 characters each.
+    Column("key", String(600), primary_key=True),
     Column("grain", String(8), nullable=False),
     Column("start", BigInteger, nullable=False),
     Column("job_class", String(255), nullable=False),
+    Column("queue", String(255), nullable=False),
     Column("origin", String(8), nullable=False),
     Column("count", BigInteger, nullable=False),
     Column("total_micros", BigInteger, nullable=False),

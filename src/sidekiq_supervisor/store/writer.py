@@ -77,7 +77,8 @@ def write_reports(
     changed = [rows[jid] for jid in sorted({reports[i].jid for i in fresh})]
     _update_jobs(connection, changed)
     apply_changes(
-        connection, rollups.changes((job.job_class, before[job.jid], job.timeline) for job in changed)
+        connection,
+        rollups.changes((job.job_class, job.queue, before[job.jid], job.timeline) for job in changed),
     )
     return _results(reports, rows, created, fresh, before)
 

@@ -99,14 +99,16 @@ async def durations(
     cursor: Cursor = None,
     summary: bool = True,
     exact: Annotated[
-        bool, Query(description="An exact summary of every class or one class (slow at millions of jobs).")
+        bool,
+        Query(description="An exact summary without an arguments filter (slow at millions of jobs)."),
     ] = False,
 ) -> Response:
     """Completed jobs with their durations from ``from`` (queued or started) to completion.
 
-    The summary of every completed job (or one class's) comes from the roll-ups at once: count
-    and mean exact, percentiles estimated (``"percentiles_estimated": true``); ``exact=true``
-    computes it from the jobs instead. Other filters are summarised from the matching jobs."""
+    Without an arguments filter (``q``), the summary (of every completed job, or of a class, a
+    queue or both) comes from the roll-ups at once: count and mean exact, percentiles estimated
+    (``"percentiles_estimated": true``); ``exact=true`` computes it from the jobs instead. An
+    arguments filter is summarised from the matching jobs."""
     job_filter = JobFilter(needle=q or None, job_class=job_class, queue=queue, duration_from=origin)
     page = await run_in_threadpool(ledger.page, job_filter, limit=limit, cursor=cursor)
     body: dict[str, object] = {
@@ -118,8 +120,8 @@ async def durations(
         body["summary"] = summary_document(
             await run_in_threadpool(partial(ledger.duration_summary, origin, job_filter, exact=exact))
         )
-        # Pruned jobs live on per class and hour only: no summary of them for an arguments or
-        # queue filter.
+        # Pruned jobs live on per class and queue only, and those pruned before 0012 without their
+        # queue: no summary of them for an arguments or queue filter.
         pruned = None
         if q is None and queue is None:
             pruned = summary_document(await run_in_threadpool(ledger.pruned_summary, origin, job_class))

@@ -15,20 +15,17 @@ Create Date: 2026-12-04
 
 from __future__ import annotations
 
-import orjson
 import sqlalchemy as sa
 from alembic import op
 
 from sidekiq_supervisor.domain import rollups
-from sidekiq_supervisor.domain.durations import DurationOrigin
-from sidekiq_supervisor.domain.model import Timeline
+from sidekiq_supervisor.store.rollup_counts import added, count_kept_jobs, pruned_key, rollup_row, tally_of
 
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-CHUNK = 20_000
 MINUTE = 60_000_000
 COUNTED_EVENTS_FOR = 8 * 24 * 60 * MINUTE
 
@@ -62,69 +59,28 @@ def upgrade() -> None:
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("minute", "kind", name="pk_event_counts"),
     )
-    tallies = _completed_jobs()
+    # Per class: every job counts under the one unknown queue, as this revision's table has none.
+    tallies = count_kept_jobs(op.get_bind(), by_queue=False)
     tallies.update(_pruned_jobs())
-    rows = [_row(key, tally) for key, tally in sorted(tallies.items()) if tally.count > 0]
+    rows = [
+        rollup_row(key, tally, by_queue=False) for key, tally in sorted(tallies.items()) if tally.count > 0
+    ]
     for start in range(0, len(rows), 1000):
         op.bulk_insert(rollup_table, rows[start : start + 1000])
     op.drop_table("job_rollups")
     _count_recent_events()
 
 
-def _row(key: rollups.RollupKey, tally: rollups.Tally) -> dict[str, object]:
-    return {
-        "key": key.text,
-        "grain": key.grain.value,
-        "start": key.start,
-        "job_class": key.job_class,
-        "origin": key.origin.value,
-        "count": tally.count,
-        "total_micros": tally.total,
-        "max_micros": tally.longest,
-        "histogram": orjson.dumps({str(b): n for b, n in sorted(tally.histogram.items())}).decode(),
-    }
-
-
-def _completed_jobs() -> dict[rollups.RollupKey, rollups.Tally]:
-    connection = op.get_bind()
-    jobs = sa.table(
-        "jobs",
-        sa.column("id"),
-        sa.column("job_class"),
-        sa.column("status"),
-        sa.column("queued_at"),
-        sa.column("started_at"),
-        sa.column("completed_at"),
-    )
-    tallies: dict[rollups.RollupKey, rollups.Tally] = {}
-    after = 0
-    while True:
-        rows = connection.execute(
-            sa.select(jobs.c.id, jobs.c.job_class, jobs.c.queued_at, jobs.c.started_at, jobs.c.completed_at)
-            .where(jobs.c.status == "complete", jobs.c.id > after)
-            .order_by(jobs.c.id)
-            .limit(CHUNK)
-        ).all()
-        if not rows:
-            return tallies
-        after = rows[-1].id
-        found = rollups.changes(
-            (r.job_class, None, Timeline(r.queued_at, r.started_at, r.completed_at)) for r in rows
-        )
-        for key, tally in found.items():
-            tallies[key] = tallies[key].plus(tally) if key in tallies else tally
-
-
 def _pruned_jobs() -> dict[rollups.RollupKey, rollups.Tally]:
     """0003's hourly roll-ups of deleted jobs, one tally per class and origin."""
-    tallies: dict[rollups.RollupKey, rollups.Tally] = {}
     query = "SELECT job_class, origin, count, total_micros, max_micros, histogram FROM job_rollups"
-    for job_class, origin, count, total, longest, histogram in op.get_bind().exec_driver_sql(query):
-        key = rollups.RollupKey(rollups.Grain.PRUNED, 0, job_class, DurationOrigin(origin))
-        buckets = {int(bucket): n for bucket, n in orjson.loads(histogram).items()}
-        tally = rollups.Tally(count, total, longest, buckets)
-        tallies[key] = tallies[key].plus(tally) if key in tallies else tally
-    return tallies
+    return added(
+        {},
+        (
+            (pruned_key(job_class, origin), tally_of(count, total, longest, histogram))
+            for job_class, origin, count, total, longest, histogram in op.get_bind().exec_driver_sql(query)
+        ),
+    )
 
 
 def _count_recent_events() -> None:
