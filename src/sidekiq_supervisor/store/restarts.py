@@ -13,6 +13,7 @@ from sqlalchemy import delete, literal, select
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
+from sidekiq_supervisor.store.bulk import select_where_in
 from sidekiq_supervisor.store.records import StoredJob
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 from sidekiq_supervisor.store.writer import dialect_insert
@@ -44,12 +45,9 @@ def kept_payload(connection: Connection, jid: str) -> tuple[str | None, str | No
 
 def kept_payloads(connection: Connection, jids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
     """:func:`kept_payload` of each of ``jids`` (a few dozen) in one query; a jid without one is absent."""
-    rows = connection.execute(
-        select(job_payloads.c.jid, job_payloads.c.form, job_payloads.c.payload).where(
-            job_payloads.c.jid.in_(jids)
-        )
-    )
-    return {row.jid: (row.form, row.payload) for row in rows}
+    # The writer's bulk read: SQLAlchemy's IN () built each batch's 50 bound values one by one.
+    rows = select_where_in(connection, job_payloads, ["jid", "form", "payload"], "jid", jids)
+    return {jid: (form, payload) for jid, form, payload in rows}
 
 
 def record_replacement(
