@@ -4,13 +4,8 @@ every job of a status."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
-from sqlalchemy import Engine, event, inspect
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, inspect
 
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
@@ -19,6 +14,7 @@ from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.queries import JobFilter, count_jobs, page_jobs
 from sidekiq_supervisor.store.schema import jobs
 from sidekiq_supervisor.store.writer import write_reports
+from tests.store.plans import plan, statements
 
 T0 = 1_700_000_000_000_000
 # With the threshold at 5, "rare" (4 jobs) is small and "busy" (60) is not.
@@ -74,26 +70,6 @@ def test_a_queue_filter_pages_and_counts_exactly_its_jobs(
             before = page[-1].id
         assert found == expected(ledger, job_filter)
         assert count_jobs(connection, job_filter) == len(found)
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """The SQL statements run on ``engine`` meanwhile, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-def plan(connection: Connection, statement: str, parameters: Any) -> str:
-    rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
-    return " / ".join(row[-1] for row in rows)
 
 
 @pytest.mark.parametrize("read", ["page", "count"])

@@ -70,6 +70,10 @@ jobs = Table(
     ),
 )
 
+# The events of automatic recovery: what it quarantined, and the restarts it made (their detail
+# says "recovered"). An index holds these alone; a query states this same text to be served by it.
+RECOVERY_EVENTS = "kind = 'quarantined' OR (kind = 'restarted' AND detail LIKE '%\"recovered\"%')"
+
 job_events = Table(
     "job_events",
     metadata,
@@ -83,8 +87,15 @@ job_events = Table(
     # One row per distinct report: a resent report collides here and changes nothing. It also
     # serves a job's timeline (WHERE jid = ? ORDER BY at).
     UniqueConstraint("jid", "kind", "at"),
-    # The rare kinds newest first (the recoveries list: restarted, quarantined).
+    # The rare kinds newest first (restarted, quarantined).
     Index(None, "kind", "id"),
+    # The events of automatic recovery alone, newest first (the recoveries list, 0015).
+    Index(
+        "ix_job_events_recoveries",
+        "id",
+        sqlite_where=text(RECOVERY_EVENTS),
+        postgresql_where=text(RECOVERY_EVENTS),
+    ),
 )
 
 job_payloads = Table(
