@@ -18,8 +18,6 @@ untouched, to those middlewares.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +25,7 @@ from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind
 from sidekiq_supervisor.services.report_writer import IngestUnavailable
 from sidekiq_supervisor.web.api.auth import matches_any, presented_token
+from sidekiq_supervisor.web.api.form_fields import form_fields
 from sidekiq_supervisor.web.api.ingest import REPORT_PATH, report_from_fields, stored_answer
 from sidekiq_supervisor.web.app_prefix import app_route
 from sidekiq_supervisor.web.body_guard import BodyDeadline, BodyRefused, refuse_body
@@ -66,7 +65,7 @@ class ReportFastPath:
             return  # the client left before it finished sending; there is nobody to answer
         jid, kind = match.groups()
         try:
-            fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict"))
+            fields = form_fields(body)
             report = report_from_fields(fields, EventKind(kind or "queued"), jid, received, services)
         except (UnicodeDecodeError, RequestValidationError):
             await self.app(scope, _replayed(body, receive), send)  # the route words the refusal
