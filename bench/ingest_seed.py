@@ -6,7 +6,7 @@ connections to a real ``sidekiq-supervisor serve``, then every acknowledged repo
     python bench/ingest_seed.py --in-process [--reports 4000] [--rounds 5] [--connections 64]
 
 Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, the
-service's CPU per report (all its threads; the figure other load on the machine disturbs least), and
+service's CPU per report (all its threads), and
 whether every 2xx-acknowledged report is in the store; then the same traffic against a bare
 Starlette app with the same routes (``bench/bare_app.py``) on the same server and settings, its CPU
 per request, and the ratio. With ``--server granian`` (PyPI's ``granian``, not a dependency) the
@@ -100,8 +100,8 @@ def peak_rss_mib(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     """The CPU time (user and system) a process and its children (uvicorn's workers) used so far.
 
-    Per request, it is the figure a loaded machine disturbs least: other work slows the requests
-    down, but it does not make each one cost the server more CPU."""
+    Per request, it is what a request cost the server, which its rate shows only when the server
+    has the cores to itself (on a shared machine it still scattered by a third between runs)."""
     total_ticks = 0
     for each in [pid, *_children(pid)]:
         # The fields after the command's name (which is in parentheses and may hold spaces).
