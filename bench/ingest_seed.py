@@ -6,12 +6,12 @@ connections to a real ``sidekiq-supervisor serve``, then every acknowledged repo
     python bench/ingest_seed.py --in-process [--reports 4000] [--rounds 5] [--connections 64]
 
 Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, the
-service's CPU per report (all its threads), and
-whether every 2xx-acknowledged report is in the store; then the same traffic against a bare
-Starlette app with the same routes (``bench/bare_app.py``) on the same server and settings, its CPU
-per request, and the ratio. With ``--server granian`` (PyPI's ``granian``, not a dependency) the
-service's app and the bare app are served by granian instead, and the bare app also by uvicorn, so
-that ours on granian can be set against the bare app on uvicorn too. Needs Debian's ``wrk``.
+service's CPU per report (all its threads), and whether every 2xx-acknowledged report is in the
+store; then the same traffic against a bare Starlette app with the same routes
+(``bench/bare_app.py``) on the same server and settings, its CPU per request, and the ratio.
+With ``--server granian`` (PyPI's ``granian``, not a dependency) the service's app and the bare
+app are served by granian instead, and the bare app also by uvicorn, so that ours on granian can
+be set against the bare app on uvicorn too. Needs Debian's ``wrk``.
 
 ``--in-process`` calls the app's ASGI entry directly with the same reports (64 at a time, no
 HTTP server, no wrk) and prints the CPU each report cost the event loop's thread and the others
