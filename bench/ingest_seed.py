@@ -5,12 +5,13 @@ connections to a real ``sidekiq-supervisor serve``, then every acknowledged repo
                                 [--server uvicorn|granian]
     python bench/ingest_seed.py --in-process [--reports 4000] [--rounds 5] [--connections 64]
 
-Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, and
-whether every 2xx-acknowledged report is in the store; then the same traffic against a bare
-Starlette app with the same routes (``bench/bare_app.py``) on the same server and settings, and the
-ratio. With ``--server granian`` (PyPI's ``granian``, not a dependency) the service's app and the bare
-app are served by granian instead, and the bare app also by uvicorn, so that ours on granian can be
-set against the bare app on uvicorn too. Needs Debian's ``wrk``.
+Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, the
+service's CPU per report (all its threads), and whether every 2xx-acknowledged report is in the
+store; then the same traffic against a bare Starlette app with the same routes
+(``bench/bare_app.py``) on the same server and settings, its CPU per request, and the ratio.
+With ``--server granian`` (PyPI's ``granian``, not a dependency) the service's app and the bare
+app are served by granian instead, and the bare app also by uvicorn, so that ours on granian can
+be set against the bare app on uvicorn too. Needs Debian's ``wrk``.
 
 ``--in-process`` calls the app's ASGI entry directly with the same reports (64 at a time, no
 HTTP server, no wrk) and prints the CPU each report cost the event loop's thread and the others
@@ -67,16 +68,22 @@ def run_wrk(
     connections: int,
     script: str = "seed_reports.lua",
     env: dict[str, str] | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, float]:
-    """Runs wrk with one of the bench's Lua scripts; the figures its ``done`` hook printed."""
+    """Runs wrk with one of the bench's Lua scripts; the figures its ``done`` hook printed, and
+    with ``server_pid`` the server's CPU per request (``cpu_us``)."""
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / script), url]
     env = {**(env or os.environ), "RUN_ID": uuid.uuid4().hex[:8]}  # fresh jids in a reused database
+    cpu = cpu_seconds(server_pid) if server_pid is not None else 0.0
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+    cpu = cpu_seconds(server_pid) - cpu if server_pid is not None else 0.0
     match = re.search(r"RESULT (.*)", output)
     if match is None:
         raise SystemExit(f"wrk printed no result:\n{output}")
-    return {key: float(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
+    result = {key: float(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
+    result["cpu_us"] = cpu * 1e6 / max(result["requests"], 1)
+    return result
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -88,6 +95,19 @@ def peak_rss_mib(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 peak_kib += int(line.split()[1])
     return peak_kib / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process and its children (uvicorn's workers) used so far.
+
+    Per request, it is what a request cost the server, which its rate shows only when the server
+    has the cores to itself (on a shared machine it still scattered by a third between runs)."""
+    total_ticks = 0
+    for each in [pid, *_children(pid)]:
+        # The fields after the command's name (which is in parentheses and may hold spaces).
+        fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        total_ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -150,7 +170,8 @@ def run_bare(args: argparse.Namespace, server: str) -> dict[str, float]:
     server_process = subprocess.Popen(bare_command(server, port, args.workers), cwd=HERE)
     try:
         wait_healthy(f"http://127.0.0.1:{port}")
-        return run_wrk(f"http://127.0.0.1:{port}", args.seconds, args.connections)
+        url = f"http://127.0.0.1:{port}"
+        return run_wrk(url, args.seconds, args.connections, server_pid=server_process.pid)
     finally:
         server_process.terminate()
         server_process.wait(timeout=30)
@@ -255,7 +276,7 @@ def main() -> None:
         return
     with running_service(database_url, args.workers, args.server) as (url, server):
         before = stored_events(database_url)
-        result = run_wrk(url, args.seconds, args.connections)
+        result = run_wrk(url, args.seconds, args.connections, server_pid=server.pid)
         stored = stored_events(database_url) - before
         rss = peak_rss_mib(server.pid)
     bare = run_bare(args, args.server)
@@ -269,9 +290,11 @@ def main() -> None:
     verdict = "every acknowledged report stored" if stored >= acknowledged else "REPORTS MISSING"
     print(f"stored              {stored:,}  ({verdict})")
     print(f"service peak RSS    {rss:,.0f} MiB")
+    print(f"service CPU         {result['cpu_us']:,.0f} µs/report (every thread)")
     rate, bare_rate, uvicorn_rate = (r["requests"] / r["seconds"] for r in (result, bare, bare_uvicorn))
     bare_p99 = bare["p99_us"] / 1000
     print(f"bare Starlette      {bare_rate:,.0f} requests/s, p99 {bare_p99:.1f} ms (on {args.server})")
+    print(f"bare CPU            {bare['cpu_us']:,.0f} µs/request")
     print(f"ratio to bare       {rate / bare_rate:.0%}")
     if args.server != "uvicorn":
         p99 = bare_uvicorn["p99_us"] / 1000

@@ -53,7 +53,9 @@ def test_the_fast_path_stores_a_report_without_the_routes(client):
         pytest.fail(f"{scope['path']} reached the routes")
 
     body = urlencode({"job_id": "direct", **fields(at=T0)}).encode()
-    sent = client.portal.call(_call, ReportFastPath(no_route), client.app, "/api/v1/jobs", [body])
+    sent = client.portal.call(
+        _call, ReportFastPath(no_route, body_timeout_seconds=5), client.app, "/api/v1/jobs", [body]
+    )
     assert sent[0]["status"] == 201
     assert job(client, "direct")["queued_at"] is not None
 
@@ -65,7 +67,13 @@ def test_the_fast_path_stores_a_report_under_a_root_path(client):
 
     body = urlencode({"job_id": "prefixed", **fields(at=T0)}).encode()
     call = partial(_call, root_path="/apps/billing")
-    sent = client.portal.call(call, ReportFastPath(no_route), client.app, "/apps/billing/api/v1/jobs", [body])
+    sent = client.portal.call(
+        call,
+        ReportFastPath(no_route, body_timeout_seconds=5),
+        client.app,
+        "/apps/billing/api/v1/jobs",
+        [body],
+    )
     assert sent[0]["status"] == 201
     assert job(client, "prefixed")["queued_at"] is not None
 

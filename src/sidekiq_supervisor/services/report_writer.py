@@ -143,12 +143,14 @@ class GroupCommitWriter:
         self._pending_reports += len(reports)
         self._wakeup.set()
         try:
-            return await asyncio.shield(future)
+            # Not shielded: cancelling the request cancels the future, which is how the writer
+            # learns that nobody waits for these reports any more.
+            return await future
         except asyncio.CancelledError:
             # The request gave up (the client left, or a timeout of the caller's). A ticket still
-            # queued is withdrawn; a taken one is marked abandoned, and its transaction leaves it
-            # out unless it is already committing. So a 503 the client gets is the truth, except
-            # when the deadline passes during the commit itself.
+            # queued is withdrawn; a taken one is marked abandoned (its future is cancelled), and
+            # its transaction leaves it out unless it is already committing. So a 503 the client
+            # gets is the truth, except when the deadline passes during the commit itself.
             self._withdraw(ticket)
             future.cancel()
             raise
@@ -218,15 +220,17 @@ class GroupCommitWriter:
             # The database failed (unreachable, locked), not a report: retrying each ticket alone
             # would only make every waiting request wait out the failure once more.
             self._outage.failed(exc)
+            failures: list[Outcome] = []
             for ticket in tickets:
                 unavailable = IngestUnavailable("the database is unavailable", Refusal.DATABASE)
-                self._resolve(ticket, None, unavailable)
+                failures.append((ticket.future, unavailable))
+            _settle(failures)
             return
         except Exception:
             if len(tickets) == 1:
                 logger.exception("storing %d reports failed", len(reports))
                 refused = IngestUnavailable("the database refused the reports", Refusal.DATABASE)
-                self._resolve(tickets[0], None, refused)
+                _settle([(tickets[0].future, refused)])
                 return
             # One poisonous ticket must not fail its neighbours: store them one ticket at a time.
             for ticket in tickets:
@@ -235,10 +239,12 @@ class GroupCommitWriter:
         self._outage.succeeded()
         self._instruments.commit_seconds.observe(time.perf_counter() - began)
         self._instruments.reports_stored(reports, results)
+        outcomes: list[Outcome] = []
         offset = 0
         for ticket in tickets:
-            self._resolve(ticket, results[offset : offset + len(ticket.reports)], None)
+            outcomes.append((ticket.future, results[offset : offset + len(ticket.reports)]))
             offset += len(ticket.reports)
+        _settle(outcomes)
 
     def _write(self, reports: list[Report], tickets: list[Ticket]) -> list[WriteResult]:
         with write_transaction(self._engine) as connection:
@@ -250,20 +256,26 @@ class GroupCommitWriter:
                 raise _Abandoned
             return results
 
-    @staticmethod
-    def _resolve(ticket: Ticket, results: list[WriteResult] | None, error: Exception | None) -> None:
-        future = ticket.future
-        loop = future.get_loop()
 
-        def settle() -> None:
-            if future.done():
-                return  # the request gave up (a cancelled future); nobody waits for this
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(results or [])
+# A ticket's future and what it is to be told: its reports' results, or why they were not stored.
+Outcome = tuple[asyncio.Future[list[WriteResult]], list[WriteResult] | Exception]
 
-        loop.call_soon_threadsafe(settle)
+
+def _settle(outcomes: list[Outcome]) -> None:
+    """From the writer thread: tell every waiting request its outcome, in one callback on the
+    event loop for the whole transaction (a callback per request made a call and a wake-up each)."""
+    if outcomes:
+        outcomes[0][0].get_loop().call_soon_threadsafe(_settle_on_loop, outcomes)
+
+
+def _settle_on_loop(outcomes: list[Outcome]) -> None:
+    for future, outcome in outcomes:
+        if future.done():
+            continue  # the request gave up (a cancelled future); nobody waits for this
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 class _Abandoned(Exception):

@@ -132,16 +132,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /sidekiq: Sidekiq's own Web UI pages over its Redis (also servable alone: web.monitor).
     app.include_router(monitor_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    # Innermost of ours: the seed's reports skip the routing and dependency layers, not the deadline.
-    app.add_middleware(ReportFastPath)
-    # Outside the fast path, which reads bodies itself: every body bounded in bytes and in time.
+    # Every body bounded in bytes and in time.
     app.add_middleware(
         BodyGuard, max_bytes=settings.max_body_bytes, timeout_seconds=settings.body_timeout_seconds
     )
     app.add_middleware(PageSecurity, settings=settings)
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout_seconds)
-    # Outermost: /apps/NAME/... is the app NAME's, the rest the default app's.
+    # /apps/NAME/... is the app NAME's, the rest the default app's.
     app.add_middleware(AppPrefix)
+    # Outermost of ours: the seed's reports skip every other layer (it finds their app and bounds
+    # their bodies' time itself; the writer keeps their deadline); what it does not answer goes on.
+    app.add_middleware(ReportFastPath, body_timeout_seconds=settings.body_timeout_seconds)
     _document_bodies(app)
     return app
 

@@ -12,7 +12,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sidekiq_supervisor.apps import APP_NAME
-from sidekiq_supervisor.web.deps import APP_SCOPE_KEY, PREFIXED_SCOPE_KEY, RunningApps
+from sidekiq_supervisor.web.deps import APP_SCOPE_KEY, PREFIXED_SCOPE_KEY, RunningApps, Services
 from sidekiq_supervisor.web.paths import APPS_PREFIX, route_path
 
 
@@ -30,7 +30,7 @@ class AppPrefix:
             return
         path = route_path(scope)
         if not path.startswith(APPS_PREFIX):
-            scope[APP_SCOPE_KEY] = apps.default  # in place: the reports' hot path copies nothing
+            scope[APP_SCOPE_KEY] = apps.default  # in place: copying the scope costs every request
             await self.app(scope, receive, send)
             return
         name, slash, _rest = path[len(APPS_PREFIX) :].partition("/")
@@ -50,6 +50,23 @@ class AppPrefix:
         scope[APP_SCOPE_KEY] = services
         scope[PREFIXED_SCOPE_KEY] = True
         await self.app(scope, receive, send)
+
+
+def app_route(scope: Scope) -> tuple[Services, str] | None:
+    """The Services of the app a request is for and its route path within that app, as
+    ``AppPrefix`` hands them on, without changing the scope; None when ``AppPrefix`` would answer
+    the request itself (an unknown app, ``/apps/NAME`` without a slash) or the app has not started."""
+    apps: RunningApps | None = getattr(scope["app"].state, "apps", None)
+    if apps is None:
+        return None
+    path = route_path(scope)
+    if not path.startswith(APPS_PREFIX):
+        return apps.default, path
+    name, slash, rest = path[len(APPS_PREFIX) :].partition("/")
+    services = apps.get(name)
+    if services is None:
+        return None if name else (apps.default, path)
+    return (services, slash + rest) if slash else None
 
 
 async def _unknown_app(name: str, scope: Scope, send: Send) -> None:

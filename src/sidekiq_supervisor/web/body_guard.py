@@ -32,6 +32,31 @@ class BodyRefused(HTTPException):
     """The body was too large or too slow; the request ends with this status."""
 
 
+class BodyDeadline:
+    """The time bound of bodies of declared length within the limit: one watchdog per event loop."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._watchdog: ReceiveWatchdog | None = None
+
+    async def receive(self, receive: Receive) -> Message:
+        """``receive()``, or ``BodyRefused`` (408) once it has waited the timeout."""
+        watchdog = self._watchdog
+        if watchdog is None or watchdog.loop is not asyncio.get_running_loop():
+            watchdog = self._watchdog = ReceiveWatchdog(asyncio.get_running_loop(), self.timeout_seconds)
+        try:
+            return await watchdog.within_deadline(receive)
+        except TimeoutError:
+            raise BodyRefused(408, f"the body did not arrive within {self.timeout_seconds:g} s") from None
+
+
+async def refuse_body(exc: BodyRefused, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a refused body, closing the connection (the rest of the body is not read)."""
+    response = json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code)
+    response.headers["Connection"] = "close"
+    await response(scope, receive, send)
+
+
 class BodyGuard:
     """Pure ASGI middleware bounding every request body in bytes and in time."""
 
@@ -39,7 +64,7 @@ class BodyGuard:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
-        self._watchdog: ReceiveWatchdog | None = None
+        self._deadline = BodyDeadline(timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with a bounded ``receive``; answer a refusal nobody else answered."""
@@ -53,26 +78,18 @@ class BodyGuard:
             await self.app(scope, self._watched(receive) if within else self._bounded(receive), tracked)
         except BodyRefused as exc:
             if not tracked.started:  # else the response is under way: the server closes the connection
-                response = json_response({"error": exc.detail, "detail": exc.detail}, exc.status_code)
-                response.headers["Connection"] = "close"
-                await response(scope, receive, send)
+                await refuse_body(exc, scope, receive, send)
 
     def _watched(self, receive: Receive) -> Receive:
         """``receive`` of a body of declared length within the limit: bounded in time only."""
-        loop = asyncio.get_running_loop()
-        if self._watchdog is None or self._watchdog.loop is not loop:
-            self._watchdog = ReceiveWatchdog(loop, self.timeout_seconds)
-        watchdog = self._watchdog
+        deadline = self._deadline
         complete = False
 
         async def watched_receive() -> Message:
             nonlocal complete
             if complete:  # after the body, receive only waits for the disconnect: no deadline
                 return await receive()
-            try:
-                message = await watchdog.within_deadline(receive)
-            except TimeoutError:
-                raise BodyRefused(408, f"the body did not arrive within {self.timeout_seconds:g} s") from None
+            message = await deadline.receive(receive)
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
 from sidekiq_supervisor.domain import json_text
+from sidekiq_supervisor.web.api.form_fields import form_fields
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -32,7 +32,7 @@ async def read_fields(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str
         return json_object(body)
     if media_type in ("application/x-www-form-urlencoded", ""):
         try:
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict"))
+            return form_fields(body)
         except UnicodeDecodeError:
             raise HTTPException(400, "the form body is not UTF-8") from None
     raise HTTPException(415, "send application/x-www-form-urlencoded or application/json")

@@ -8,11 +8,15 @@ well-formed form-encoded report itself, through the very functions the routes of
 Everything else (JSON bodies, a missing or wrong token, invalid fields, a body too large or of
 unknown length) goes on to those routes with the body replayed, so each refusal is worded, and
 documented in /openapi.json, in one place.
+
+It is the outermost of the app's own middlewares: the others have nothing to do for a plain report
+(no page, no deadline but the writer's), yet each cost a layer of calls on every report, and each
+of ``send``'s wrappers another per message. So it finds the report's app as ``web.app_prefix``
+does and bounds the body's time as ``web.body_guard`` does, and it hands anything else on, scope
+untouched, to those middlewares.
 """
 
 from __future__ import annotations
-
-from urllib.parse import parse_qsl
 
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,10 +25,12 @@ from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import EventKind
 from sidekiq_supervisor.services.report_writer import IngestUnavailable
 from sidekiq_supervisor.web.api.auth import matches_any, presented_token
+from sidekiq_supervisor.web.api.form_fields import form_fields
 from sidekiq_supervisor.web.api.ingest import REPORT_PATH, report_from_fields, stored_answer
-from sidekiq_supervisor.web.deps import Services, services_of
+from sidekiq_supervisor.web.app_prefix import app_route
+from sidekiq_supervisor.web.body_guard import BodyDeadline, BodyRefused, refuse_body
+from sidekiq_supervisor.web.deps import Services
 from sidekiq_supervisor.web.errors import unavailable_response
-from sidekiq_supervisor.web.paths import route_path
 
 FORM_TYPES = (b"application/x-www-form-urlencoded", b"")
 WANTED_HEADERS = frozenset((b"content-type", b"content-length", b"authorization"))
@@ -33,27 +39,33 @@ WANTED_HEADERS = frozenset((b"content-type", b"content-length", b"authorization"
 class ReportFastPath:
     """Pure ASGI middleware: stores a plain form-encoded report, hands anything else on."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, body_timeout_seconds: float) -> None:
         self.app = app
+        self._body_deadline = BodyDeadline(body_timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer the request if it is an ordinary report; else let the app's routes answer it."""
-        # The route path: a report to /apps/x/api/v1/jobs/... is one to /api/v1/jobs/... under /apps/x.
-        match = REPORT_PATH.fullmatch(route_path(scope)) if scope["type"] == "http" else None
-        if match is None or scope["method"] != "POST":
+        # A report to /apps/x/api/v1/jobs/... is the app x's to /api/v1/jobs/...
+        target = app_route(scope) if scope["type"] == "http" and scope["method"] == "POST" else None
+        match = None if target is None else REPORT_PATH.fullmatch(target[1])
+        if target is None or match is None:
             await self.app(scope, receive, send)
             return
         received = now_micros()
-        services = services_of(scope)
+        services = target[0]
         if not _ordinary(scope["headers"], services):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        try:
+            body = await self._read_body(receive)
+        except BodyRefused as exc:
+            await refuse_body(exc, scope, receive, send)
+            return
         if body is None:
             return  # the client left before it finished sending; there is nobody to answer
         jid, kind = match.groups()
         try:
-            fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict"))
+            fields = form_fields(body)
             report = report_from_fields(fields, EventKind(kind or "queued"), jid, received, services)
         except (UnicodeDecodeError, RequestValidationError):
             await self.app(scope, _replayed(body, receive), send)  # the route words the refusal
@@ -69,6 +81,19 @@ class ReportFastPath:
         headers = [(b"content-length", length), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": document})
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None when the client disconnects first (a partial form may still
+        parse); ``BodyRefused`` when it does not arrive in time."""
+        # The server holds a body to its declared Content-Length, which _ordinary bounded.
+        chunks = []
+        while True:
+            message = await self._body_deadline.receive(receive)
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
 def _ordinary(raw_headers: list[tuple[bytes, bytes]], services: Services) -> bool:
@@ -88,19 +113,6 @@ def _ordinary(raw_headers: list[tuple[bytes, bytes]], services: Services) -> boo
         return True
     presented = presented_token(headers.get(b"authorization", b"").decode("latin-1"))
     return presented is not None and matches_any(presented, services.api_tokens)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None when the client disconnects first (a partial form may still parse)."""
-    # The server holds a body to its declared Content-Length, which _ordinary bounded.
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _replayed(body: bytes, receive: Receive) -> Receive:
