@@ -48,8 +48,9 @@ module SidekiqSupervisor
 
       private
 
-      # [pid, worker, its JSON, the started tail]. A thread's worker never changes within a process, so it is
-      # built once per thread (again after a fork), as soon as Sidekiq knows its identity.
+      # [pid, worker, its JSON, the started tail]. A thread's worker never changes within a
+      # process, so it is built once per thread (again after a fork), as soon as Sidekiq knows
+      # its identity.
       def current(pid = ::Process.pid)
         cached = Thread.current[CACHE_KEY]
         return cached if cached && cached[0] == pid
