@@ -17,6 +17,19 @@ class BufferTest < SupervisorTest
     assert_equal %w[d], buffer.peek(3).items
   end
 
+  def test_a_report_pushed_in_pieces_is_held_as_their_concatenation_and_counts_against_the_bounds
+    first = "{\"x\":1,\"at\":2.5}"
+    second = "{\"y\":2,\"at\":3.5}"
+    buffer = Buffer.new(max_size: 100, max_bytes: first.bytesize + second.bytesize)
+    buffer.push("a")
+
+    assert_equal 0, buffer.push_parts("{", "\"x\":1", ",\"at\":", "2.5", "}")
+    assert_equal ["a", first], buffer.peek(10).items
+    assert_equal 1 + first.bytesize, buffer.bytes
+    assert_equal 1, buffer.push_parts("{", "\"y\":2", ",\"at\":", "3.5", "}") # one byte too many: "a" goes
+    assert_equal [first, second], buffer.peek(10).items
+  end
+
   def test_past_its_bound_it_drops_the_oldest_and_counts_the_drops
     buffer = Buffer.new(max_size: 3)
 

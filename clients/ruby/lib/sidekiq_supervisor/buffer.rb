@@ -93,6 +93,12 @@ module SidekiqSupervisor
         @used = @io.pos
       end
 
+      # Writes the five pieces of one report, then its separator (no splat: it would allocate).
+      def write_parts(head, fields, at_key, at, tail)
+        @io.write(head, fields, at_key, at, tail, SEPARATOR)
+        @used = @io.pos
+      end
+
       # A copy of the bytes from +from+ to +to+, as UTF-8 text (reports are JSON).
       def slice(from, to)
         @data.byteslice(from, to - from).force_encoding(Encoding::UTF_8)
@@ -132,12 +138,19 @@ module SidekiqSupervisor
       chunk = @chunks.last
       chunk = chunk_for(needed) unless chunk&.room?(needed)
       @ends << chunk.write(report)
-      @written += needed
-      @counts[-1] += 1
-      held = @ends.size
-      return 0 if held <= @max_size && (@max_bytes.nil? || @written - @start - held <= @max_bytes || held == 1)
+      pushed(needed)
+    end
 
-      drop_past_bounds
+    # Adds the report that is the concatenation of the five Strings +head+, +fields+, +at_key+,
+    # +at+ and +tail+, written into the chunk piece by piece: the job threads' reports, which
+    # thus never exist as a String of their own (one malloc'd String less per report, that the
+    # GC would have to free). Returns what #push returns.
+    def push_parts(head, fields, at_key, at, tail)
+      needed = head.bytesize + fields.bytesize + at_key.bytesize + at.bytesize + tail.bytesize + 1
+      chunk = @chunks.last
+      chunk = chunk_for(needed) unless chunk&.room?(needed)
+      @ends << chunk.write_parts(head, fields, at_key, at, tail)
+      pushed(needed)
     end
 
     def size
@@ -186,6 +199,16 @@ module SidekiqSupervisor
     end
 
     private
+
+    # Counts a report just written (+needed+ bytes with its separator) and enforces the bounds.
+    def pushed(needed)
+      @written += needed
+      @counts[-1] += 1
+      held = @ends.size
+      return 0 if held <= @max_size && (@max_bytes.nil? || @written - @start - held <= @max_bytes || held == 1)
+
+      drop_past_bounds
+    end
 
     # Drops the oldest reports until the buffer is within its bounds; returns how many.
     def drop_past_bounds

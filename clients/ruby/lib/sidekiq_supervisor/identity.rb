@@ -35,6 +35,12 @@ module SidekiqSupervisor
         current(pid)[2]
       end
 
+      # The end of a `started` report without a payload: its `worker` member and the closing
+      # brace, kept with the JSON so that each such report appends it as it is.
+      def started_tail(pid = ::Process.pid)
+        current(pid)[3]
+      end
+
       # Which of Sidekiq's modules answers, for tests and for the curious.
       def source
         sidekiq_module&.name || "fallback"
@@ -42,14 +48,16 @@ module SidekiqSupervisor
 
       private
 
-      # [pid, worker, its JSON]. A thread's worker never changes within a process, so it is
-      # built once per thread (again after a fork), as soon as Sidekiq knows its identity.
+      # [pid, worker, its JSON, the started tail]. A thread's worker never changes within a
+      # process, so it is built once per thread (again after a fork), as soon as Sidekiq knows
+      # its identity.
       def current(pid = ::Process.pid)
         cached = Thread.current[CACHE_KEY]
         return cached if cached && cached[0] == pid
 
         worker = describe_worker.freeze
-        fresh = [::Process.pid, worker, JSON.generate(worker)].freeze
+        json = JSON.generate(worker)
+        fresh = [::Process.pid, worker, json, ",\"worker\":#{json}}"].freeze
         Thread.current[CACHE_KEY] = fresh if worker["identity"]
         fresh
       end

@@ -59,6 +59,22 @@ module SidekiqSupervisor
       nil
     end
 
+    # Queues (or sends) the report whose JSON text is +head+, +fields+, +at_key+, +at+ and
+    # +tail+ put together (see JobReports), without putting them together: in async mode the
+    # pieces are written straight into the buffer, so that the job's thread allocates no String
+    # for the report itself.
+    def record_parts(head, fields, at_key, at, tail)
+      if @sync
+        send_now("#{head}#{fields}#{at_key}#{at}#{tail}")
+      else
+        enqueue_parts(head, fields, at_key, at, tail)
+      end
+      nil
+    rescue StandardError => e
+      log_throttled(:record, :error, "could not record a report: #{e.class}: #{e.message}")
+      nil
+    end
+
     # Waits until every report recorded before the call is delivered (or given up), at most
     # +timeout+ seconds. True when the buffer got that far.
     def flush(timeout = @shutdown_timeout)
@@ -128,25 +144,53 @@ module SidekiqSupervisor
     # --- the job threads' side ------------------------------------------------------------
 
     def enqueue(line)
-      dropped_total = nil
-      @mutex.synchronize do
-        if @stopping
-          @counts[:late] += 1
-          return
-        end
-        was_empty = @buffer.empty?
-        lost = @buffer.push(line)
-        start_sender unless @thread&.alive?
-        # Wake the sender when a batch begins (to start its flush_interval) or fills up: it
-        # checks the size itself once awake, and each needless signal costs a job thread time.
-        @wakeup.signal if was_empty || @buffer.size == @batch_limit
-        if lost.positive?
-          @progress.broadcast # a waiting flush may be satisfied by the drop
-          dropped_total = @buffer.dropped if @throttle.allow?(:dropped)
-        end
-      end
-      return unless dropped_total
+      dropped_total = @mutex.synchronize do
+        next late unless accepting?
 
+        pushed(@buffer.push(line))
+      end
+      warn_dropped(dropped_total) if dropped_total
+    end
+
+    def enqueue_parts(head, fields, at_key, at, tail)
+      dropped_total = @mutex.synchronize do
+        next late unless accepting?
+
+        pushed(@buffer.push_parts(head, fields, at_key, at, tail))
+      end
+      warn_dropped(dropped_total) if dropped_total
+    end
+
+    # Under @mutex: whether a report may join the buffer (not once stopping); starts the sender
+    # if need be. Wakes the sender when a batch begins (to start its flush_interval): the
+    # buffer was empty before this report.
+    def accepting?
+      return false if @stopping
+
+      start_sender unless @thread&.alive?
+      @wakeup.signal if @buffer.empty?
+      true
+    end
+
+    # Under @mutex: a report recorded after shutdown, counted as dropped. Nil (nothing to log).
+    def late
+      @counts[:late] += 1
+      nil
+    end
+
+    # Under @mutex, after a push that pushed out +lost+ old reports: wakes the sender when the
+    # batch has just filled up (it checks the size itself once awake, and each needless signal
+    # costs a job thread time), and any flush the drop may satisfy. The dropped total when a
+    # warning is due, else nil.
+    def pushed(lost)
+      @wakeup.signal if @buffer.size == @batch_limit
+      return nil unless lost.positive?
+
+      @progress.broadcast
+      @buffer.dropped if @throttle.allow?(:dropped)
+    end
+
+    def warn_dropped(dropped_total)
       log(:warn, "buffer full (the supervisor is unreachable or slow): dropped the oldest reports, " \
                  "#{dropped_total} so far")
     end
