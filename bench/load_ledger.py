@@ -222,8 +222,10 @@ def load_postgresql(engine: Engine, total: int, seed: int) -> int:
             # built on no partition and stay invalid.
             sql = f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}" if table else definition
             sql = sql.replace(" ON ONLY ", " ON ")
-            connection.exec_driver_sql(sql)
-            connection.commit()
+            # Through the driver without parameters: a definition may hold a "%" (a LIKE in a
+            # partial index's condition), which a statement with parameters takes for one.
+            cursor.execute(sql)
+            cursor.connection.commit()
         print(f"indexes rebuilt in {time.perf_counter() - rebuild:.1f} s")
         # VACUUM sets the visibility map (index-only scans) and ANALYZE the planner's statistics.
         connection.connection.driver_connection.autocommit = True  # type: ignore[union-attr]
