@@ -1,15 +1,14 @@
 """What one index of the jobs table costs the writer, measured apart from HTTP and other load.
 
     python bench/index_cost.py --index ix_jobs_queue_id [--jobs 30000] [--batch 32] [--prefill 200000]
-                               [--database-url postgresql+psycopg://postgres@127.0.0.1/DB]
 
-Two ledgers at head, one without ``--index``, are prefilled with the same jobs (so the
+Two SQLite ledgers at head, one without ``--index``, are prefilled with the same jobs (so the
 indexes are of a realistic depth) and then take the same seed-shaped reports (each job's queued,
 started and complete report, jobs interleaved as the writer's groups hold them) through
 ``store.writer.write_reports``, a group of ``--batch`` reports per transaction, the two ledgers
-alternating group by group (each first in turn) so that whatever else runs on the machine falls on both alike. It
-prints the writer thread's CPU per report on each (``time.thread_time``), median of the groups,
-and the difference. SQLite runs with ``synchronous=OFF`` so that the disk's flushes do not hide
+alternating group by group (each first in turn) so that whatever else runs on the machine falls
+on both alike. It prints the writer thread's CPU per report on each (``time.thread_time``),
+median of the groups, and the difference. SQLite runs with ``synchronous=OFF`` so that the disk's flushes do not hide
 the CPU.
 """
 
@@ -45,8 +44,9 @@ def reports(first: int, count: int, rng: random.Random) -> list[Report]:
     return sorted(out, key=lambda report: (report.at // 1500, rng.random()))
 
 
-def ledger(url: str | None, name: str, drop: str | None, folder: Path) -> Engine:
-    engine = make_engine(url or f"sqlite:///{folder / name}.db", sqlite_synchronous="OFF")
+def ledger(name: str, drop: str | None, folder: Path) -> Engine:
+    """A ledger at head in ``folder``, without the index ``drop``."""
+    engine = make_engine(f"sqlite:///{folder / name}.db", sqlite_synchronous="OFF")
     upgrade(engine)
     if drop:
         with engine.begin() as connection:
@@ -67,16 +67,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=32, help="reports per transaction")
     parser.add_argument("--prefill", type=int, default=200_000, help="jobs in each ledger before timing")
-    parser.add_argument("--database-url", help="a PostgreSQL URL (two schemas are not used: the database "
-                        "is emptied and used for the ledger without the index; the one with it is "
-                        "URL + '_with')")  # fmt: skip
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as folder:
-        with_url = args.database_url and f"{args.database_url}_with"
         engines = {
-            "with": ledger(with_url, "with", None, Path(folder)),
-            "without": ledger(args.database_url, "without", args.index, Path(folder)),
+            "with": ledger("with", None, Path(folder)),
+            "without": ledger("without", args.index, Path(folder)),
         }
         prefill = reports(0, args.prefill, random.Random(1))
         for engine in engines.values():
@@ -95,8 +91,9 @@ def main() -> None:
     means = {name: statistics.fmean(values) for name, values in spent.items()}
     for name in engines:
         print(f"{name:8} {args.index}: {medians[name]:6.1f} µs/report median, {means[name]:6.1f} mean")
-    print(f"the index costs {medians['with'] - medians['without']:+.1f} µs/report (median), "
-          f"{means['with'] - means['without']:+.1f} (mean), of {len(timed):,} reports in groups of {args.batch}")  # fmt: skip
+    median, mean = medians["with"] - medians["without"], means["with"] - means["without"]
+    print(f"the index costs {median:+.1f} µs/report (median), {mean:+.1f} (mean), "
+          f"of {len(timed):,} reports in groups of {args.batch}")  # fmt: skip
 
 
 if __name__ == "__main__":
