@@ -8,8 +8,8 @@ started and complete report, jobs interleaved as the writer's groups hold them) 
 ``store.writer.write_reports``, a group of ``--batch`` reports per transaction, the two ledgers
 alternating group by group (each first in turn) so that whatever else runs on the machine falls
 on both alike. It prints the writer thread's CPU per report on each (``time.thread_time``),
-median of the groups, and the difference. SQLite runs with ``synchronous=OFF`` so that the disk's flushes do not hide
-the CPU.
+median of the groups, and the difference. SQLite runs with ``synchronous=OFF`` so that the
+disk's flushes do not hide the CPU.
 """
 
 from __future__ import annotations
