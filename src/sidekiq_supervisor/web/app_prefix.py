@@ -28,28 +28,37 @@ class AppPrefix:
         if scope["type"] not in ("http", "websocket") or apps is None:
             await self.app(scope, receive, send)  # the lifespan, or an app not started
             return
-        path = route_path(scope)
-        if not path.startswith(APPS_PREFIX):
-            scope[APP_SCOPE_KEY] = apps.default  # in place: copying the scope costs every request
+        name, services, rest = _split(apps, route_path(scope))
+        if name is None:
+            scope[APP_SCOPE_KEY] = services  # in place: copying the scope costs every request
             await self.app(scope, receive, send)
             return
-        name, slash, _rest = path[len(APPS_PREFIX) :].partition("/")
-        services = apps.get(name)
         if services is None:
-            if name:  # /apps/ alone is the overview's
-                await _unknown_app(name, scope, send)
-                return
-            scope[APP_SCOPE_KEY] = apps.default
-            await self.app(scope, receive, send)
+            await _unknown_app(name, scope, send)
             return
         root_path = scope.get("root_path", "") + APPS_PREFIX + name
-        if not slash:  # /apps/NAME: its overview is /apps/NAME/
+        if rest is None:  # /apps/NAME: its overview is /apps/NAME/
             await _redirect(root_path + "/", scope, send)
             return
         scope["root_path"] = root_path
         scope[APP_SCOPE_KEY] = services
         scope[PREFIXED_SCOPE_KEY] = True
         await self.app(scope, receive, send)
+
+
+def _split(apps: RunningApps, path: str) -> tuple[str | None, Services | None, str | None]:
+    """(the app's name, its Services, the route path within it) of a request's ``path``.
+
+    The name is None for the default app's paths (no prefix, or ``/apps/`` alone: the overview);
+    the Services are None for an unknown name; the route path is None for ``/apps/NAME`` without
+    its slash.
+    """
+    if not path.startswith(APPS_PREFIX):
+        return None, apps.default, path
+    name, slash, rest = path[len(APPS_PREFIX) :].partition("/")
+    if not name:
+        return None, apps.default, path
+    return name, apps.get(name), (slash + rest if slash else None)
 
 
 def app_route(scope: Scope) -> tuple[Services, str] | None:
@@ -59,14 +68,8 @@ def app_route(scope: Scope) -> tuple[Services, str] | None:
     apps: RunningApps | None = getattr(scope["app"].state, "apps", None)
     if apps is None:
         return None
-    path = route_path(scope)
-    if not path.startswith(APPS_PREFIX):
-        return apps.default, path
-    name, slash, rest = path[len(APPS_PREFIX) :].partition("/")
-    services = apps.get(name)
-    if services is None:
-        return None if name else (apps.default, path)
-    return (services, slash + rest) if slash else None
+    _name, services, path = _split(apps, route_path(scope))
+    return None if services is None or path is None else (services, path)
 
 
 async def _unknown_app(name: str, scope: Scope, send: Send) -> None:
