@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.store.engine import make_engine
+from sidekiq_supervisor.store.job_counts import recount
 from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.store.partitions import ensure_partitions
 
@@ -266,6 +267,9 @@ def main() -> None:
         began = time.perf_counter()
         upgrade(engine)
         print(f"upgraded to head (counting the summaries of 0009) in {time.perf_counter() - began:.1f} s")
+        # A ledger already at head before the load (0016 on) counts its jobs per status afresh.
+        with engine.begin() as connection:
+            recount(connection)
     engine.dispose()
 
 

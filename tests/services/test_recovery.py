@@ -28,6 +28,7 @@ from sidekiq_supervisor.store.queries import job_history
 from sidekiq_supervisor.store.writer import write_reports
 from sidekiq_supervisor.web.app import create_app
 from tests.e2e.real_sidekiq import wait_until
+from tests.store.job_count_checks import assert_counts_match
 
 LIVE = "web-1:10:aaaaaaaaaaaa"
 GONE = "web-2:11:bbbbbbbbbbbb"
@@ -179,6 +180,7 @@ def test_a_job_lost_again_and_again_is_quarantined_in_the_dead_set_after_the_las
         "reason": outcome.reason, "job_class": "ReportJob", "queue": "default", "arguments": "[1]"
     }  # fmt: skip
     assert recoverer.recover() == []  # it left the uncompleted jobs
+    assert_counts_match(engine)
     with TestClient(create_app(settings)) as client:
         first, last = client.get(f"/jobs/{chain[0]}").text, client.get(f"/jobs/{jid}").text
     assert f"recovered automatically (attempt 1): its process {GONE} is gone" in first

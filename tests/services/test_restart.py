@@ -20,6 +20,7 @@ from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.queries import find_job, job_history
 from sidekiq_supervisor.store.schema import job_events, jobs
 from sidekiq_supervisor.store.writer import write_reports
+from tests.store.job_count_checks import assert_counts_match
 
 SECOND = 1_000_000
 HOUR = 3600 * SECOND
@@ -150,6 +151,12 @@ def test_a_restarted_job_is_recorded_as_queued_and_the_original_is_deleted_with_
     assert list(manager.uncompleted_jobs()) == []
     assert {job.jid for job in manager.queued_jobs()} == {"q-carol", *(o.new_jid for o in report.restarted)}
     assert [job.jid for job in manager.completed_jobs()] == ["c-dave"]
+    # The counts moved with the jobs, and a late report of the original brings nothing back.
+    assert_counts_match(engine)
+    write(engine, Report("s-alice", EventKind.COMPLETE, now_micros(), "MailWorker", "mail", "[]"))
+    assert_counts_match(engine)
+    assert manager.uncompleted_jobs().count() == 0
+    assert manager.queued_jobs().count() == 3
 
 
 def test_the_filter_limits_which_jobs_restart(engine, redis_client):
@@ -240,6 +247,25 @@ def test_a_push_that_fails_after_sidekiq_was_read_leaves_the_job_as_it_was(engin
         manager.restart_uncompleted_jobs()
 
     assert ledger_snapshot(engine) == before
+    assert_counts_match(engine)
+
+
+def test_a_copy_that_reported_before_its_restart_was_recorded_is_linked_and_counted_once(
+    engine, redis_client
+):
+    started(engine, "s-early", arguments='["early"]')
+    enqueuer = SidekiqEnqueuer(redis_client)
+    # The first run pushed and died before the ledger committed; the copy ran and reported meanwhile.
+    payload = b'{"class":"K","args":["early"]}'
+    (first,) = enqueuer.push_all([Push("s-early", "b" * 24, payload, queue="default")])
+    started(engine, first, arguments='["early"]', ago=SECOND)
+
+    report = manager_on(engine, redis_client).restart_uncompleted_jobs(older_than=timedelta(minutes=1))
+
+    assert [o.new_jid for o in report.restarted] == [first]
+    copy = manager_on(engine, redis_client).job(first)
+    assert (copy.restarted_from, copy.status) == ("s-early", JobStatus.STARTED)
+    assert_counts_match(engine)
 
 
 def test_a_restart_run_again_after_a_crash_never_pushes_the_same_original_twice(engine, redis_client):
@@ -254,3 +280,4 @@ def test_a_restart_run_again_after_a_crash_never_pushes_the_same_original_twice(
     assert [o.new_jid for o in report.restarted] == [first]
     assert redis_client.llen("queue:default") == 1
     assert manager_on(engine, redis_client).job(first).restarted_from == "s-crash"
+    assert_counts_match(engine)

@@ -34,6 +34,7 @@ from sidekiq_supervisor.store.schema import duration_rollups, job_events, jobs, 
 from sidekiq_supervisor.store.writer import write_reports
 from sidekiq_supervisor.web.app import create_app
 from tests.conftest import redis_test_url
+from tests.store.job_count_checks import kept_counts
 
 T0 = 1_790_000_000_000_000  # epoch microseconds, on a Saturday
 SECOND = 1_000_000
@@ -199,10 +200,10 @@ def completions(prefix: str, count: int) -> list[Report]:
     return reports
 
 
-def test_a_writer_waits_for_another_writers_roll_ups_and_adds_to_them(engine):
+def test_a_writer_waits_for_another_writers_roll_ups_and_counts_and_adds_to_them(engine):
     """Two writer processes (PostgreSQL) counting the same hour: the second reads the roll-up
-    rows only once the first committed, so it adds to them instead of overwriting them (on
-    SQLite the second waits for the write lock)."""
+    rows only once the first committed, so it adds to them instead of overwriting them, and both
+    add to the same count of jobs per status (on SQLite the second waits for the write lock)."""
     write(engine, completions("first", 1))  # the hour's rows exist: no insert to wait on
     errors: list[Exception] = []
 
@@ -226,6 +227,7 @@ def test_a_writer_waits_for_another_writers_roll_ups_and_adds_to_them(engine):
     assert tallies["Mailer", DurationOrigin.STARTED].count == 13
     assert tallies["Mailer", DurationOrigin.STARTED].total == 13 * SECOND
     assert_rollups_match(engine)
+    assert kept_counts(engine) == {("Mailer", "default", "complete"): 13}
 
 
 def test_the_upgrade_counts_the_jobs_and_events_already_stored_and_keeps_the_pruned_ones(engine):

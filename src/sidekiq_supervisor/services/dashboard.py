@@ -1,9 +1,9 @@
 """What the dashboard pages show, read from the ledger (and Sidekiq's Redis for where a job is).
 
 Every figure is bounded so that a page load stays fast on a ledger of millions of jobs: status
-counts stop at a cap, duration summaries and the chart of events per minute come from what the
-writer counts as it stores reports (``store.rollups``, ``store.event_counts``), lists are keyset
-pages. The pages say when a figure is capped or estimated.
+counts, duration summaries and the chart of events per minute come from what the writer counts as
+it stores reports (``store.job_counts``, ``store.rollups``, ``store.event_counts``), lists are
+keyset pages. The pages say when a figure is estimated.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from sidekiq_supervisor.store.records import StoredJob
 
 __all__ = ["ClassSummary", "Dashboard", "EventSeries", "HistoryEntry", "JobView", "StatusCounts"]
 
-STATUS_COUNT_CAP = 100_000
 MAX_CLASSES = 200
 # The overview's slowest classes: what ran lately, not since records began.
 SLOWEST_WINDOW = Window.DAY
@@ -43,10 +42,9 @@ SLOWEST_WINDOW = Window.DAY
 
 @dataclass(frozen=True, slots=True)
 class StatusCounts:
-    """Jobs per status, each exact below ``cap``; ``newest_id`` bounds how many were ever stored."""
+    """Jobs per status, exact; ``newest_id`` bounds how many were ever stored."""
 
     counts: dict[JobStatus, int]
-    cap: int | None
     newest_id: int
 
 
@@ -113,15 +111,11 @@ class Dashboard:
         """A dashboard on ``engine`` and the settings' Redis (none when ``REDIS_URL`` is empty)."""
         return cls(JobManager.on(engine, connection.connect(settings.redis_url), settings))
 
-    def status_counts(self, *, exact: bool = False) -> StatusCounts:
-        """Jobs per status: capped at ``STATUS_COUNT_CAP`` unless ``exact`` (a full count)."""
+    def status_counts(self) -> StatusCounts:
+        """Jobs per status (``store.job_counts``: exact, whatever the ledger's size)."""
         with self.ledger.engine.connect() as connection:
             newest = analytics.highest_job_id(connection)
-            if exact:
-                return StatusCounts(self.ledger.status_counts(), None, newest)
-            return StatusCounts(
-                analytics.bounded_status_counts(connection, STATUS_COUNT_CAP), STATUS_COUNT_CAP, newest
-            )
+        return StatusCounts(self.ledger.status_counts(), newest)
 
     def events(self, hours: int) -> EventSeries:
         """Events per minute of each kind over the last ``hours`` hours."""

@@ -19,7 +19,7 @@ from sidekiq_supervisor.domain.model import JobStatus, Micros
 from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, per_class
 from sidekiq_supervisor.domain.rollups import Grain
 from sidekiq_supervisor.store import queries
-from sidekiq_supervisor.store.figures import jobs_per_status
+from sidekiq_supervisor.store.job_counts import jobs_per_status
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 from sidekiq_supervisor.store.restarts import kept_payload

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor import render
 from sidekiq_supervisor.clock import now_micros
+from sidekiq_supervisor.domain.job_counts import Move, count_changes
 from sidekiq_supervisor.domain.liveness import SidekiqSnapshot, Verdict
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
 from sidekiq_supervisor.domain.payload import dead_payload
@@ -32,6 +33,7 @@ from sidekiq_supervisor.services.liveness import NOT_CONFIGURED, LivenessChecker
 from sidekiq_supervisor.services.results import Job
 from sidekiq_supervisor.sidekiq_redis.enqueue import Push, new_jid
 from sidekiq_supervisor.store.engine import write_transaction
+from sidekiq_supervisor.store.job_counts import apply_count_changes
 from sidekiq_supervisor.store.records import StoredJob
 from sidekiq_supervisor.store.restarts import (
     claim_original,
@@ -334,8 +336,11 @@ class Restarter:
                     else:
                         planned.append(replace(plan, index=index))
                 pushed = enqueuer.push_all([plan.push for plan in planned]) if planned else []
+                moves: list[Move] = []
                 for plan, jid in zip(planned, pushed, strict=True):
-                    outcomes[plan.index] = self._record(connection, plan, jid, now)
+                    outcomes[plan.index] = self._record(connection, plan, jid, now, moves)
+                # Last, and once: the counts' rows stay unlocked while Redis is asked.
+                apply_count_changes(connection, count_changes(moves))
         except redis.RedisError as exc:  # the transaction rolled back: every original is as it was
             raise RestartFailed(f"Sidekiq's Redis refused the push: {exc}", RestartReport(False)) from exc
         return [outcomes[index] for index in range(len(batch))]
@@ -373,14 +378,19 @@ class Restarter:
         return _Planned(stored, job, recovered, attempt, poison, queue, push)
 
     @staticmethod
-    def _record(connection: Connection, plan: _Planned, jid: str, now: Micros) -> RestartOutcome:
-        """Record a push that was done: the replacement, linked to its original, or the quarantine."""
+    def _record(
+        connection: Connection, plan: _Planned, jid: str, now: Micros, moves: list[Move]
+    ) -> RestartOutcome:
+        """Record a push that was done: the replacement, linked to its original, or the quarantine.
+        The jobs' moves (the original gone, a new replacement queued) are added to ``moves``."""
         stored = plan.stored
+        moves.append(Move(stored.job_class, stored.queue, JobStatus.STARTED, None))
         if plan.poison is not None:
             record_quarantine(connection, stored, plan.poison, now)
             return RestartOutcome(plan.job, None, plan.poison, taken=False, quarantined=True)
         replacement = Report(jid, EventKind.QUEUED, now, stored.job_class, plan.queue, stored.arguments)
-        record_replacement(connection, stored, replacement, now, plan.recovered, plan.attempt)
+        if record_replacement(connection, stored, replacement, now, plan.recovered, plan.attempt):
+            moves.append(Move(stored.job_class, plan.queue, None, JobStatus.QUEUED))
         return RestartOutcome(plan.job, jid, plan.recovered)
 
     def _payload(

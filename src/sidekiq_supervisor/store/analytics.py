@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.model import JobStatus, Micros
@@ -37,15 +37,6 @@ class ClassSummary:
     p95: Micros | None
     p99: Micros | None
     longest: Micros | None
-
-
-def bounded_status_counts(connection: Connection, cap: int) -> dict[JobStatus, int]:
-    """Jobs per status, each counted up to ``cap`` (a value of ``cap`` means "at least")."""
-    counts = {}
-    for status in JobStatus:
-        capped = select(literal(1)).where(jobs.c.status == status.value).limit(cap).subquery()
-        counts[status] = connection.execute(select(func.count()).select_from(capped)).scalar_one()
-    return counts
 
 
 def highest_job_id(connection: Connection) -> int:

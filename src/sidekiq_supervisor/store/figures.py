@@ -1,11 +1,9 @@
-"""The ledger's reads behind GET /metrics (and GET /api/v1/stats): jobs per status, the uncompleted
-jobs, the busiest classes.
+"""The ledger's reads behind GET /metrics (and GET /api/v1/stats): jobs per status
+(``store.job_counts.jobs_per_status``), the uncompleted jobs, the busiest classes.
 
 Each read is bounded by an index, measured at a million jobs (``bench/metrics.py``):
 
-- jobs per status: three counts in one statement (one snapshot): all jobs, and the queued and
-  started ones through ``(status, id)``; the completed ones are the rest. 15-28 ms on SQLite,
-  61-95 ms on PostgreSQL, against 76 and 104 ms for a GROUP BY over the table;
+- jobs per status: read from the counts the writer keeps (``store.job_counts``), a few rows;
 - the uncompleted jobs: their jid, start and worker through ``(status, id)`` (for their ages and
   their liveness), a read that grows with the uncompleted jobs only;
 - the busiest classes: the newest ``window`` job rows through the primary key (7 ms for 20,000).
@@ -16,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.model import JobStatus, Micros
@@ -30,26 +28,6 @@ class UncompletedJob:
     jid: str
     started_at: Micros | None
     worker: str | None
-
-
-def jobs_per_status(connection: Connection) -> dict[JobStatus, int]:
-    """How many jobs have each status, in one statement (one snapshot of the table)."""
-
-    def counted(status: JobStatus) -> ScalarSelect[int]:
-        return select(func.count()).select_from(jobs).where(jobs.c.status == status.value).scalar_subquery()
-
-    total, queued, started = connection.execute(
-        select(
-            select(func.count()).select_from(jobs).scalar_subquery(),
-            counted(JobStatus.QUEUED),
-            counted(JobStatus.STARTED),
-        )
-    ).one()
-    return {
-        JobStatus.QUEUED: queued,
-        JobStatus.STARTED: started,
-        JobStatus.COMPLETE: total - queued - started,
-    }
 
 
 def uncompleted_jobs(connection: Connection, *, chunk: int = 1000) -> Iterator[list[UncompletedJob]]:

@@ -30,6 +30,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, DurationSummary, nearest_rank
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros
+from sidekiq_supervisor.store.job_counts import counted
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import RECOVERY_EVENTS, job_events, jobs
 from sidekiq_supervisor.store.text_search import contains_ignoring_case, trigram_source
@@ -166,10 +167,22 @@ def _jobs(connection: Connection, query: Select[Any]) -> list[StoredJob]:
 
 
 def count_jobs(connection: Connection, job_filter: JobFilter) -> int:
-    """The exact number of matching jobs."""
+    """The exact number of matching jobs: of a filter by status, class and queue alone, summed from
+    the counts the writer keeps (``store.job_counts``); of any other, counted from the jobs."""
+    if _kept_count_answers(job_filter):
+        return counted(
+            connection, status=job_filter.status, job_class=job_filter.job_class, queue=job_filter.queue
+        )
     query, _key = _matching(connection, job_filter, func.count())
     count: int = connection.execute(query.select_from(jobs)).scalar_one()
     return count
+
+
+def _kept_count_answers(job_filter: JobFilter) -> bool:
+    """Whether ``store.job_counts`` holds the filter's count: it is by status, class and queue alone."""
+    return (
+        job_filter.needle is None and job_filter.duration_from is None and job_filter.started_before is None
+    )
 
 
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.
@@ -192,11 +205,11 @@ class Count:
 def count_or_estimate(connection: Connection, job_filter: JobFilter, *, budget_ms: int) -> Count:
     """The exact count if it takes at most ``budget_ms``, else PostgreSQL's planner estimate.
 
-    On SQLite the count is always exact (a million jobs count in well under a second). The
-    connection must not be in a transaction: the count runs in one of its own, so that the
-    timeout (SET LOCAL) and a cancelled statement end with it.
+    On SQLite the count is always exact (a million jobs count in well under a second), and so is
+    one that ``store.job_counts`` holds. The connection must not be in a transaction: the count
+    runs in one of its own, so that the timeout (SET LOCAL) and a cancelled statement end with it.
     """
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or _kept_count_answers(job_filter):
         return Count(count_jobs(connection, job_filter), estimated=False)
     exact = _within_budget(connection, budget_ms, lambda: count_jobs(connection, job_filter))
     if exact is not None:

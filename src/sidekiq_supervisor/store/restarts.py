@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy import delete, literal, select
+from sqlalchemy import delete, literal, select, update
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report
@@ -24,6 +24,7 @@ def claim_original(connection: Connection, original: StoredJob) -> bool:
 
     The delete only matches the row as it was read (still started, same start), so a job that
     completed meanwhile, started again, or that another restart already took, is left alone.
+    The caller counts the job's leaving (``store.job_counts``) once the push is done.
     """
     deleted = connection.execute(
         delete(jobs).where(
@@ -57,10 +58,10 @@ def record_replacement(
     recorded_at: Micros,
     recovered: str | None = None,
     attempt: int = 1,
-) -> None:
+) -> bool:
     """Record ``replacement`` as queued and linked to ``original``, whose history gets a ``restarted``
     event naming the new jid (the event also keeps late reports of the original from bringing its
-    row back; see ``store.writer``).
+    row back; see ``store.writer``). Whether the replacement is a new job.
 
     The replacement may already be known: a restart re-run after a crash reuses the jid it pushed
     the first time, which may have reported since. It is then only linked to the original.
@@ -77,16 +78,18 @@ def record_replacement(
         "restarted_from": original.jid,
     }
     _move_payload(connection, original.jid, replacement.jid)
-    insert_job = dialect_insert(connection, jobs).values(row)
-    connection.execute(
-        insert_job.on_conflict_do_update(index_elements=["jid"], set_={"restarted_from": original.jid})
-    )
+    insert_job = dialect_insert(connection, jobs).values(row).on_conflict_do_nothing(index_elements=["jid"])
+    created = connection.execute(insert_job.returning(jobs.c.id)).first() is not None
+    if not created:
+        link = update(jobs).where(jobs.c.jid == replacement.jid).values(restarted_from=original.jid)
+        connection.execute(link)
     said: dict[str, object] = {"new_jid": replacement.jid}
     if recovered:
         said |= {"recovered": recovered, "attempt": attempt, **_recovered_job(original)}
     detail = orjson.dumps(said).decode()
     events = [(replacement.jid, EventKind.QUEUED, None), (original.jid, EventKind.RESTARTED, detail)]
     _append_events(connection, events, replacement.at, recorded_at)
+    return created
 
 
 def _append_events(

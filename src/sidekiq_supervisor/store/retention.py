@@ -5,7 +5,8 @@ SQLite's single write lock) waits for a few milliseconds at most, never for a wh
 
 - Completed jobs whose completion is older than the cutoff go with their whole history; their
   durations move from the kept jobs' roll-ups to the pruned ones (``domain.rollups``) in the same
-  transaction, so each job is counted exactly once: as a kept job, then a pruned one.
+  transaction, so each job is counted exactly once: as a kept job, then a pruned one. They leave
+  the jobs per status (``store.job_counts``) in that transaction too.
 - History older than its cutoff (by ``recorded_at``, the service's own clock) is trimmed from
   the oldest end. ``restarted`` events stay: they are what keeps a restarted original from
   coming back when a late report about it arrives.
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, TableClause, delete, select, text
 
 from sidekiq_supervisor.domain import rollups
+from sidekiq_supervisor.domain.job_counts import Move, count_changes
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Timeline
 from sidekiq_supervisor.store.engine import lock_key
+from sidekiq_supervisor.store.job_counts import apply_count_changes
 from sidekiq_supervisor.store.rollups import apply_changes
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
 
@@ -84,6 +87,10 @@ def prune_completed_batch(connection: Connection, cutoff: Micros, after_id: int,
         connection.execute(delete(job_events).where(job_events.c.jid.in_(jids)))
         connection.execute(delete(job_payloads).where(job_payloads.c.jid.in_(jids)))
         connection.execute(delete(jobs).where(jobs.c.id.in_([row.id for row in old])))
+        complete = JobStatus.COMPLETE
+        apply_count_changes(
+            connection, count_changes(Move(r.job_class, r.queue, complete, None) for r in old)
+        )
     return PrunedBatch(len(rows), len(old), rows[-1].id if rows else None, len(due))
 
 

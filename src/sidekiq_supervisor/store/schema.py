@@ -144,6 +144,18 @@ event_counts = Table(
     PrimaryKeyConstraint("minute", "kind"),
 )
 
+job_counts = Table(
+    "job_counts",
+    metadata,
+    # Jobs per class, queue and status, kept by every write that creates, moves or deletes a job
+    # (store.job_counts): the lists' counts and the dashboard's figures sum these rows.
+    Column("job_class", String(255), nullable=False),
+    Column("queue", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("job_class", "queue", "status"),
+)
+
 alerts = Table(
     "alerts",
     metadata,

@@ -4,10 +4,11 @@ Statements per batch, whatever its size: find which jids were restarted (their r
 must stay gone), create the jobs not seen before, read (and on PostgreSQL lock) the batch's rows,
 append the events (a resent report collides on the unique key and is dropped), then update the
 rows whose timeline changed. The read side's summaries follow in the same transaction: one
-statement adds the new events to their counts per minute (``store.event_counts``) and, when a job
-completed or its completed timeline moved, three update the duration roll-ups (``store.rollups``).
-Rows are touched in jid order, roll-ups after jobs, so that concurrent writer processes on
-PostgreSQL cannot deadlock.
+statement adds the new events to their counts per minute (``store.event_counts``); when a job
+completed or its completed timeline moved, three update the duration roll-ups (``store.rollups``);
+and when a job is new or its status moved, one adds that to the jobs per class, queue and status
+(``store.job_counts``). Rows are touched in jid order, roll-ups after jobs and counts last, so that
+concurrent writer processes on PostgreSQL cannot deadlock.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from sidekiq_supervisor.domain import rollups
+from sidekiq_supervisor.domain.job_counts import Move, count_changes
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros, Report, Timeline
 from sidekiq_supervisor.domain.status import fold_events, status_of
 from sidekiq_supervisor.store.bulk import insert_ignoring_conflicts, select_where_in, update_by_key
 from sidekiq_supervisor.store.event_counts import count_events
+from sidekiq_supervisor.store.job_counts import apply_count_changes
 from sidekiq_supervisor.store.records import StoredJob, job_from_row
 from sidekiq_supervisor.store.rollups import apply_changes
 from sidekiq_supervisor.store.schema import job_events, job_payloads, jobs
@@ -71,6 +74,7 @@ def write_reports(
     _keep_payloads(connection, reports, restarted)
     rows = _lock_jobs(connection, jids)
     before = {jid: job.timeline for jid, job in rows.items()}
+    status_before = {jid: job.status for jid, job in rows.items()}
     new_events = _append_events(connection, reports, recorded_at)
     count_events(connection, ((kind, at) for _, kind, at in new_events))
     fresh = _fold_new_events(rows, reports, new_events)
@@ -80,6 +84,7 @@ def write_reports(
         connection,
         rollups.changes((job.job_class, job.queue, before[job.jid], job.timeline) for job in changed),
     )
+    apply_count_changes(connection, count_changes(_moves(rows, created, changed, status_before)))
     return _results(reports, rows, created, fresh, before)
 
 
@@ -207,6 +212,22 @@ def _update_jobs(connection: Connection, changed: list[StoredJob]) -> None:
     ]
     if rows:
         update_by_key(connection, jobs, TIMELINE_COLUMNS, "id", rows)
+
+
+def _moves(
+    rows: dict[str, StoredJob],
+    created: set[str],
+    changed: list[StoredJob],
+    status_before: dict[str, JobStatus],
+) -> Iterator[Move]:
+    """The batch's moves between statuses: each new job arrived as queued (the status its row was
+    created with), then each changed job went from its status before the batch to its new one."""
+    queued = JobStatus.QUEUED
+    for jid in created:
+        job = rows[jid]
+        yield Move(job.job_class, job.queue, None, queued)
+    for job in changed:
+        yield Move(job.job_class, job.queue, status_before[job.jid], job.status)
 
 
 def _results(

@@ -64,10 +64,10 @@ def test_the_slowest_classes_show_the_p95_of_their_runs(client, dataset):
     assert data_value(html, "data-p95", "ReportBuilder") == expected
 
 
-def test_exact_counts_on_request(client, dataset):
-    html = client.get("/?exact=1").text
-    assert data_value(html, "data-count", "complete") == f"{dataset.counts()['complete']:,}"
-    assert "Exact counts." in html
+def test_the_overview_counts_every_status_exactly(client, dataset):
+    html = client.get("/").text
+    for status, count in dataset.counts().items():
+        assert data_value(html, "data-count", status) == f"{count:,}"
 
 
 def test_every_piece_of_job_data_is_escaped(client, dataset):

@@ -31,6 +31,7 @@ from sidekiq_supervisor.services.liveness import LivenessChecker, SidekiqUnavail
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.store import figures
 from sidekiq_supervisor.store.figures import UncompletedJob
+from sidekiq_supervisor.store.job_counts import jobs_per_status
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def read_ledger_figures(
 ) -> LedgerFigures:
     """Read the figures (on a worker thread: it waits on the database and on Redis)."""
     with engine.connect() as connection:
-        jobs = figures.jobs_per_status(connection)
+        jobs = jobs_per_status(connection)
         uncompleted: list[UncompletedJob] = []
         for chunk in figures.uncompleted_jobs(connection):
             uncompleted += chunk

@@ -30,11 +30,10 @@ async def overview(
     dashboard: DashboardDep,
     threshold: Threshold = None,
     hours: Hours = 3,
-    exact: bool = False,
 ) -> HTMLResponse:
     """The overview page."""
     minutes = threshold or services_of(request.scope).settings.uncompleted_alert_minutes
-    page = await run_in_threadpool(_gather, dashboard, minutes, hours, exact)
+    page = await run_in_threadpool(_gather, dashboard, minutes, hours)
     return render(request, "overview.html", refresh=10, threshold=minutes, hours=hours, **template_vars(page))
 
 
@@ -50,11 +49,11 @@ class OverviewPage:
     stuck: list[Job]
 
 
-def _gather(dashboard: Dashboard, minutes: float, hours: int, exact: bool) -> OverviewPage:
+def _gather(dashboard: Dashboard, minutes: float, hours: int) -> OverviewPage:
     events = dashboard.events(hours)
     chart = charts.line_chart("Events per minute", events.start, events.series, timedelta(minutes=1))
     return OverviewPage(
-        counts=dashboard.status_counts(exact=exact),
+        counts=dashboard.status_counts(),
         events=events,
         totals={kind: sum(values) for kind, values in events.series.items()},
         chart=chart,
