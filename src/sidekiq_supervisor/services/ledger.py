@@ -126,6 +126,11 @@ class Ledger:
             return queries.count_jobs(connection, job_filter)
 
     @staticmethod
+    def counts_at_once(job_filter: JobFilter) -> bool:
+        """Whether ``count`` reads counts the writer keeps (a few rows), not the matching jobs."""
+        return _counted_by_rollups(job_filter) or queries.kept_count_answers(job_filter)
+
+    @staticmethod
     def _rolled_up_count(connection: Connection, job_filter: JobFilter) -> int:
         assert job_filter.duration_from is not None  # _counted_by_rollups said so
         return kept_count(connection, job_filter.duration_from, job_filter.job_class, job_filter.queue)

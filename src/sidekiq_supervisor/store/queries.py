@@ -169,7 +169,7 @@ def _jobs(connection: Connection, query: Select[Any]) -> list[StoredJob]:
 def count_jobs(connection: Connection, job_filter: JobFilter) -> int:
     """The exact number of matching jobs: of a filter by status, class and queue alone, summed from
     the counts the writer keeps (``store.job_counts``); of any other, counted from the jobs."""
-    if _kept_count_answers(job_filter):
+    if kept_count_answers(job_filter):
         return counted(
             connection, status=job_filter.status, job_class=job_filter.job_class, queue=job_filter.queue
         )
@@ -178,8 +178,9 @@ def count_jobs(connection: Connection, job_filter: JobFilter) -> int:
     return count
 
 
-def _kept_count_answers(job_filter: JobFilter) -> bool:
-    """Whether ``store.job_counts`` holds the filter's count: it is by status, class and queue alone."""
+def kept_count_answers(job_filter: JobFilter) -> bool:
+    """Whether ``store.job_counts`` holds the filter's count (so it costs a few rows): the filter
+    is by status, class and queue alone."""
     return (
         job_filter.needle is None and job_filter.duration_from is None and job_filter.started_before is None
     )
@@ -209,7 +210,7 @@ def count_or_estimate(connection: Connection, job_filter: JobFilter, *, budget_m
     one that ``store.job_counts`` holds. The connection must not be in a transaction: the count
     runs in one of its own, so that the timeout (SET LOCAL) and a cancelled statement end with it.
     """
-    if connection.dialect.name != "postgresql" or _kept_count_answers(job_filter):
+    if connection.dialect.name != "postgresql" or kept_count_answers(job_filter):
         return Count(count_jobs(connection, job_filter), estimated=False)
     exact = _within_budget(connection, budget_ms, lambda: count_jobs(connection, job_filter))
     if exact is not None:

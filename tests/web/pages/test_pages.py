@@ -106,11 +106,16 @@ def test_job_lists_filter_and_page_with_a_cursor(client, dataset):
     assert len(re.findall(r'class="jid"', html)) == 12
 
 
-def test_the_count_is_exact_only_when_asked(client, dataset):
-    html = client.get("/jobs?status=all").text
+def test_the_count_shows_at_once_without_an_arguments_filter_and_on_request_with_one(client, dataset):
+    html = client.get("/jobs?status=completed").text
+    assert text_of(html, "exact-count") == f"{dataset.counts()['complete']:,}"
+    assert "Count matching jobs" not in html
+    html = client.get("/jobs", params={"status": "completed", "job_class": "ReportBuilder"}).text
+    assert text_of(html, "exact-count") == "12"
+    html = client.get("/jobs?status=all&q=example.com").text
     assert 'id="exact-count"' not in html and "Count matching jobs" in html
     html = client.get("/jobs?status=all&q=example.com&count=1").text
-    assert text_of(html, "exact-count") == str(sum(count for count, _, _ in CLASSES.values()))
+    assert text_of(html, "exact-count") == f"{sum(count for count, _, _ in CLASSES.values()):,}"
 
 
 def test_a_job_page_shows_its_timeline_durations_and_a_note_when_redis_is_down(client, dataset):

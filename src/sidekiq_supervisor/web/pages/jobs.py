@@ -38,7 +38,8 @@ async def job_list(
     cursor: Cursor = None,
     count: bool = False,
 ) -> HTMLResponse:
-    """A page of jobs, newest first, with a link to the next page (and an exact count on request)."""
+    """A page of jobs, newest first, with a link to the next page, and the exact count: at once
+    when the ledger keeps it (no arguments filter), else on request."""
     job_filter = JobFilter(status.status, q or None, job_class or None, queue or None)
     jobs, next_cursor = await run_in_threadpool(dashboard.page, job_filter, limit=PAGE_SIZE, cursor=cursor)
     params = {"status": status.value, "q": q, "job_class": job_class, "queue": queue}
@@ -56,7 +57,9 @@ async def job_list(
         if next_cursor is None
         else under_root(request, "/jobs?" + urlencode({**params, "cursor": next_cursor})),
         count_url=under_root(request, "/jobs?" + urlencode({**params, "count": 1})),
-        exact_count=await run_in_threadpool(dashboard.ledger.count, job_filter) if count else None,
+        exact_count=await run_in_threadpool(dashboard.ledger.count, job_filter)
+        if count or dashboard.ledger.counts_at_once(job_filter)
+        else None,
         tab_counts=await run_in_threadpool(dashboard.status_counts),
     )
 
