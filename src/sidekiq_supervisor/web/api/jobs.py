@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from functools import partial
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from sidekiq_supervisor.domain.filters import MAX_FILTER_LENGTH
 from sidekiq_supervisor.domain.liveness import Liveness
 from sidekiq_supervisor.domain.model import Selection
 from sidekiq_supervisor.domain.recovery import COUNTED_HOURS
-from sidekiq_supervisor.services.ledger import JobFilter
+from sidekiq_supervisor.services.ledger import JobFilter, Page
 from sidekiq_supervisor.services.restart import RestartFailed, RestartOutcome, outcome_lines
 from sidekiq_supervisor.web.api.auth import require_api_token
 from sidekiq_supervisor.web.api.openapi_errors import (
@@ -110,23 +111,31 @@ async def durations(
     (``"percentiles_estimated": true``); ``exact=true`` computes it from the jobs instead. An
     arguments filter is summarised from the matching jobs."""
     job_filter = JobFilter(needle=q or None, job_class=job_class, queue=queue, duration_from=origin)
-    page = await run_in_threadpool(ledger.page, job_filter, limit=limit, cursor=cursor)
-    body: dict[str, object] = {
+    # The page and the summary are read at once, each on a connection of its own: with an
+    # arguments filter each reads the matching jobs (70-80 and 45 ms at ten million jobs on
+    # PostgreSQL), and the answer waits for the longer one only.
+    reading_page = run_in_threadpool(ledger.page, job_filter, limit=limit, cursor=cursor)
+    if not summary:
+        return json_response(_durations_body(origin, await reading_page))
+    summarising = run_in_threadpool(partial(ledger.duration_summary, origin, job_filter, exact=exact))
+    page, found = await asyncio.gather(reading_page, summarising)
+    body = _durations_body(origin, page)
+    body["summary"] = summary_document(found)
+    # Pruned jobs live on per class and queue only, and those pruned before 0012 without their
+    # queue: no summary of them for an arguments or queue filter.
+    pruned = None
+    if q is None and queue is None:
+        pruned = summary_document(await run_in_threadpool(ledger.pruned_summary, origin, job_class))
+    body["pruned_summary"] = pruned
+    return json_response(body)
+
+
+def _durations_body(origin: DurationOrigin, page: Page) -> dict[str, object]:
+    return {
         "from": origin.value,
         "data": [job_document(job) for job in page.jobs],
         "next_cursor": page.next_cursor,
     }
-    if summary:
-        body["summary"] = summary_document(
-            await run_in_threadpool(partial(ledger.duration_summary, origin, job_filter, exact=exact))
-        )
-        # Pruned jobs live on per class and queue only, and those pruned before 0012 without their
-        # queue: no summary of them for an arguments or queue filter.
-        pruned = None
-        if q is None and queue is None:
-            pruned = summary_document(await run_in_threadpool(ledger.pruned_summary, origin, job_class))
-        body["pruned_summary"] = pruned
-    return json_response(body)
 
 
 @router.get("/stats", responses=error_responses(401, 503))
