@@ -174,8 +174,10 @@ def test_the_realtime_graph_plots_what_is_processed_between_polls(page, monitor_
     page.select_option("#poll-seconds", "2")
     # Locator waits (the page's CSP forbids the eval that wait_for_function would need).
     expect(page.locator("#realtime-status")).to_contain_text("Updated")
-    sidekiq_data.incrby("stat:processed", 17)
-    sidekiq_data.incrby("stat:failed", 3)
+    # At once (MULTI), as Sidekiq counts a failure: a poll between two separate increments
+    # would show the processed jobs in one interval and the failures in the next.
+    with sidekiq_data.pipeline(transaction=True) as both:
+        both.incrby("stat:processed", 17).incrby("stat:failed", 3).execute()
     expect(page.locator("[data-rate=processed]")).to_have_text("17", timeout=8000)
     assert page.locator("[data-rate=failed]").inner_text() == "3"
     points = page.locator('#realtime-chart [data-series="processed"]').get_attribute("points")
