@@ -9,7 +9,9 @@ client (timing the enqueue), starts one Sidekiq 6.4.1 process, and times the dra
 job fetched to the queue's end. Rounds run the clients in a rotating order; it prints the median
 jobs/s of each client and its ratio to the median without middleware, the CPU time per job of
 the Sidekiq process (during the drain) and of the service (whole round), then how many jobs the
-supervisor (a real ``sidekiq-supervisor serve`` on SQLite) recorded.
+supervisor (a real ``sidekiq-supervisor serve`` on SQLite) recorded, and how many reports the gem
+said it dropped because its buffer was full (read from its shutdown warning, in the enqueuing
+process's output and in Sidekiq's logs, which are kept in the bench's temporary directory).
 
 ``--split-cpus`` puts Sidekiq, the enqueuing process and a Redis of the bench's own on CPU 0 and
 the service on CPU 1 (with taskset), as when the supervisor runs on a machine of its own: the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -45,6 +48,8 @@ CLIENTS = ("none", "seed", "gem")
 # --split-cpus: Sidekiq, its Redis and the enqueuing process share one CPU; the service has the
 # other, as if it ran on a machine of its own (as it does in production).
 APP_CPU, SERVICE_CPU = "0", "1"
+# The gem's warning at shutdown when its full buffer dropped reports (Reporter#shutdown).
+DROPPED = re.compile(r"sidekiq-supervisor: (\d+) reports dropped in all")
 
 
 def pinned(command: list[str], cpu: str | None) -> list[str]:
@@ -58,10 +63,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def dropped_reports(output: str) -> int:
+    """Reports the gem said (at shutdown) that it dropped, in a process's log."""
+    return sum(int(count) for count in DROPPED.findall(output))
+
+
 def drain(
-    env: dict[str, str], client: redis.Redis, args: argparse.Namespace, workdir: str
-) -> tuple[float, float]:
-    """Seconds from the first job fetched to the queue's end, and the CPU seconds Sidekiq used."""
+    name: str, env: dict[str, str], client: redis.Redis, args: argparse.Namespace, workdir: str
+) -> tuple[float, float, int]:
+    """Seconds from the first job fetched to the queue's end, the CPU seconds Sidekiq used, and
+    the reports the gem dropped in Sidekiq (known once it has exited, after its last flush)."""
     command = [
         "sidekiq",
         "-r",
@@ -71,9 +82,13 @@ def drain(
         "-q",
         "default",
     ]
-    with (Path(workdir) / f"sidekiq-{env['SUPERVISOR_CLIENT']}.log").open("wb") as log:
+    # One log per client, each round's appended: the gem's drops are read from it.
+    log_path = Path(workdir) / f"sidekiq-{name}.log"
+    with log_path.open("ab") as log:
+        logged = log.tell()
         command = pinned(command, args.app_cpu)
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    drained = None
     try:
         first = None
         deadline = time.monotonic() + 600
@@ -84,22 +99,30 @@ def drain(
                 first = now
                 cpu_at_first = cpu_seconds(process.pid)
             if remaining == 0 and first is not None:
-                return now - first, cpu_seconds(process.pid) - cpu_at_first
+                drained = now - first, cpu_seconds(process.pid) - cpu_at_first
+                break
             time.sleep(0.005)
     finally:
         process.terminate()
         process.wait(timeout=30)
-    raise SystemExit("Sidekiq did not drain the queue in time")
+    if drained is None:
+        raise SystemExit("Sidekiq did not drain the queue in time")
+    with log_path.open("rb") as log:
+        log.seek(logged)
+        return *drained, dropped_reports(log.read().decode(errors="replace"))
 
 
 @dataclass(frozen=True)
 class Run:
-    """One client's round: wall-clock seconds, and CPU seconds of Sidekiq and of the service."""
+    """One client's round: wall-clock seconds, CPU seconds of Sidekiq and of the service, and the
+    reports the gem dropped (buffer full) while enqueuing and in Sidekiq."""
 
     enqueue: float
     drain: float
     sidekiq_cpu: float
     service_cpu: float
+    enqueue_dropped: int = 0
+    sidekiq_dropped: int = 0
 
 
 def run_client(
@@ -124,12 +147,17 @@ def run_client(
         text=True,
         check=True,
     )
-    drain_seconds, sidekiq_cpu = drain(env, client, args, workdir)
+    drain_seconds, sidekiq_cpu, sidekiq_dropped = drain(name, env, client, args, workdir)
+    # The seconds are the last line enqueue.rb prints; the gem may log after it, at exit.
+    output = enqueue.stdout + enqueue.stderr
+    seconds = [line for line in enqueue.stdout.splitlines() if re.fullmatch(r"[\d.e-]+", line.strip())]
     return Run(
-        float(enqueue.stdout.strip().splitlines()[-1]),
+        float(seconds[-1]),
         drain_seconds,
         sidekiq_cpu,
         cpu_seconds(service_pid) - service_cpu,
+        dropped_reports(output),
+        sidekiq_dropped,
     )
 
 
@@ -233,6 +261,14 @@ def main() -> None:
     reporting = len([name for name in args.clients if name != "none"])
     expected = reporting * args.jobs * args.rounds
     print(f"jobs in the supervisor's ledger: {stored:,} (expected {expected:,}: the seed and gem runs)")
+    for name, runs in results.items():
+        enqueue_dropped = sum(run.enqueue_dropped for run in runs)
+        sidekiq_dropped = sum(run.sidekiq_dropped for run in runs)
+        if enqueue_dropped or sidekiq_dropped:
+            print(
+                f"reports {name} dropped (buffer full) in {len(runs)} rounds: {enqueue_dropped:,} "
+                f"while enqueuing, {sidekiq_dropped:,} in Sidekiq (logs in {workdir})"
+            )
 
 
 def median_run(runs: list[Run]) -> Run:

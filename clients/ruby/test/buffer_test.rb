@@ -64,6 +64,24 @@ class BufferTest < SupervisorTest
     assert_equal 2, buffer.dropped
   end
 
+  def test_reports_of_the_batch_taken_are_dropped_only_when_its_send_fails
+    [[:ack, 0, %w[d e f], 1], [:release, 2, %w[c d e f], 2]].each do |outcome, dropped, left, more|
+      buffer = Buffer.new(max_size: 4)
+      %w[a b c d].each { |item| buffer.push(item) }
+      batch = buffer.take(3) # a b c, being sent
+
+      assert_equal [0, 0], %w[e f].map { |item| buffer.push(item) } # push out a and b meanwhile
+      assert_equal 0, buffer.dropped
+      outcome == :ack ? buffer.ack(batch) : assert_equal(2, buffer.release)
+
+      assert_equal dropped, buffer.dropped, outcome
+      assert_equal left, buffer.peek(10).items
+      # Nothing is being sent now: a push past the bound drops at once.
+      assert_equal more, %w[g h].sum { |item| buffer.push(item) }
+      assert_equal dropped + more, buffer.dropped
+    end
+  end
+
   def test_peek_keeps_a_request_under_the_byte_limit_but_always_takes_one
     buffer = Buffer.new(max_size: 10)
     %w[aaaa bbbb cccc].each { |item| buffer.push(item) }

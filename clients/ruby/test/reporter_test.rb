@@ -135,6 +135,31 @@ class ReporterTest < SupervisorTest
     assert_match(/dropped the oldest reports, 1 so far/, log_text)
   end
 
+  # A full buffer pushes out its oldest reports, those of the batch being sent included. When the
+  # supervisor stores that batch, they were delivered, not dropped: only the others count.
+  def test_reports_pushed_out_while_their_batch_is_being_sent_count_as_dropped_only_if_it_fails
+    [[200, [0, 1, 2, 3, 4, 7, 8, 9, 10, 11], 2], [500, [7, 8, 9, 10, 11], 7]].each do |status, delivered, dropped|
+      @log.truncate(0)
+      gate = Queue.new
+      server = start_server.answer(->(_request) { gate.pop })
+      # The batch goes when it is full, never on a timer; the held request does not time out.
+      reporter = build_reporter(server.url, buffer_size: 5, batch_size: 5, flush_interval: 30, read_timeout: 30)
+
+      5.times { |i| reporter.record(report(i)) }
+      assert_equal 1, server.wait_for_requests(1).size
+      5.upto(11) { |i| reporter.record(report(i)) } # pushes out 0-4 (being sent), then 5 and 6
+      gate << { status: status }
+
+      assert reporter.flush(5)
+      assert_equal delivered.map { |i| [i] }, server.delivered_events.map { |e| e["arguments"] }
+      counts = reporter.stats
+      assert_equal [delivered.size, dropped, 0], [counts[:delivered], counts[:dropped], counts[:buffered]], status
+      assert reporter.shutdown(3)
+      assert_match(/#{dropped} reports dropped in all because the buffer was full .*, #{delivered.size} delivered/,
+                   log_text)
+    end
+  end
+
   def test_a_413_halves_the_batch_until_the_supervisor_takes_it
     server = start_server
     server.max_events = 40

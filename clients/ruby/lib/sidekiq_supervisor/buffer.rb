@@ -12,6 +12,11 @@ module SidekiqSupervisor
   # its place at the head (order is preserved). Sequence numbers tie a batch to the reports it
   # holds even when some of them were dropped meanwhile.
   #
+  # A report pushed out while its batch is being sent is not counted as dropped at once: if the
+  # supervisor stores the batch, the report was delivered. It counts as dropped only when that
+  # send fails (#release), since the reports that go again no longer include it. (#take marks
+  # the batch being sent; #peek only looks.)
+  #
   # The reports live in chunks: binary Strings of a fixed size (CHUNK_BYTES), written front to
   # back, each report followed by a comma, with their end offsets (Integers, which are not objects
   # to Ruby's GC) beside them. A chunk whose reports have all left is emptied and reused, so a
@@ -129,9 +134,12 @@ module SidekiqSupervisor
       @written = 0    # bytes written to the chunks held, consumed ones included
       @head_seq = 0   # sequence number of the oldest report
       @dropped = 0
+      @sending_end = 0 # sequence number past the last report of the batch being sent
+      @evicted = 0     # reports of that batch pushed out of the buffer meanwhile
     end
 
-    # Adds a report; returns how many old reports it pushed out. On every job thread's path:
+    # Adds a report; returns how many old reports it dropped (pushed out and lost: see #take).
+    # On every job thread's path:
     # the usual case (room in the last chunk, nothing to drop) makes no call but the copy.
     def push(report)
       needed = report.bytesize + 1 # and the separator
@@ -191,11 +199,31 @@ module SidekiqSupervisor
       Batch.new(@head_seq, joined, runs)
     end
 
-    # Forgets the reports of +batch+ that are still here.
+    # #peek for the sender: the batch it sends now. Until #ack or #release, a report of it pushed
+    # out of the buffer is not counted as dropped yet.
+    def take(max_count, max_bytes = nil)
+      settle_evicted
+      batch = peek(max_count, max_bytes)
+      @sending_end = batch.first_seq + batch.size
+      batch
+    end
+
+    # Forgets the reports of +batch+ that are still here: the supervisor has them (or refused
+    # them), including those pushed out of the buffer while the batch was being sent.
     def ack(batch)
       count = (batch.first_seq + batch.size - @head_seq).clamp(0, @ends.size)
       forget(count)
+      @evicted = 0
+      @sending_end = 0
       count
+    end
+
+    # The send of +batch+ failed: its reports stay to go again, except those pushed out of the
+    # buffer meanwhile, which are now counted as dropped. Returns how many those were.
+    def release
+      lost = settle_evicted
+      @sending_end = 0
+      lost
     end
 
     private
@@ -210,14 +238,28 @@ module SidekiqSupervisor
       drop_past_bounds
     end
 
-    # Drops the oldest reports until the buffer is within its bounds; returns how many.
+    # Drops the oldest reports until the buffer is within its bounds; returns how many were
+    # lost (not counting those of the batch being sent: see #release).
     def drop_past_bounds
       lost = 0
       while @ends.size > @max_size || (@max_bytes && bytes > @max_bytes && @ends.size > 1)
+        if @head_seq < @sending_end
+          @evicted += 1
+        else
+          @dropped += 1
+          lost += 1
+        end
         forget(1)
-        @dropped += 1
-        lost += 1
       end
+      lost
+    end
+
+    # Counts as dropped the reports of the last batch taken that were pushed out while it was
+    # out (its send failed, or it was never acknowledged); returns how many.
+    def settle_evicted
+      lost = @evicted
+      @dropped += lost
+      @evicted = 0
       lost
     end
 

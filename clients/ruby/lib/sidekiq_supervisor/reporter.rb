@@ -113,8 +113,9 @@ module SidekiqSupervisor
       # A sender stuck in a request to a hung supervisor is left to the process's exit.
       thread&.join([deadline - monotonic, 0.1].max)
       @transport.close unless thread&.alive?
-      left = stats[:buffered]
-      log(:warn, "#{left} reports not delivered at shutdown") if left.positive?
+      counts = stats
+      log(:warn, "#{counts[:buffered]} reports not delivered at shutdown") if counts[:buffered].positive?
+      warn_dropped_in_all(counts)
       delivered
     rescue StandardError => e
       log(:error, "shutdown failed: #{e.class}: #{e.message}")
@@ -190,6 +191,15 @@ module SidekiqSupervisor
       @buffer.dropped if @throttle.allow?(:dropped)
     end
 
+    # At shutdown: every report the full buffer dropped, which the throttled warnings (once a
+    # minute) leave uncounted after the first.
+    def warn_dropped_in_all(counts)
+      return unless counts[:dropped].positive?
+
+      log(:warn, "#{counts[:dropped]} reports dropped in all because the buffer was full " \
+                 "(the supervisor was unreachable or slower than the jobs), #{counts[:delivered]} delivered")
+    end
+
     def warn_dropped(dropped_total)
       log(:warn, "buffer full (the supervisor is unreachable or slow): dropped the oldest reports, " \
                  "#{dropped_total} so far")
@@ -255,7 +265,9 @@ module SidekiqSupervisor
         case outcome
         when :delivered, :rejected then acknowledge(batch)
         when :too_large then due = shrink(batch)
-        else return pause(retry_after)
+        else
+          release
+          return pause(retry_after)
         end
       end
     end
@@ -278,6 +290,7 @@ module SidekiqSupervisor
     def shrink(batch)
       if batch.size > 1
         @mutex.synchronize { @batch_limit = [batch.size / 2, 1].max }
+        release
         return true
       end
       @mutex.synchronize { @counts[:rejected] += 1 }
@@ -304,6 +317,15 @@ module SidekiqSupervisor
       end
     end
 
+    # The batch sent was not stored: those of its reports pushed out of the full buffer while
+    # it was out are lost now (the rest go again).
+    def release
+      lost = @mutex.synchronize do
+        @buffer.release.tap { |count| @progress.broadcast if count.positive? }
+      end
+      warn_dropped(dropped_count) if lost.positive? && @throttle.allow?(:dropped)
+    end
+
     def flush_wanted?
       @flush_target >= @buffer.head_seq
     end
@@ -313,7 +335,7 @@ module SidekiqSupervisor
       return nil if @buffer.empty?
       return nil unless due || @stopping || flush_wanted? || @buffer.size >= @batch_limit
 
-      @buffer.peek(@batch_limit, @max_request_bytes)
+      @buffer.take(@batch_limit, @max_request_bytes)
     end
 
     # --- one request, in either mode ------------------------------------------------------
