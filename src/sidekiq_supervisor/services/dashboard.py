@@ -31,6 +31,7 @@ from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import connection
 from sidekiq_supervisor.store import analytics, event_counts, rollups
 from sidekiq_supervisor.store.analytics import ClassSummary
+from sidekiq_supervisor.store.job_counts import jobs_per_status
 from sidekiq_supervisor.store.records import StoredJob
 
 __all__ = ["ClassSummary", "Dashboard", "EventSeries", "HistoryEntry", "JobView", "StatusCounts"]
@@ -114,8 +115,7 @@ class Dashboard:
     def status_counts(self) -> StatusCounts:
         """Jobs per status (``store.job_counts``: exact, whatever the ledger's size)."""
         with self.ledger.engine.connect() as connection:
-            newest = analytics.highest_job_id(connection)
-        return StatusCounts(self.ledger.status_counts(), newest)
+            return StatusCounts(jobs_per_status(connection), analytics.highest_job_id(connection))
 
     def events(self, hours: int) -> EventSeries:
         """Events per minute of each kind over the last ``hours`` hours."""
