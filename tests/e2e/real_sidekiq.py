@@ -95,7 +95,9 @@ def enqueue(env: dict[str, str], jobs: list[tuple[str, list[Any]]]) -> list[str]
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    # The jids are the line that is a JSON list: the gem may log after it, at exit (say, how many
+    # reports its full buffer dropped), and a log line never starts with "[".
+    return json.loads(next(line for line in reversed(done.stdout.splitlines()) if line.startswith("[")))
 
 
 class SidekiqProcess:
