@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
@@ -19,6 +18,7 @@ from sidekiq_supervisor.domain import rollups
 from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.model import Timeline
 from sidekiq_supervisor.domain.rollups import UNKNOWN_QUEUE, Grain, RollupKey, Tally
+from sidekiq_supervisor.store.rollups import histogram_of, histogram_text
 
 # Completed jobs read at once: 20,000 rows are a few MB.
 CHUNK = 20_000
@@ -80,13 +80,12 @@ def pruned_key(job_class: str, origin: str) -> RollupKey:
 
 def tally_of(count: int, total: int, longest: int, histogram: str) -> Tally:
     """A tally from a stored row's figures (the histogram as its JSON text)."""
-    return Tally(count, total, longest, {int(bucket): n for bucket, n in orjson.loads(histogram).items()})
+    return Tally(count, total, longest, histogram_of(histogram))
 
 
 def rollup_row(key: RollupKey, tally: Tally, *, by_queue: bool) -> dict[str, object]:
     """The row of ``key`` in ``duration_rollups``: per class and queue (0012 on), or per class,
     keyed by grain, start, origin and class (0009 to 0011)."""
-    histogram = orjson.dumps({str(b): n for b, n in sorted(tally.histogram.items())}).decode()
     row: dict[str, object] = {
         "key": key.text if by_queue else f"{key.grain.value}|{key.start}|{key.origin.value}|{key.job_class}",
         "grain": key.grain.value,
@@ -96,7 +95,7 @@ def rollup_row(key: RollupKey, tally: Tally, *, by_queue: bool) -> dict[str, obj
         "count": tally.count,
         "total_micros": tally.total,
         "max_micros": tally.longest,
-        "histogram": histogram,
+        "histogram": histogram_text(tally.histogram),
     }
     if by_queue:
         row["queue"] = key.queue

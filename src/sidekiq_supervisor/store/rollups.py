@@ -55,14 +55,14 @@ def _apply_chunk(connection: Connection, keys: list[RollupKey], changes: Mapping
     # A row must exist before it can be locked: two writers counting a period's first job would
     # otherwise both insert it, and one count would be lost.
     empty = [
-        (key.text, key.grain.value, key.start, key.job_class, key.queue, key.origin.value, 0, 0, 0, "{}")
-        for key in keys
+        (text, key.grain.value, key.start, key.job_class, key.queue, key.origin.value, 0, 0, 0, "{}")
+        for key, text in zip(keys, texts, strict=True)
     ]
     insert_ignoring_conflicts(
         connection, duration_rollups, ROLLUP_COLUMNS, empty, conflict=["key"], returning=["key"]
     )
     stored = {
-        row[0]: Tally(row[1], row[2], row[3], _histogram(row[4]))
+        row[0]: Tally(row[1], row[2], row[3], histogram_of(row[4]))
         for row in select_where_in(
             connection, duration_rollups, ["key", *FIGURE_COLUMNS], "key", texts, order_by="key", lock=True
         )
@@ -71,7 +71,7 @@ def _apply_chunk(connection: Connection, keys: list[RollupKey], changes: Mapping
     for key, text in zip(keys, texts, strict=True):
         after = stored[text].plus(changes[key])
         if after.count > 0:
-            updated.append((after.count, after.total, after.longest, _dumped(after.histogram), text))
+            updated.append((after.count, after.total, after.longest, histogram_text(after.histogram), text))
         else:
             emptied.append(text)
     if updated:
@@ -109,7 +109,7 @@ def class_tallies(
     found: dict[ClassOrigin, Tally] = {}
     for name, origin_text, count, total, longest, histogram in connection.execute(query):
         key = (name, DurationOrigin(origin_text))
-        tally = Tally(count, total, longest, _histogram(histogram))
+        tally = Tally(count, total, longest, histogram_of(histogram))
         found[key] = found[key].plus(tally) if key in found else tally
     if grain is Grain.ALL and found:
         for key, longest in _longest_per_day(connection, job_class, queue, origin).items():
@@ -148,7 +148,8 @@ def _of(
     return conditions
 
 
-def _dumped(histogram: Histogram) -> str:
+def histogram_text(histogram: Histogram) -> str:
+    """A histogram as its row stores it: JSON of ``{bucket: count}``, buckets in order."""
     return orjson.dumps({str(bucket): n for bucket, n in sorted(histogram.items())}).decode()
 
 
@@ -178,5 +179,6 @@ def kept_count(
     return int(connection.execute(total).scalar_one())
 
 
-def _histogram(stored: str) -> Histogram:
+def histogram_of(stored: str) -> Histogram:
+    """A histogram from its stored text (``histogram_text``)."""
     return {int(bucket): count for bucket, count in orjson.loads(stored).items()}

@@ -1,7 +1,7 @@
 """Jobs per class, queue and status, kept as the ledger is written (``store.job_counts``): the
 counts of the lists, the dashboard and ``/api/v1/stats`` read a few rows instead of counting the
-jobs (0.1-2.4 s for a large status, class or queue at ten million jobs on PostgreSQL, 0.1-0.3 s at
-a million on SQLite). The table is filled from the jobs the ledger holds.
+jobs (0.1-2.4 s for a large status, class or queue at ten million jobs on PostgreSQL, up to 0.26 s
+at a million on SQLite). The table is filled from the jobs the ledger holds.
 
 Revision ID: 0016
 Revises: 0015
