@@ -52,11 +52,25 @@ def insert_adding_on_conflict(
 ) -> None:
     """INSERT ``rows``; one that collides on ``conflict`` adds its other columns to the stored row's
     (``count = count + excluded.count``), in the statement itself, so concurrent writers lose none."""
+    added = [f"{c} = {table.name}.{c} + excluded.{c}" for c in columns if c not in conflict]
+    insert_updating_on_conflict(connection, table, columns, rows, conflict=conflict, assignments=added)
+
+
+def insert_updating_on_conflict(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    *,
+    conflict: Sequence[str],
+    assignments: Sequence[str],
+) -> None:
+    """INSERT ``rows``; one that collides on ``conflict`` updates the stored row by ``assignments``
+    (SQL ``column = expression``, where ``excluded.column`` is the colliding row's value)."""
     source, parameters = _rows_source(connection, table, columns, rows)
-    added = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in columns if c not in conflict)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) {source} "
-        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {added}"
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {', '.join(assignments)}"
     )
     connection.exec_driver_sql(sql, parameters)
 

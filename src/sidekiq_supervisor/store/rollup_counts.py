@@ -9,7 +9,6 @@ follows head), in id order, a chunk at a time.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -70,7 +69,7 @@ def added(tallies: dict[RollupKey, Tally], more: Iterable[tuple[RollupKey, Tally
 def per_class(tallies: Iterable[tuple[RollupKey, Tally]]) -> dict[RollupKey, Tally]:
     """The tallies folded over queues: one per grain, period, class and origin, under
     ``UNKNOWN_QUEUE`` (counts, sums and histograms add up, the maximum is the longest)."""
-    return added({}, ((replace(key, queue=UNKNOWN_QUEUE), tally) for key, tally in tallies))
+    return added({}, ((key._replace(queue=UNKNOWN_QUEUE), tally) for key, tally in tallies))
 
 
 def pruned_key(job_class: str, origin: str) -> RollupKey:

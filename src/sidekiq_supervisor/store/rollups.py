@@ -18,7 +18,7 @@ from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
 from sidekiq_supervisor.domain.histogram import Histogram
 from sidekiq_supervisor.domain.model import Micros
 from sidekiq_supervisor.domain.rollups import Grain, RollupKey, Tally, summed
-from sidekiq_supervisor.store.bulk import insert_ignoring_conflicts, select_where_in, update_by_key
+from sidekiq_supervisor.store.bulk import insert_updating_on_conflict
 from sidekiq_supervisor.store.schema import duration_rollups
 
 ROLLUP_COLUMNS = [
@@ -33,7 +33,26 @@ ROLLUP_COLUMNS = [
     "max_micros",
     "histogram",
 ]
-FIGURE_COLUMNS = ["count", "total_micros", "max_micros", "histogram"]
+# The larger of two values, in each database's SQL.
+GREATEST = {"sqlite": "max", "postgresql": "GREATEST"}
+# A stored histogram with the colliding row's added: the buckets' counts summed, those at zero
+# dropped, written as ``histogram_text`` writes it (compact JSON; on SQLite the buckets come in the
+# order its subquery yields them, which readers do not rely on).
+MERGED_HISTOGRAM = {
+    "sqlite": (
+        "(SELECT json_group_object(bucket, n) FROM (SELECT bucket, sum(n) AS n FROM ("
+        "SELECT key AS bucket, value AS n FROM json_each(duration_rollups.histogram) "
+        "UNION ALL SELECT key, value FROM json_each(excluded.histogram)) "
+        "GROUP BY bucket HAVING sum(n) <> 0 ORDER BY CAST(bucket AS INTEGER)))"
+    ),
+    "postgresql": (
+        "(SELECT coalesce('{' || string_agg('\"' || bucket || '\":' || n, ',' ORDER BY bucket::int)"
+        " || '}', '{}') FROM (SELECT bucket, sum(n) AS n FROM ("
+        "SELECT key AS bucket, value::bigint AS n FROM json_each_text(duration_rollups.histogram::json) "
+        "UNION ALL SELECT key, value::bigint FROM json_each_text(excluded.histogram::json)) AS parts "
+        "GROUP BY bucket HAVING sum(n) <> 0) AS sums)"
+    ),
+}
 # Keeps each statement's bind parameters well inside both databases' limits.
 CHUNK = 500
 
@@ -42,42 +61,47 @@ ClassOrigin = tuple[str, DurationOrigin]
 
 def apply_changes(connection: Connection, changes: Mapping[RollupKey, Tally]) -> None:
     """Apply ``changes`` (``domain.rollups.changes``) to ``duration_rollups``, inside the caller's
-    transaction. Rows are locked in key order (after the jobs rows the caller locked), so
-    concurrent writers on PostgreSQL wait for each other and never deadlock; a row whose count
-    reaches zero is deleted."""
-    keys = sorted(changes)
-    for start in range(0, len(keys), CHUNK):
-        _apply_chunk(connection, keys[start : start + CHUNK], changes)
+    transaction; a row whose count reaches zero is deleted.
 
-
-def _apply_chunk(connection: Connection, keys: list[RollupKey], changes: Mapping[RollupKey, Tally]) -> None:
-    texts = [key.text for key in keys]
-    # A row must exist before it can be locked: two writers counting a period's first job would
-    # otherwise both insert it, and one count would be lost.
-    empty = [
-        (text, key.grain.value, key.start, key.job_class, key.queue, key.origin.value, 0, 0, 0, "{}")
-        for key, text in zip(keys, texts, strict=True)
+    Each change is added in the statement that inserts or updates its row, histograms merged by
+    the database (``MERGED_HISTOGRAM``): nothing is read back into Python, and concurrent writers
+    on PostgreSQL, which lock the rows in key order (after the jobs rows the caller locked), wait
+    for each other, lose no change and never deadlock.
+    """
+    ordered = sorted((key.text, key, tally) for key, tally in changes.items())
+    assignments = [
+        "count = duration_rollups.count + excluded.count",
+        "total_micros = duration_rollups.total_micros + excluded.total_micros",
+        f"max_micros = {GREATEST[connection.dialect.name]}(duration_rollups.max_micros, excluded.max_micros)",
+        f"histogram = {MERGED_HISTOGRAM[connection.dialect.name]}",
     ]
-    insert_ignoring_conflicts(
-        connection, duration_rollups, ROLLUP_COLUMNS, empty, conflict=["key"], returning=["key"]
-    )
-    stored = {
-        row[0]: Tally(row[1], row[2], row[3], histogram_of(row[4]))
-        for row in select_where_in(
-            connection, duration_rollups, ["key", *FIGURE_COLUMNS], "key", texts, order_by="key", lock=True
+    for start in range(0, len(ordered), CHUNK):
+        rows = [
+            (
+                text,
+                key.grain.value,
+                key.start,
+                key.job_class,
+                key.queue,
+                key.origin.value,
+                tally.count,
+                tally.total,
+                tally.longest,
+                histogram_text(tally.histogram),
+            )
+            for text, key, tally in ordered[start : start + CHUNK]
+        ]
+        insert_updating_on_conflict(
+            connection, duration_rollups, ROLLUP_COLUMNS, rows, conflict=["key"], assignments=assignments
         )
-    }
-    updated, emptied = [], []
-    for key, text in zip(keys, texts, strict=True):
-        after = stored[text].plus(changes[key])
-        if after.count > 0:
-            updated.append((after.count, after.total, after.longest, histogram_text(after.histogram), text))
-        else:
-            emptied.append(text)
-    if updated:
-        update_by_key(connection, duration_rollups, FIGURE_COLUMNS, "key", updated)
-    if emptied:
-        connection.execute(delete(duration_rollups).where(duration_rollups.c.key.in_(emptied)))
+    # Only a change that counts nothing in, or counts out, can leave a row at zero.
+    emptied = [text for text, _, tally in ordered if tally.count <= 0]
+    for start in range(0, len(emptied), CHUNK):
+        connection.execute(
+            delete(duration_rollups).where(
+                duration_rollups.c.key.in_(emptied[start : start + CHUNK]), duration_rollups.c["count"] <= 0
+            )
+        )
 
 
 def class_tallies(
@@ -149,8 +173,9 @@ def _of(
 
 
 def histogram_text(histogram: Histogram) -> str:
-    """A histogram as its row stores it: JSON of ``{bucket: count}``, buckets in order."""
-    return orjson.dumps({str(bucket): n for bucket, n in sorted(histogram.items())}).decode()
+    """A histogram as its row stores it: JSON of ``{bucket: count}``, buckets in order, empty
+    buckets left out."""
+    return orjson.dumps({str(bucket): n for bucket, n in sorted(histogram.items()) if n}).decode()
 
 
 def rollup_summary(
