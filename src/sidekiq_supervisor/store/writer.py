@@ -6,8 +6,9 @@ append the events (a resent report collides on the unique key and is dropped), t
 rows whose timeline changed. The read side's summaries follow in the same transaction: one
 statement adds the new events to their counts per minute (``store.event_counts``); when a job
 completed or its completed timeline moved, one adds that to the duration roll-ups
-(``store.rollups``; a second deletes a roll-up whose count fell to zero); and when a job is new or its status moved, one adds that to the jobs per class, queue and status
-(``store.job_counts``). Rows are touched in jid order, roll-ups after jobs and counts last, so that
+(``store.rollups``; a second deletes a roll-up whose count fell to zero); and when a job is new
+or its status moved, one adds that to the jobs per class, queue and status (``store.job_counts``).
+Rows are touched in jid order, roll-ups after jobs and counts last, so that
 concurrent writer processes on PostgreSQL cannot deadlock.
 """
 
