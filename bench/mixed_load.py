@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from ingest_seed import running_service
@@ -122,6 +124,41 @@ class Readers:
         self.latencies.add(time.monotonic() - started, failure)
 
 
+class ReaderProcess:
+    """``Readers`` in a process of their own, for one phase: in the senders' process, their
+    requests (the console loop's are back to back) held its interpreter, and the reports' measured
+    latency included the senders' wait for it."""
+
+    def __init__(self, url: str, users: int, poll: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._results: multiprocessing.Queue[tuple[list[float], int, Counter[str]]] = context.Queue()
+        self._process = context.Process(
+            target=_read_until_stopped, args=(url, users, poll, self._stop, self._results), daemon=True
+        )
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.failures: Counter[str] = Counter()
+
+    def __enter__(self) -> ReaderProcess:
+        self._process.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self.latencies, self.errors, self.failures = self._results.get(timeout=120)
+        self._process.join(timeout=30)
+
+
+def _read_until_stopped(
+    url: str, users: int, poll: float, stop: Any, results: multiprocessing.Queue[Any]
+) -> None:
+    with Readers(url, users, poll) as readers:
+        stop.wait()
+    values, errors = readers.latencies.take()
+    results.put((values, errors, readers.latencies.failures))
+
+
 def percentile(values: list[float], share: float) -> float:
     """The nearest-rank percentile of ``values``, in milliseconds (0 when there are none)."""
     if not values:
@@ -156,11 +193,11 @@ def run(args: argparse.Namespace, url: str) -> None:
           f" {'reads/s':>8} {'read p50':>9} {'read p99':>9} {'errors':>6}")  # fmt: skip
     try:
         for users in args.users:
-            with Readers(url, users, args.poll) as readers:
+            with ReaderProcess(url, users, args.poll) as readers:
                 time.sleep(args.seconds)
                 window = senders.take_window()
-                reads, errors = readers.latencies.take()
-                failures.update(readers.latencies.failures)
+            reads, errors = readers.latencies, readers.errors
+            failures.update(readers.failures)
             rate = window.reports / args.seconds
             p50, p99 = percentile(window.latencies, 0.5), percentile(window.latencies, 0.99)
             baseline = baseline or (rate, p99)
