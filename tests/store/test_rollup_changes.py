@@ -49,9 +49,10 @@ def a_change(rng: random.Random, kept: Tally | None) -> Tally:
         # A move out of a row that is not there (only a ledger written past the writer has
         # one): the count it leaves, zero or below, deletes the row as Python's addition does.
         change.add(rng.choice((7, 950)), -1)
-    held = sorted(bucket for bucket, n in (kept.histogram if kept else {}).items() if n > 0)
+    histogram = kept.histogram if kept is not None else {}
+    held = sorted(bucket for bucket, n in histogram.items() if n > 0)
     for bucket in rng.sample(held, rng.randrange(0, len(held) + 1)):
-        for _ in range(rng.randrange(1, kept.histogram[bucket] + 1)):  # type: ignore[union-attr]
+        for _ in range(rng.randrange(1, histogram[bucket] + 1)):
             change.count -= 1
             change.total -= upper_bound(bucket)  # any sum: only the arithmetic is checked
             change.histogram[bucket] = change.histogram.get(bucket, 0) - 1
