@@ -1,15 +1,15 @@
 """The ledger's write path: a batch of reports in one transaction.
 
-Statements per batch, whatever its size: find which jids were restarted (their rows are gone and
-must stay gone), create the jobs not seen before, read (and on PostgreSQL lock) the batch's rows,
-append the events (a resent report collides on the unique key and is dropped), then update the
-rows whose timeline changed. The read side's summaries follow in the same transaction: one
-statement adds the new events to their counts per minute (``store.event_counts``); when a job
-completed or its completed timeline moved, one adds that to the duration roll-ups
-(``store.rollups``; a second deletes a roll-up whose count fell to zero); and when a job is new
-or its status moved, one adds that to the jobs per class, queue and status (``store.job_counts``).
-Rows are touched in jid order, roll-ups after jobs and counts last, so that
-concurrent writer processes on PostgreSQL cannot deadlock.
+Statements per batch, whatever its size: create the jobs not seen before (but not those
+restarted: their rows are gone and must stay gone), read (and on PostgreSQL lock) the batch's
+rows, keep the payloads of the stored ones, append the events (a resent report collides on the
+unique key and is dropped), then update the rows whose timeline changed. The read side's
+summaries follow in the same transaction: one statement adds the new events to their counts per
+minute (``store.event_counts``); when a job completed or its completed timeline moved, one adds
+that to the duration roll-ups (``store.rollups``; a second deletes a roll-up whose count fell to
+zero); and when a job is new or its status moved, one adds that to the jobs per class, queue and
+status (``store.job_counts``). Rows are touched in jid order, roll-ups after jobs and counts last,
+so that concurrent writer processes on PostgreSQL cannot deadlock.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ EVENT_KEY = ["jid", "kind", "at"]
 PAYLOAD_COLUMNS = ["jid", "form", "payload"]
 
 EventKey = tuple[str, str, Micros]
+# A new job's row is not created for a jid that was restarted (the kind is our own constant).
+NOT_RESTARTED = (
+    "NOT EXISTS (SELECT 1 FROM job_events"
+    f" WHERE job_events.jid = v.jid AND job_events.kind = '{EventKind.RESTARTED.value}')"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +74,10 @@ def write_reports(
     first_report: dict[str, Report] = {}
     for report in reports:
         first_report.setdefault(report.jid, report)
-    restarted = _restarted(connection, sorted(first_report))
-    jids = sorted(jid for jid in first_report if jid not in restarted)
+    jids = sorted(first_report)
     created = _create_missing_jobs(connection, [first_report[jid] for jid in jids])
-    _keep_payloads(connection, reports, restarted)
     rows = _lock_jobs(connection, jids)
+    _keep_payloads(connection, reports, rows)
     before = {jid: job.timeline for jid, job in rows.items()}
     status_before = {jid: job.status for jid, job in rows.items()}
     new_events = _append_events(connection, reports, recorded_at)
@@ -101,33 +105,26 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield chunk
 
 
-def _restarted(connection: Connection, jids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(jids):
-        rows = select_where_in(
-            connection, job_events, ["jid"], "jid", chunk, equal=("kind", EventKind.RESTARTED.value)
-        )
-        found.update(jid for (jid,) in rows)
-    return found
-
-
 def _create_missing_jobs(connection: Connection, firsts: list[Report]) -> set[str]:
+    """Create the jobs not stored yet, except those restarted: their rows are gone and must stay
+    gone (a late report of the original joins its history only)."""
     created: set[str] = set()
     queued = JobStatus.QUEUED.value
     for chunk in _chunks(firsts):
         rows = [(r.jid, r.job_class, r.queue, r.arguments, queued, 0) for r in chunk]
         inserted = insert_ignoring_conflicts(
-            connection, jobs, NEW_JOB_COLUMNS, rows, conflict=["jid"], returning=["jid"]
+            connection, jobs, NEW_JOB_COLUMNS, rows, conflict=["jid"], returning=["jid"], where=NOT_RESTARTED
         )
         created.update(jid for (jid,) in inserted)
     return created
 
 
-def _keep_payloads(connection: Connection, reports: Sequence[Report], restarted: set[str]) -> None:
-    """Keep the first payload reported for each job; later ones collide on the jid and are dropped."""
+def _keep_payloads(connection: Connection, reports: Sequence[Report], stored: dict[str, StoredJob]) -> None:
+    """Keep the first payload reported for each stored job; later ones collide on the jid and are
+    dropped, and a restarted job (no row) keeps none."""
     first: dict[str, tuple[str, str, str | None]] = {}
     for r in reports:
-        if r.payload_form is not None and r.jid not in restarted:
+        if r.payload_form is not None and r.jid in stored:
             first.setdefault(r.jid, (r.jid, r.payload_form, r.payload))
     for chunk in _chunks(sorted(first)):
         rows = [first[jid] for jid in chunk]
