@@ -155,7 +155,12 @@ def test_the_busiest_classes_keep_their_names_and_the_rest_count_as_other(app_wi
         for (name, labels), count in found.items()
         if name == "supervisor_job_duration_seconds_count"
     }
-    assert counts == {"Alpha": 3, "Beta": 1, "Gamma": 1, "other": 5}
+    # The last scrape above started a reading in the background (the cache is 0 s), which may read
+    # the ledger once c1 has started and name Gamma before c1, c2 or c3 completes: those runs count
+    # under Gamma or under other, as the race goes. c9 and b9 ran after a reading had named Gamma.
+    assert counts["Alpha"] == 3 and counts["Beta"] == 1
+    assert counts["Gamma"] + counts["other"] == 6  # c0-c3, c9 and b9
+    assert 1 <= counts["Gamma"] <= 4 and counts["other"] >= 2  # c9 named; c0 (before) and b9 not
 
 
 def live_process(redis_client: redis.Redis, running: str) -> None:
