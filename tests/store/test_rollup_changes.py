@@ -13,7 +13,7 @@ from sidekiq_supervisor.domain.durations import DurationOrigin
 from sidekiq_supervisor.domain.histogram import upper_bound
 from sidekiq_supervisor.domain.rollups import Grain, RollupKey, Tally
 from sidekiq_supervisor.store.engine import write_transaction
-from sidekiq_supervisor.store.rollups import apply_changes, histogram_text
+from sidekiq_supervisor.store.rollups import apply_changes, histogram_of, histogram_text
 from sidekiq_supervisor.store.schema import duration_rollups
 
 T0 = 1_790_000_000_000_000
@@ -34,7 +34,7 @@ def stored(engine: Engine) -> dict[str, tuple[int, int, int, dict[int, int]]]:
             row["count"],
             row["total_micros"],
             row["max_micros"],
-            {int(bucket): n for bucket, n in orjson.loads(row["histogram"]).items()},
+            histogram_of(row["histogram"]),
         )
         for row in rows
     }

@@ -105,11 +105,10 @@ def select_where_in(
     key: str,
     keys: Sequence[Any],
     *,
-    equal: tuple[str, Any] | None = None,
     order_by: str | None = None,
     lock: bool = False,
 ) -> Sequence[Row]:
-    """``columns`` of the rows whose ``key`` is one of ``keys`` (and ``equal``'s column has its value).
+    """``columns`` of the rows whose ``key`` is one of ``keys``.
 
     ``lock`` takes row locks (FOR UPDATE) on PostgreSQL; SQLite's write transaction already
     excludes every other writer.
@@ -119,9 +118,6 @@ def select_where_in(
     members = f"= ANY({marker})" if postgresql else f"IN ({', '.join([marker] * len(keys))})"
     sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} {members}"
     parameters: list[Any] = [list(keys)] if postgresql else list(keys)
-    if equal is not None:
-        sql += f" AND {equal[0]} = {marker}"
-        parameters.append(equal[1])
     if order_by is not None:
         sql += f" ORDER BY {order_by}"
     if lock and postgresql:
@@ -154,11 +150,12 @@ def update_by_key(
 def execute(connection: Connection, sql: str, parameters: Sequence[Any]) -> Sequence[Row]:
     """Run ``sql`` on the DBAPI cursor of ``connection``, in its transaction; the rows it returns.
 
-    ``exec_driver_sql`` cost about 20 µs a statement in SQLAlchemy's own work (a result object,
-    its rows, events): some 7 µs of the writer's 60 per report, at eight to ten statements a group. A
-    database error is raised as SQLAlchemy raises it (``sqlalchemy.exc.DBAPIError``'s subclass
-    of the driver's error), and an error that means the connection is lost invalidates it, as
-    SQLAlchemy does, so that the pool does not hand it out again.
+    ``exec_driver_sql`` cost some 7 µs of the writer's 59 per report in SQLAlchemy's own work (a
+    result object, its rows, events; ``bench/writer_cpu.py``'s groups of 32): about 20-25 µs for
+    each of a group's eight to ten statements. A database error is raised as SQLAlchemy raises it
+    (``sqlalchemy.exc.DBAPIError``'s subclass of the driver's error), and an error that means the
+    connection is lost invalidates it, as SQLAlchemy does, so that the pool does not hand it out
+    again.
     """
     proxied = connection.connection
     dbapi_error = connection.dialect.loaded_dbapi.Error
