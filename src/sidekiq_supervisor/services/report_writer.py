@@ -2,7 +2,8 @@
 
 Requests hand their reports to :class:`GroupCommitWriter` and wait. A single writer thread takes
 everything that is pending, stores it in one transaction, and wakes the waiters only after the
-commit, so a 2xx always means stored. While one transaction runs, the next batch gathers.
+commit, so a 2xx always means stored. While one transaction runs, the next batch gathers, and the
+writer thread takes it as soon as the transaction ends, without waiting for the event loop's turn.
 
 A report not committed within the writer's deadline is refused (``IngestUnavailable``) and left
 out of its transaction, so the client's 503 is the truth. One watchdog task checks the deadlines
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -83,12 +85,17 @@ class GroupCommitWriter:
         self._batch_size = batch_size
         self._queue_limit = queue_limit
         self._deadline_seconds = deadline_seconds
+        # The queue is shared with the writer thread, which takes the next batch itself as soon as
+        # a transaction ends: the lock guards the queue, its count and whether a transaction runs.
+        self._lock = threading.Lock()
         self._pending: deque[Ticket] = deque()
-        self._taken: list[Ticket] = []  # the batch of the transaction under way
         self._pending_reports = 0
-        self._wakeup = asyncio.Event()
+        self._in_transaction = False
+        self._taken: list[Ticket] = []  # the batch of the transaction under way
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._begin_scheduled = False
+        self._idle = asyncio.Event()  # set when a run of transactions ends with nothing pending
         self._watchdog: asyncio.Task[None] | None = None
         self._accepting = False
         self._outage = OutageLog(logger, "the database (storing reports)")
@@ -100,24 +107,27 @@ class GroupCommitWriter:
         Read from memory, never waiting; call it on the writer's event loop (deadlines are in its
         time).
         """
-        running = self._accepting and self._task is not None and not self._task.done()
+        running = self._accepting and self._loop is not None
         now = asyncio.get_running_loop().time()
         overdue = any(deadline <= now for _, _, deadline in self._taken)
         return WriterHealth(running, self._pending_reports, self._queue_limit, overdue)
 
     async def start(self) -> None:
-        """Start the writer loop (and the deadline watchdog, when there is a deadline)."""
+        """Accept reports (and start the deadline watchdog, when there is a deadline)."""
+        self._loop = asyncio.get_running_loop()
         self._accepting = True
-        self._task = asyncio.create_task(self._run(), name="ledger-writer")
         if math.isfinite(self._deadline_seconds):
             self._watchdog = asyncio.create_task(self._refuse_overdue(), name="ledger-writer-deadline")
 
     async def stop(self) -> None:
         """Refuse new reports, commit what is pending, then stop."""
         self._accepting = False
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        while True:
+            self._begin_transaction()
+            if not self._in_transaction:
+                break  # nothing pending, nothing under way
+            self._idle.clear()
+            await self._idle.wait()
         if self._watchdog is not None:
             self._watchdog.cancel()
         self._executor.shutdown(wait=True)
@@ -134,14 +144,20 @@ class GroupCommitWriter:
     async def _submit(self, reports: Sequence[Report]) -> list[WriteResult]:
         if not self._accepting:
             raise IngestUnavailable("the service is shutting down", Refusal.STOPPING)
-        if self._pending_reports + len(reports) > self._queue_limit:
-            raise IngestUnavailable("too many reports are waiting to be stored", Refusal.OVERLOADED)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[WriteResult]] = loop.create_future()
         ticket = Ticket(reports, future, loop.time() + self._deadline_seconds)
-        self._pending.append(ticket)
-        self._pending_reports += len(reports)
-        self._wakeup.set()
+        with self._lock:
+            if self._pending_reports + len(reports) > self._queue_limit:
+                raise IngestUnavailable("too many reports are waiting to be stored", Refusal.OVERLOADED)
+            self._pending.append(ticket)
+            self._pending_reports += len(reports)
+            idle = not self._in_transaction
+        if idle and not self._begin_scheduled:
+            # Once the loop has run what is ready, so that the requests it holds share the batch;
+            # a transaction under way takes the ticket itself when it ends.
+            self._begin_scheduled = True
+            loop.call_soon(self._begin_scheduled_transaction)
         try:
             # Not shielded: cancelling the request cancels the future, which is how the writer
             # learns that nobody waits for these reports any more.
@@ -156,11 +172,12 @@ class GroupCommitWriter:
             raise
 
     def _withdraw(self, ticket: Ticket) -> None:
-        try:
-            self._pending.remove(ticket)
-        except ValueError:
-            return  # a transaction has it: it is stored or failed with its batch
-        self._pending_reports -= len(ticket.reports)
+        with self._lock:
+            try:
+                self._pending.remove(ticket)
+            except ValueError:
+                return  # a transaction has it: it is stored or failed with its batch
+            self._pending_reports -= len(ticket.reports)
 
     async def _refuse_overdue(self) -> None:
         loop = asyncio.get_running_loop()
@@ -172,29 +189,58 @@ class GroupCommitWriter:
             self._instruments.queue.set(self._pending_reports)
             now = loop.time()
             # Pending tickets are in submission order, so the overdue ones lead.
-            while self._pending and self._pending[0].deadline <= now:
-                reports, future, _ = self._pending.popleft()
-                self._pending_reports -= len(reports)
+            overdue: list[Ticket] = []
+            with self._lock:
+                while self._pending and self._pending[0].deadline <= now:
+                    overdue.append(self._pending.popleft())
+                    self._pending_reports -= len(overdue[-1].reports)
+            for _, future, _ in overdue:
                 future.set_exception(IngestUnavailable(refusal, Refusal.TIMEOUT))
             # A transaction that already holds a late ticket leaves it out (see _write).
             for _, future, deadline in self._taken:
                 if deadline <= now and not future.done():
                     future.set_exception(IngestUnavailable(refusal, Refusal.TIMEOUT))
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._accepting or self._pending:
-            if not self._pending:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                continue
+    def _begin_scheduled_transaction(self) -> None:
+        self._begin_scheduled = False
+        self._begin_transaction()
+
+    def _begin_transaction(self) -> None:
+        """On the loop: start the writer thread on the pending reports, unless it is under way."""
+        with self._lock:
+            if self._in_transaction or not self._pending:
+                return
+            self._in_transaction = True
             self._taken = self._take_batch()
+        self._executor.submit(self._transactions, self._taken)
+
+    def _transactions(self, tickets: list[Ticket]) -> None:
+        """On the writer thread: store batch after batch while reports wait, each batch's outcomes
+        handed to the loop as its transaction ends. Taking the next batch here, not on the loop,
+        saves it waiting for the loop's turn (some milliseconds while the loop serves requests)."""
+        assert self._loop is not None
+        while True:
             try:
-                await loop.run_in_executor(self._executor, self._commit, self._taken)
-            finally:
-                self._taken = []
+                outcomes = self._commit(tickets)
+            except BaseException:
+                logger.exception("the writer failed on %d requests' reports", len(tickets))
+                outcomes = [(ticket.future, _refused()) for ticket in tickets]
+            with self._lock:
+                tickets = self._take_batch() if self._pending else []
+                self._taken = tickets
+                self._in_transaction = bool(tickets)
+            self._loop.call_soon_threadsafe(self._committed, outcomes)
+            if not tickets:
+                return
+
+    def _committed(self, outcomes: list[Outcome]) -> None:
+        """On the loop: answer a transaction's requests (and wake stop() after the last one)."""
+        _settle(outcomes)
+        if not self._in_transaction:
+            self._idle.set()
 
     def _take_batch(self) -> list[Ticket]:
+        """The oldest pending tickets, up to the batch size (call it holding the lock)."""
         tickets = [self._pending.popleft()]
         size = len(tickets[0].reports)
         while self._pending and size + len(self._pending[0].reports) <= self._batch_size:
@@ -204,38 +250,29 @@ class GroupCommitWriter:
         self._pending_reports -= size
         return tickets
 
-    def _commit(self, tickets: list[Ticket]) -> None:
-        """Runs on the writer thread; resolves every ticket's future on the event loop."""
+    def _commit(self, tickets: list[Ticket]) -> list[Outcome]:
+        """On the writer thread: store the tickets' reports; what each waiting request is told."""
         tickets = [ticket for ticket in tickets if not ticket.future.done()]
         if not tickets:
-            return
+            return []
         reports = [report for batch, _, _ in tickets for report in batch]
         began = time.perf_counter()
         try:
             results = self._write(reports, tickets)
         except _Abandoned:
-            self._commit(tickets)  # again, without the tickets whose requests gave up meanwhile
-            return
+            return self._commit(tickets)  # again, without the tickets whose requests gave up meanwhile
         except OperationalError as exc:
             # The database failed (unreachable, locked), not a report: retrying each ticket alone
             # would only make every waiting request wait out the failure once more.
             self._outage.failed(exc)
-            failures: list[Outcome] = []
-            for ticket in tickets:
-                unavailable = IngestUnavailable("the database is unavailable", Refusal.DATABASE)
-                failures.append((ticket.future, unavailable))
-            _settle(failures)
-            return
+            unavailable = "the database is unavailable"
+            return [(ticket.future, IngestUnavailable(unavailable, Refusal.DATABASE)) for ticket in tickets]
         except Exception:
             if len(tickets) == 1:
                 logger.exception("storing %d reports failed", len(reports))
-                refused = IngestUnavailable("the database refused the reports", Refusal.DATABASE)
-                _settle([(tickets[0].future, refused)])
-                return
+                return [(tickets[0].future, _refused())]
             # One poisonous ticket must not fail its neighbours: store them one ticket at a time.
-            for ticket in tickets:
-                self._commit([ticket])
-            return
+            return [outcome for ticket in tickets for outcome in self._commit([ticket])]
         self._outage.succeeded()
         self._instruments.commit_seconds.observe(time.perf_counter() - began)
         self._instruments.reports_stored(reports, results)
@@ -244,7 +281,7 @@ class GroupCommitWriter:
         for ticket in tickets:
             outcomes.append((ticket.future, results[offset : offset + len(ticket.reports)]))
             offset += len(ticket.reports)
-        _settle(outcomes)
+        return outcomes
 
     def _write(self, reports: list[Report], tickets: list[Ticket]) -> list[WriteResult]:
         with write_transaction(self._engine) as connection:
@@ -261,14 +298,13 @@ class GroupCommitWriter:
 Outcome = tuple[asyncio.Future[list[WriteResult]], list[WriteResult] | Exception]
 
 
+def _refused() -> IngestUnavailable:
+    return IngestUnavailable("the database refused the reports", Refusal.DATABASE)
+
+
 def _settle(outcomes: list[Outcome]) -> None:
-    """From the writer thread: tell every waiting request its outcome, in one callback on the
-    event loop for the whole transaction (a callback per request made a call and a wake-up each)."""
-    if outcomes:
-        outcomes[0][0].get_loop().call_soon_threadsafe(_settle_on_loop, outcomes)
-
-
-def _settle_on_loop(outcomes: list[Outcome]) -> None:
+    """Tell every waiting request its outcome: one callback on the loop for a whole transaction
+    (a callback per request made a call and a wake-up each)."""
     for future, outcome in outcomes:
         if future.done():
             continue  # the request gave up (a cancelled future); nobody waits for this
