@@ -43,7 +43,7 @@ class contains_text(FunctionElement[bool]):  # noqa: N801 - SQL function naming
 
 def contains_ignoring_case(haystack: ColumnElement[str], needle: str) -> ColumnElement[bool]:
     """A condition: ``haystack`` contains ``needle`` (literally), ignoring case."""
-    return contains_text(haystack, literal(needle), literal(like_pattern(needle)))
+    return contains_text(haystack, literal(needle), literal(like_pattern(needle)), literal(fold_case(needle)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +115,21 @@ def casefold_text(text: str | None) -> str | None:
 
 @compiles(contains_text)
 def _ilike(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
-    haystack, _needle, pattern = element.clauses
+    haystack, _needle, pattern, _folded = element.clauses
     return compiler.process(haystack.ilike(pattern, escape=LIKE_ESCAPE), **kw)
 
 
 @compiles(contains_text, "sqlite")
 def _casefold(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
-    haystack, needle, _pattern = element.clauses
-    return f"{SQLITE_FUNCTION}({compiler.process(haystack, **kw)}, {compiler.process(needle, **kw)})"
+    haystack, needle, _pattern, folded = element.clauses
+    text, needle_sql = compiler.process(haystack, **kw), compiler.process(needle, **kw)
+    # ASCII text (as many bytes as characters) is folded by SQLite's lower(), which changes A-Z
+    # alone, as fold_case does to ASCII, and searched for the needle folded in Python. Only other
+    # text calls the Python function: a call takes the interpreter's lock, once per row, from a
+    # reading thread, which then competes with the event loop and the writer for it.
+    ascii_only = f"length(CAST({text} AS BLOB)) = length({text})"
+    in_sqlite = f"instr(lower({text}), {compiler.process(folded, **kw)}) > 0"
+    return f"CASE WHEN {ascii_only} THEN {in_sqlite} ELSE {SQLITE_FUNCTION}({text}, {needle_sql}) END"
 
 
 @compiles(_CrossJoin, "sqlite")
