@@ -107,10 +107,10 @@ class GroupCommitWriter:
         Read from memory, never waiting; call it on the writer's event loop (deadlines are in its
         time).
         """
-        running = self._accepting and self._loop is not None
         now = asyncio.get_running_loop().time()
         overdue = any(deadline <= now for _, _, deadline in self._taken)
-        return WriterHealth(running, self._pending_reports, self._queue_limit, overdue)
+        # Accepting from start() until stop(): there is no task of its own that could die between.
+        return WriterHealth(self._accepting, self._pending_reports, self._queue_limit, overdue)
 
     async def start(self) -> None:
         """Accept reports (and start the deadline watchdog, when there is a deadline)."""
