@@ -1,5 +1,6 @@
 """Duration summaries in SQL equal the domain's nearest-rank summary, on both databases; over
-their time budget on PostgreSQL they are estimated from a sample, and say so."""
+their time budget they are estimated from a sample (PostgreSQL's TABLESAMPLE, SQLite's windows of
+ids), and say so."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sidekiq_supervisor.services.ledger import Ledger, Sampling
 from sidekiq_supervisor.store.engine import write_transaction
 from sidekiq_supervisor.store.queries import JobFilter, duration_summary
 from sidekiq_supervisor.store.writer import write_reports
+from tests.store.straight_rows import insert_generated_jobs
 
 T0 = 1_700_000_000_000_000
 
@@ -66,15 +68,15 @@ def test_a_summary_of_nothing_is_empty(engine):
 
 
 def analyze(engine: Engine) -> None:
-    """Fresh planner statistics: the estimate scales its count by the table's size in them."""
+    """Fresh planner statistics: PostgreSQL sizes its sample by the planner's estimate."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE jobs"))
 
 
-def postgresql_only(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL samples (TABLESAMPLE); SQLite always answers exactly")
+# A few thousand rows fill few pages: PostgreSQL's sample takes half of them to hold enough rows,
+# and SQLite's reads 2,000 of them.
+SMALL_TABLE_SAMPLING = Sampling(rows=2000, max_percent=50, min_rows=200, sqlite_rows=2000)
 
 
 def assert_close(estimate: DurationSummary, exact: DurationSummary, tolerance: float) -> None:
@@ -98,23 +100,22 @@ def test_a_summary_within_its_budget_is_exact_and_not_marked(engine):
             assert got.estimated is False
 
 
-def test_sqlite_answers_exactly_whatever_the_budget(engine):
+def test_a_sqlite_sample_that_holds_every_job_is_the_exact_summary(engine):
     if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's own rule")
+        pytest.skip("PostgreSQL's sample reads pages at random, never knowingly all of them")
     durations = seed(engine, 300, random.Random(4))
 
     got = Ledger(engine).duration_summary(DurationOrigin.STARTED, JobFilter(), budget_ms=0, exact=True)
 
     assert got == summarize(sorted(durations[DurationOrigin.STARTED]["all"]))
+    assert got.estimated is False
 
 
 def test_with_no_budget_a_summary_is_estimated_from_a_sample_and_close_to_the_exact_one(engine):
-    postgresql_only(engine)
     durations = seed(engine, 4000, random.Random(5))
     analyze(engine)
     ledger = Ledger(engine)
-    # A few thousand rows fill few pages: the sample takes half of them to hold enough rows.
-    sampling = Sampling(rows=2000, max_percent=50, min_rows=200)
+    sampling = SMALL_TABLE_SAMPLING
 
     for origin in DurationOrigin:
         for tag, needle in (("all", None), ("tagged", "tagged")):
@@ -127,11 +128,10 @@ def test_with_no_budget_a_summary_is_estimated_from_a_sample_and_close_to_the_ex
 
 
 def test_the_same_ledger_gives_the_same_estimate_every_time(engine):
-    postgresql_only(engine)
     seed(engine, 4000, random.Random(6))
     analyze(engine)
     ledger = Ledger(engine)
-    sampling = Sampling(rows=2000, max_percent=50, min_rows=200)
+    sampling = SMALL_TABLE_SAMPLING
 
     first = ledger.duration_summary(
         DurationOrigin.QUEUED, JobFilter(), budget_ms=0, sampling=sampling, exact=True
@@ -144,10 +144,9 @@ def test_the_same_ledger_gives_the_same_estimate_every_time(engine):
 
 
 def test_a_sample_with_too_few_matching_jobs_gives_way_to_the_exact_summary(engine):
-    postgresql_only(engine)
     durations = seed(engine, 1000, random.Random(7))
     analyze(engine)
-    sampling = Sampling(rows=2000, max_percent=50, min_rows=5000)
+    sampling = Sampling(rows=2000, max_percent=50, min_rows=5000, sqlite_rows=500)
 
     got = Ledger(engine).duration_summary(
         DurationOrigin.STARTED, JobFilter(needle="tagged"), budget_ms=0, sampling=sampling
@@ -159,21 +158,24 @@ def test_a_sample_with_too_few_matching_jobs_gives_way_to_the_exact_summary(engi
 
 @pytest.fixture
 def many_completed_jobs(engine: Engine) -> int:
-    """200,000 completed jobs written straight in SQL (the writer would take too long): too many to
-    summarise within a millisecond. Durations from started: 1 to 100 s, spread evenly."""
-    postgresql_only(engine)
+    """200,000 completed jobs: too many to summarise within a millisecond. Durations from started:
+    1 to 100 s, spread evenly."""
     total = 200_000
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO jobs (jid, job_class, queue, arguments, status, queued_at, started_at, "
-                "completed_at, attempts) SELECT 'j' || g, 'W' || g % 4, 'default', '[' || g || ']', "
-                "'complete', 0, 1000000, 1000000 + (g * 7919 % 100000 + 1) * 1000, 1 "
-                "FROM generate_series(1, :n) g"
-            ),
-            {"n": total},
-        )
-    analyze(engine)
+    insert_generated_jobs(
+        engine,
+        total,
+        {
+            "jid": "'j' || g",
+            "job_class": "'W' || (g % 4)",
+            "queue": "'default'",
+            "arguments": "'[' || g || ']'",
+            "status": "'complete'",
+            "queued_at": "0",
+            "started_at": "1000000",
+            "completed_at": "1000000 + (g * 7919 % 100000 + 1) * 1000",
+            "attempts": "1",
+        },
+    )
     return total
 
 
@@ -188,7 +190,7 @@ def test_a_summary_over_its_budget_is_estimated_from_a_sample(engine, many_compl
         assert exact.estimated is False
         assert exact.count == (many_completed_jobs if flt.job_class is None else many_completed_jobs // 4)
         assert_close(estimate, exact, tolerance=0.05)
-    # The timeout ended with its transaction: a summary on the pool's connections is not cut short.
+    # The time limit ended with the read: a summary on the pool's connections is not cut short.
     with engine.connect() as connection:
         assert duration_summary(connection, DurationOrigin.QUEUED, JobFilter()).count == many_completed_jobs
 

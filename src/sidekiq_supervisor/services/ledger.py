@@ -9,49 +9,37 @@ from dataclasses import dataclass, replace
 import orjson
 from sqlalchemy import Connection, Engine
 
-from sidekiq_supervisor.domain.durations import (
-    DurationOrigin,
-    DurationSummary,
-    estimate_from_sample,
-    sample_percent,
-)
+from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary
 from sidekiq_supervisor.domain.model import JobStatus, Micros
 from sidekiq_supervisor.domain.recovery import ClassRecoveries, Recovery, per_class
 from sidekiq_supervisor.domain.rollups import Grain
-from sidekiq_supervisor.store import queries
+from sidekiq_supervisor.store import estimates, queries
+from sidekiq_supervisor.store.estimates import SAMPLING, Sampling
 from sidekiq_supervisor.store.job_counts import jobs_per_status
 from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob
 from sidekiq_supervisor.store.restarts import kept_payload
 from sidekiq_supervisor.store.rollups import kept_count, rollup_summary
 
-__all__ = ["Count", "JobFilter", "Ledger", "Page", "Sampling"]
-
-# How long an exact count may run before PostgreSQL's planner estimate answers instead: the
-# answer then stays within a second (the target for reads over ten million jobs).
-EXACT_COUNT_BUDGET_MS = 600
-# How long an exact duration summary may run on PostgreSQL before a sample answers instead.
-# Reading 1% of the jobs table takes about 30 ms at ten million jobs, so with the sample capped
-# at 5% (``Sampling``) the answer stays within a second.
-EXACT_SUMMARY_BUDGET_MS = 600
+__all__ = ["Budgets", "Count", "JobFilter", "Ledger", "Page", "Sampling"]
 
 
 @dataclass(frozen=True, slots=True)
-class Sampling:
-    """How an estimated duration summary samples the jobs table (PostgreSQL).
+class Budgets:
+    """How long an exact count or duration summary of jobs that no kept count or roll-up holds
+    (an arguments filter) may run before an estimate answers instead (``store.estimates``)."""
 
-    The sample aims at ``rows`` matching rows (20,000 put p99 within a few percent of the exact
-    one on the benchmark's ledger) and reads at most ``max_percent`` of the table's pages. A
-    sample holding fewer than ``min_rows`` matching rows says too little about the tail
-    percentiles: the exact summary answers then, however long it takes.
-    """
-
-    rows: int = 20_000
-    max_percent: float = 5.0
-    min_rows: int = 1_000
+    count_ms: int
+    summary_ms: int
 
 
-SAMPLING = Sampling()
+# PostgreSQL's estimates cost a few milliseconds (the planner's count) and, for a summary, 1-5%
+# of the table's pages (about 30 ms a percent at ten million jobs): the answer stays within a
+# second.
+POSTGRESQL_BUDGETS = Budgets(count_ms=600, summary_ms=600)
+# SQLite's estimates read a sample of 15,000 jobs (30-50 ms for a count, 45-80 ms for a summary
+# at a million jobs), so a budget of 30 ms keeps most answers within 100 ms (docs/performance.md).
+SQLITE_BUDGETS = Budgets(count_ms=30, summary_ms=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +85,7 @@ class Ledger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.budgets = SQLITE_BUDGETS if engine.dialect.name == "sqlite" else POSTGRESQL_BUDGETS
 
     def page(self, job_filter: JobFilter, *, limit: int, cursor: int | None = None) -> Page:
         """A page of matching jobs older than ``cursor`` (a job id from a previous page)."""
@@ -135,16 +124,21 @@ class Ledger:
         assert job_filter.duration_from is not None  # _counted_by_rollups said so
         return kept_count(connection, job_filter.duration_from, job_filter.job_class, job_filter.queue)
 
-    def estimated_count(self, job_filter: JobFilter, *, budget_ms: int = EXACT_COUNT_BUDGET_MS) -> Count:
-        """The exact count when it takes at most ``budget_ms``, else an estimate marked as one.
-
-        Only PostgreSQL estimates (from its planner's statistics); SQLite always counts. A duration
-        list's count that the roll-ups hold is exact at once (see ``count``).
+    def estimated_count(self, job_filter: JobFilter, *, budget_ms: int | None = None) -> Count:
+        """The exact count when it takes at most ``budget_ms`` (the engine's ``Budgets`` by
+        default), else an estimate marked as one (``store.estimates``), at once when the exact
+        count is sure to take longer. A count that the kept counts or the roll-ups hold is exact
+        at once (see ``count``).
         """
+        budget = self.budgets.count_ms if budget_ms is None else budget_ms
         with self.engine.connect() as connection:
             if _counted_by_rollups(job_filter):
                 return Count(self._rolled_up_count(connection, job_filter), estimated=False)
-            return queries.count_or_estimate(connection, job_filter, budget_ms=budget_ms)
+            if not estimates.surely_past(connection, job_filter, budget):
+                exact = queries.count_within(connection, job_filter, budget_ms=budget)
+                if exact is not None:
+                    return Count(exact, estimated=False)
+            return estimates.estimated_count(connection, job_filter)
 
     def get(self, jid: str) -> StoredJob | None:
         """The job with this jid, if known."""
@@ -209,7 +203,7 @@ class Ledger:
         origin: DurationOrigin,
         job_filter: JobFilter,
         *,
-        budget_ms: int = EXACT_SUMMARY_BUDGET_MS,
+        budget_ms: int | None = None,
         sampling: Sampling = SAMPLING,
         exact: bool = False,
     ) -> DurationSummary:
@@ -218,26 +212,21 @@ class Ledger:
         Of every completed job, or of those of a class, a queue or a class on a queue, it is read
         from the roll-ups the writer keeps (``domain.rollups``) at once, however many jobs there
         are: count and mean exact, percentiles estimated (``percentiles_estimated``), unless
-        ``exact``. Otherwise (an arguments filter) exact when it takes at most ``budget_ms``
-        (always on SQLite); else, on PostgreSQL, an estimate from a random sample of the jobs,
-        marked ``estimated``. A budget of 0 goes straight to the sample.
+        ``exact``. Otherwise (an arguments filter) exact when it takes at most ``budget_ms`` (the
+        engine's ``Budgets`` by default), else estimated from a sample of the jobs and marked
+        ``estimated`` (``store.estimates``). A budget of 0, or an exact summary sure to take
+        longer, goes straight to the sample.
         """
         if not exact and _rolled_up(job_filter):
             with self.engine.connect() as connection:
                 return rollup_summary(connection, Grain.ALL, origin, job_filter.job_class, job_filter.queue)
+        budget = self.budgets.summary_ms if budget_ms is None else budget_ms
         with self.engine.connect() as connection:
-            within = queries.duration_summary_within(connection, origin, job_filter, budget_ms=budget_ms)
-            if within is not None:
-                return within
-            expected = queries.planner_estimate(connection, replace(job_filter, duration_from=origin))
-            percent = sample_percent(sampling.rows, expected, sampling.max_percent)
-            sample = queries.sample_duration_summary(connection, origin, job_filter, percent=percent)
-            if sample.summary.count < sampling.min_rows:
-                # Few matching jobs in a large table (a rare filter no index serves): a sample
-                # of them would say little about p99, so the exact answer is worth its time.
-                return queries.duration_summary(connection, origin, job_filter)
-            table_rows = queries.planner_estimate(connection, JobFilter())
-            return estimate_from_sample(sample.summary, sample.rows_read, table_rows)
+            if not estimates.surely_past(connection, replace(job_filter, duration_from=origin), budget):
+                within = queries.duration_summary_within(connection, origin, job_filter, budget_ms=budget)
+                if within is not None:
+                    return within
+            return estimates.estimated_summary(connection, origin, job_filter, sampling)
 
     def status_counts(self) -> dict[JobStatus, int]:
         """How many jobs have each status."""

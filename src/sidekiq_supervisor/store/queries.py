@@ -6,9 +6,9 @@ page does not grow with its depth.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,7 +25,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.util import ClauseAdapter
 
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, DurationSummary, nearest_rank
@@ -34,6 +33,7 @@ from sidekiq_supervisor.store.job_counts import counted
 from sidekiq_supervisor.store.records import StoredEvent, StoredJob, job_from_row
 from sidekiq_supervisor.store.schema import RECOVERY_EVENTS, job_events, jobs
 from sidekiq_supervisor.store.text_search import contains_ignoring_case, trigram_source
+from sidekiq_supervisor.store.time_limits import within_budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +59,6 @@ def _conditions(job_filter: JobFilter, *, by_queue: bool = False) -> list[Column
     conditions: list[ColumnElement[bool]] = []
     if job_filter.status is not None:
         conditions.append(status == job_filter.status.value)
-    if job_filter.needle is not None:
-        conditions.append(contains_ignoring_case(jobs.c.arguments, job_filter.needle))
     if job_filter.job_class is not None:
         conditions.append(jobs.c.job_class == job_filter.job_class)
     if job_filter.queue is not None:
@@ -70,11 +68,26 @@ def _conditions(job_filter: JobFilter, *, by_queue: bool = False) -> list[Column
         conditions.append(_begin_column(job_filter.duration_from).is_not(None))
     if job_filter.started_before is not None:
         conditions.append(jobs.c.started_at < job_filter.started_before)
+    if job_filter.needle is not None:
+        # Last: where a row is checked against every condition (a sample, a scan), the cheap
+        # comparisons rule most rows out before the arguments are read.
+        conditions.append(contains_ignoring_case(jobs.c.arguments, job_filter.needle))
     return conditions
 
 
 def _begin_column(origin: DurationOrigin) -> ColumnElement[int]:
     return jobs.c.queued_at if origin is DurationOrigin.QUEUED else jobs.c.started_at
+
+
+def matches(job_filter: JobFilter) -> ColumnElement[bool]:
+    """Whether a row of ``jobs`` matches ``job_filter``: its conditions alone, to evaluate where
+    no index serves them (``store.id_sample``)."""
+    return and_(true(), *_conditions(job_filter))
+
+
+def duration_of_job(origin: DurationOrigin) -> ColumnElement[int]:
+    """A row of ``jobs``'s duration from ``origin`` to completion (NULL until it completes)."""
+    return jobs.c.completed_at - _begin_column(origin)
 
 
 def _matching(
@@ -146,7 +159,7 @@ def page_jobs(
         return _jobs(connection, _by_trigrams(query, limit))
     if connection.in_transaction():
         return _jobs(connection, newest_first)
-    walked = _within_budget(connection, walk_budget_ms, lambda: _jobs(connection, newest_first))
+    walked = within_budget(connection, walk_budget_ms, lambda: _jobs(connection, newest_first))
     return walked if walked is not None else _jobs(connection, _by_trigrams(query, limit))
 
 
@@ -186,52 +199,33 @@ def kept_count_answers(job_filter: JobFilter) -> bool:
     )
 
 
-# PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.
-QUERY_CANCELED = "57014"
-# The seed of TABLESAMPLE's REPEATABLE: the same ledger gives the same sample, so an estimated
-# summary does not change from one refresh to the next while nothing was written.
+# The seed of a sample (TABLESAMPLE's REPEATABLE, SQLite's windows of ids): the same ledger gives
+# the same sample, so an estimate does not change from one refresh to the next while nothing was
+# written.
 SAMPLE_SEED = 0
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Count:
-    """A number of jobs; ``estimated`` when it is the planner's estimate, not a count."""
+    """A number of jobs; ``estimated`` when it is an estimate (PostgreSQL's planner's, or scaled
+    from a sample on SQLite), not a count."""
 
     value: int
     estimated: bool
 
 
-def count_or_estimate(connection: Connection, job_filter: JobFilter, *, budget_ms: int) -> Count:
-    """The exact count if it takes at most ``budget_ms``, else PostgreSQL's planner estimate.
+def count_within(connection: Connection, job_filter: JobFilter, *, budget_ms: int) -> int | None:
+    """The exact count if it takes at most ``budget_ms`` (``None`` past it, or when the budget is
+    0 or less); one that ``store.job_counts`` holds answers whatever the budget.
 
-    On SQLite the count is always exact (a million jobs count in well under a second), and so is
-    one that ``store.job_counts`` holds. The connection must not be in a transaction: the count
-    runs in one of its own, so that the timeout (SET LOCAL) and a cancelled statement end with it.
+    The connection must not be in a transaction: the count runs in one of its own
+    (``store.time_limits``).
     """
-    if connection.dialect.name != "postgresql" or kept_count_answers(job_filter):
-        return Count(count_jobs(connection, job_filter), estimated=False)
-    exact = _within_budget(connection, budget_ms, lambda: count_jobs(connection, job_filter))
-    if exact is not None:
-        return Count(exact, estimated=False)
-    return Count(planner_estimate(connection, job_filter), estimated=True)
-
-
-def _within_budget(connection: Connection, budget_ms: int, read: Callable[[], T]) -> T | None:
-    """``read()`` on PostgreSQL if it finishes within ``budget_ms``, else ``None``.
-
-    It runs in a transaction of its own, so the timeout (SET LOCAL) and a cancelled statement
-    end with it; the connection must not be in a transaction already.
-    """
-    try:
-        with connection.begin():
-            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(budget_ms))}")
-            return read()
-    except OperationalError as error:
-        if getattr(error.orig, "sqlstate", None) != QUERY_CANCELED:
-            raise
-    return None
+    if kept_count_answers(job_filter):
+        return count_jobs(connection, job_filter)
+    if budget_ms <= 0:
+        return None
+    return within_budget(connection, budget_ms, lambda: count_jobs(connection, job_filter))
 
 
 def planner_estimate(connection: Connection, job_filter: JobFilter) -> int:
@@ -279,18 +273,13 @@ def job_history(connection: Connection, jid: str) -> list[StoredEvent]:
 def duration_summary_within(
     connection: Connection, origin: DurationOrigin, job_filter: JobFilter, *, budget_ms: int
 ) -> DurationSummary | None:
-    """The exact summary if it takes at most ``budget_ms``, else ``None``.
-
-    SQLite always answers, whatever the budget: it has no TABLESAMPLE to fall back on (and a
-    million jobs summarise in about 0.8 s, docs/performance.md). On PostgreSQL a budget of 0 or
-    less asks for no exact attempt at all. The connection must not be in a transaction (see
-    ``_within_budget``).
+    """The exact summary if it takes at most ``budget_ms``, else ``None``; a budget of 0 or less
+    asks for no exact attempt at all. The connection must not be in a transaction (see
+    ``store.time_limits``).
     """
-    if connection.dialect.name != "postgresql":
-        return duration_summary(connection, origin, job_filter)
     if budget_ms <= 0:
         return None
-    return _within_budget(connection, budget_ms, lambda: duration_summary(connection, origin, job_filter))
+    return within_budget(connection, budget_ms, lambda: duration_summary(connection, origin, job_filter))
 
 
 @dataclass(frozen=True, slots=True)
