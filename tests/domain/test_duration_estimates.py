@@ -1,4 +1,4 @@
-"""Summaries estimated from a sample: how large a sample to take, and how to scale it up."""
+"""Summaries estimated from a sample: how large a second sample to take, and how to scale one up."""
 
 from __future__ import annotations
 
@@ -10,26 +10,22 @@ import pytest
 from sidekiq_supervisor.domain.durations import (
     DurationSummary,
     estimate_from_sample,
-    sample_percent,
+    rows_to_hold,
     summarize,
 )
 
 SAMPLE = summarize([1_000, 2_000, 3_000, 4_000, 50_000])
 
 
-def test_a_sample_reads_the_share_of_the_table_that_holds_the_wanted_rows():
-    assert sample_percent(20_000, 2_000_000, max_percent=5) == pytest.approx(1.0)
-    assert sample_percent(20_000, 8_000_000, max_percent=5) == pytest.approx(0.25)
+def test_a_larger_sample_reads_what_the_share_found_says_and_a_tenth_more():
+    assert rows_to_hold(1_000, 500, 15_000) == 33_000
+    assert rows_to_hold(1_000, 999, 1_000) == 1_102  # rounded up
+    assert rows_to_hold(200, 1, 10) == 2_200
 
 
-def test_a_sample_never_reads_more_than_its_cap():
-    assert sample_percent(20_000, 100_000, max_percent=5) == 5
-    assert sample_percent(20_000, 0, max_percent=5) == 5  # the planner found nothing: the cap
-
-
-def test_a_sample_wants_rows():
-    with pytest.raises(ValueError, match="at least one row"):
-        sample_percent(0, 1000, max_percent=5)
+def test_no_matching_rows_size_no_sample():
+    with pytest.raises(ValueError, match="no matching rows"):
+        rows_to_hold(1_000, 0, 15_000)
 
 
 def test_an_estimate_scales_the_count_by_the_share_sampled_and_keeps_the_samples_figures():

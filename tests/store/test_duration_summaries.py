@@ -1,6 +1,5 @@
 """Duration summaries in SQL equal the domain's nearest-rank summary, on both databases; over
-their time budget they are estimated from a sample (PostgreSQL's TABLESAMPLE, SQLite's windows of
-ids), and say so."""
+their time budget they are estimated from a sample of the jobs (``store.id_sample``), and say so."""
 
 from __future__ import annotations
 
@@ -68,15 +67,14 @@ def test_a_summary_of_nothing_is_empty(engine):
 
 
 def analyze(engine: Engine) -> None:
-    """Fresh planner statistics: PostgreSQL sizes its sample by the planner's estimate."""
+    """Fresh planner statistics, as a ledger in use has them."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE jobs"))
 
 
-# A few thousand rows fill few pages: PostgreSQL's sample takes half of them to hold enough rows,
-# and SQLite's reads 2,000 of them.
-SMALL_TABLE_SAMPLING = Sampling(rows=2000, max_percent=50, min_rows=200, sqlite_rows=2000)
+# A sample of 2,000 of a few thousand jobs.
+SMALL_TABLE_SAMPLING = Sampling(rows=2000, max_percent=50, min_rows=200)
 
 
 def assert_close(estimate: DurationSummary, exact: DurationSummary, tolerance: float) -> None:
@@ -100,9 +98,7 @@ def test_a_summary_within_its_budget_is_exact_and_not_marked(engine):
             assert got.estimated is False
 
 
-def test_a_sqlite_sample_that_holds_every_job_is_the_exact_summary(engine):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's sample reads pages at random, never knowingly all of them")
+def test_a_sample_that_holds_every_job_is_the_exact_summary(engine):
     durations = seed(engine, 300, random.Random(4))
 
     got = Ledger(engine).duration_summary(DurationOrigin.STARTED, JobFilter(), budget_ms=0, exact=True)
@@ -146,7 +142,7 @@ def test_the_same_ledger_gives_the_same_estimate_every_time(engine):
 def test_a_sample_with_too_few_matching_jobs_gives_way_to_the_exact_summary(engine):
     durations = seed(engine, 1000, random.Random(7))
     analyze(engine)
-    sampling = Sampling(rows=2000, max_percent=50, min_rows=5000, sqlite_rows=500)
+    sampling = Sampling(rows=500, max_percent=50, min_rows=5000)
 
     got = Ledger(engine).duration_summary(
         DurationOrigin.STARTED, JobFilter(needle="tagged"), budget_ms=0, sampling=sampling

@@ -4,8 +4,8 @@ Percentiles use the nearest-rank definition (the value at rank ⌈p·n⌉ of the
 every reported percentile is a duration some job really had. The store computes the same ranks in
 SQL; :func:`summarize` is the in-memory twin used on small lists and in tests.
 
-Over a ledger too large to summarise in time, a summary may come from a random sample of the
-jobs table (:func:`sample_percent` sizes it, :func:`estimate_from_sample` scales it up); such a
+Over a ledger too large to summarise in time, a summary may come from a sample of the jobs
+(:func:`rows_to_hold` sizes a larger one, :func:`estimate_from_sample` scales it up); such a
 summary is marked ``estimated``.
 """
 
@@ -110,12 +110,13 @@ def summarize(sorted_micros: Sequence[Micros]) -> DurationSummary:
     return DurationSummary.from_micros(count, sum(sorted_micros) / count, p50, p95, p99, sorted_micros[-1])
 
 
-def sample_percent(wanted_rows: int, expected_rows: int, max_percent: float) -> float:
-    """The share of the table (in percent, at most ``max_percent``) a sample should read to hold
-    about ``wanted_rows`` of the ``expected_rows`` rows that match."""
-    if wanted_rows <= 0:
-        raise ValueError("a sample must want at least one row")
-    return min(max_percent, 100.0 * wanted_rows / max(1, expected_rows))
+def rows_to_hold(wanted: int, matching: int, rows_read: int) -> int:
+    """How many rows a sample should read to hold about ``wanted`` matching rows, when one of
+    ``rows_read`` rows held ``matching``: a tenth more than their share says, so that the new
+    sample is not short by chance."""
+    if matching <= 0:
+        raise ValueError("a share of no matching rows sizes no sample")
+    return -(-rows_read * wanted * 11 // (matching * 10))
 
 
 def estimate_from_sample(sample: DurationSummary, sampled_rows: int, table_rows: int) -> DurationSummary:

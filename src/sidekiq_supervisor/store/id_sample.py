@@ -1,4 +1,4 @@
-"""Estimates from a sample of the jobs read as windows of ids (SQLite, which has no TABLESAMPLE).
+"""Estimates from a sample of the jobs read as windows of ids, on either database.
 
 A filter is two parts: the part whose number of jobs the ledger keeps (status, class and queue in
 ``store.job_counts``; a duration list's jobs in the roll-ups), and the rest (the arguments
@@ -8,9 +8,15 @@ those, not among every job.
 
 Job ids grow with time, so windows spread evenly over the ids draw from every part of the
 history: a stratified sample, whose place in each stretch is drawn from a fixed seed so that the
-same ledger gives the same estimate from one refresh to the next. The kept part's conditions go
-in WHERE (an index of them serves each window); the rest is evaluated inside a CASE, so that
-every job of the kept part in the windows is read and counted: the sample's size.
+same ledger gives the same estimate from one refresh to the next. Each window is a SELECT of its
+own, joined by UNION ALL, with the kept part's conditions in its WHERE: each is read by its range
+of ids (through the kept part's index, where there is one). Given the windows as a table to join,
+PostgreSQL walked the kept part's whole index instead (570 ms for a sample of 15,000 queued jobs
+at a million). The rest is evaluated inside a CASE, so that every job of the kept part in the
+windows is read and counted: the sample's size.
+
+PostgreSQL's ``TABLESAMPLE SYSTEM`` reads whole pages at random: 5% of a large table's pages
+took 0.4-0.9 s at three million jobs, against 40-100 ms for these windows.
 """
 
 from __future__ import annotations
@@ -19,9 +25,8 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, case, column, func, select, values
+from sqlalchemy import ColumnElement, Subquery, case, func, select, union_all
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.selectable import CTE
 
 from sidekiq_supervisor.domain.durations import DurationOrigin, summarize
 from sidekiq_supervisor.domain.model import JobStatus
@@ -125,8 +130,8 @@ def sampled_count(connection: Connection, job_filter: JobFilter, *, rows: int) -
         return None
     if not draw.windows:
         return SampledCount(0, 0, 0, whole=True)
-    matched = case((_rest(job_filter), 1), else_=0)
-    query = _in_windows(select(func.count(), func.coalesce(func.sum(matched), 0)), draw)
+    sampled = _windowed(draw, case((_rest(job_filter), 1), else_=0))
+    query = select(func.count(), func.coalesce(func.sum(sampled.c.value), 0))
     rows_read, matching = connection.execute(query).one()
     return SampledCount(int(matching), int(rows_read), draw.population, draw.whole)
 
@@ -143,8 +148,8 @@ def sampled_durations(
         return None
     if not draw.windows:
         return DurationSample(summarize([]), 0), 0, True
-    query = _in_windows(select(case((_rest(job_filter), duration_of_job(origin)))), draw)
-    read = connection.execute(query).scalars().all()
+    sampled = _windowed(draw, case((_rest(job_filter), duration_of_job(origin))))
+    read = connection.execute(select(sampled.c.value)).scalars().all()
     durations = sorted(d for d in read if d is not None)
     return DurationSample(summarize(durations), len(read)), draw.population, draw.whole
 
@@ -154,11 +159,12 @@ def _rest(job_filter: JobFilter) -> ColumnElement[bool]:
     return matches(JobFilter(needle=job_filter.needle, started_before=job_filter.started_before))
 
 
-def _in_windows(query: Select[Any], draw: _Draw) -> Select[Any]:
-    table = _windows_table(draw.windows)
-    joined = table.join(jobs, jobs.c.id.between(table.c.lo, table.c.hi))
-    return query.select_from(joined).where(matches(draw.kept))
-
-
-def _windows_table(windows: list[tuple[int, int]]) -> CTE:
-    return values(column("lo", Integer), column("hi", Integer), name="windows").data(windows).cte("windows")
+def _windowed(draw: _Draw, value: ColumnElement[Any]) -> Subquery:
+    """``value`` of each job of the kept part in the windows, as the column ``value``."""
+    selects = [
+        select(value.label("value")).where(jobs.c.id.between(first, last), matches(draw.kept))
+        for first, last in draw.windows
+    ]
+    if len(selects) == 1:
+        return selects[0].subquery("sampled")
+    return union_all(*selects).subquery("sampled")

@@ -18,14 +18,12 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    tablesample,
     text,
     true,
     union,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.util import ClauseAdapter
 
 from sidekiq_supervisor.domain.durations import PERCENTILES, DurationOrigin, DurationSummary, nearest_rank
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Micros
@@ -80,8 +78,8 @@ def _begin_column(origin: DurationOrigin) -> ColumnElement[int]:
 
 
 def matches(job_filter: JobFilter) -> ColumnElement[bool]:
-    """Whether a row of ``jobs`` matches ``job_filter``: its conditions alone, to evaluate where
-    no index serves them (``store.id_sample``)."""
+    """Whether a row of ``jobs`` matches ``job_filter``: its conditions as one expression, without
+    the trigram index's candidates (``store.id_sample`` puts it in WHERE or in a CASE)."""
     return and_(true(), *_conditions(job_filter))
 
 
@@ -199,9 +197,8 @@ def kept_count_answers(job_filter: JobFilter) -> bool:
     )
 
 
-# The seed of a sample (TABLESAMPLE's REPEATABLE, SQLite's windows of ids): the same ledger gives
-# the same sample, so an estimate does not change from one refresh to the next while nothing was
-# written.
+# The seed of a sample's windows of ids (``store.id_sample``): the same ledger gives the same
+# sample, so an estimate does not change from one refresh to the next while nothing was written.
 SAMPLE_SEED = 0
 
 
@@ -288,37 +285,6 @@ class DurationSample:
 
     summary: DurationSummary
     rows_read: int
-
-
-def sample_duration_summary(
-    connection: Connection, origin: DurationOrigin, job_filter: JobFilter, *, percent: float
-) -> DurationSample:
-    """Summarise the matching durations in a sample of about ``percent`` of the jobs table.
-
-    PostgreSQL only. ``TABLESAMPLE SYSTEM`` reads whole pages picked at random, so it costs
-    that share of the table's pages whatever the filter; BERNOULLI would pick single rows but
-    read every page. One pass reads the sample, counts every row it holds (the share of the
-    table it stands for) and summarises the rows that match, as ``duration_summary`` does.
-    """
-    sample = tablesample(jobs, func.system(percent), name="jobs_sample", seed=literal(SAMPLE_SEED))
-    adapter = ClauseAdapter(sample)
-    matches = and_(
-        true(), *(adapter.traverse(c) for c in _conditions(replace(job_filter, duration_from=origin)))
-    )
-    duration = adapter.traverse(jobs.c.completed_at - _begin_column(origin))
-    percentiles = func.percentile_disc(postgresql.array(PERCENTILES)).within_group(duration)
-    query = select(
-        func.count(),
-        func.count().filter(matches),
-        func.avg(duration).filter(matches),
-        func.max(duration).filter(matches),
-        percentiles.filter(matches),
-    ).select_from(sample)
-    rows_read, count, mean, longest, values = connection.execute(query).one()
-    if count == 0:
-        return DurationSample(DurationSummary.empty(), rows_read)
-    p50, p95, p99 = values
-    return DurationSample(DurationSummary.from_micros(count, float(mean), p50, p95, p99, longest), rows_read)
 
 
 def duration_summary(
