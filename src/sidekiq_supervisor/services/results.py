@@ -115,8 +115,8 @@ class JobList:
         return self._ledger.count(self.filter)
 
     def estimated_count(self) -> Count:
-        """The number of jobs in the answer, within about a second: exact, or on PostgreSQL the
-        planner's estimate when counting would take longer (``estimated`` says which)."""
+        """The number of jobs in the answer: exact, or an estimate from a sample of the jobs when
+        counting would take longer than its budget (``estimated`` says which; ``Ledger``)."""
         return self._ledger.estimated_count(self.filter)
 
     def first(self, limit: int = PREVIEW_ROWS) -> JobRows:
@@ -201,9 +201,9 @@ class DurationList(JobList):
 
         Without an arguments filter (all completed jobs, or those of a class, a queue or both), at
         once from the roll-ups: count and mean exact, percentiles estimated
-        (``percentiles_estimated``), unless ``exact``. Otherwise exact, or on PostgreSQL, when the
-        exact figures would take over about a second, an estimate from a random sample of the
-        jobs (``estimated`` says which).
+        (``percentiles_estimated``), unless ``exact``. Otherwise exact, or when the exact figures
+        would take longer than their budget (0.6 s on PostgreSQL, 30 ms on SQLite), an estimate
+        from a sample of the jobs (``estimated`` says which).
         """
         return PrintedSummary.of(self._ledger.duration_summary(self.origin, self.filter, exact=exact))
 
