@@ -202,7 +202,7 @@ class DurationList(JobList):
         Without an arguments filter (all completed jobs, or those of a class, a queue or both), at
         once from the roll-ups: count and mean exact, percentiles estimated
         (``percentiles_estimated``), unless ``exact``. Otherwise exact, or when the exact figures
-        would take longer than their budget (0.6 s on PostgreSQL, 30 ms on SQLite), an estimate
+        would take longer than their budget (150 ms on PostgreSQL, 30 ms on SQLite), an estimate
         from a sample of the jobs (``estimated`` says which).
         """
         return PrintedSummary.of(self._ledger.duration_summary(self.origin, self.filter, exact=exact))
