@@ -21,7 +21,8 @@ from sidekiq_supervisor.domain.durations import (
     rows_to_hold,
 )
 from sidekiq_supervisor.store import id_sample, queries
-from sidekiq_supervisor.store.queries import Count, DurationSample, JobFilter
+from sidekiq_supervisor.store.id_sample import SampledDurations
+from sidekiq_supervisor.store.queries import Count, JobFilter
 from sidekiq_supervisor.store.text_search import trigram_query
 
 
@@ -64,32 +65,26 @@ def estimated_summary(
 ) -> DurationSummary:
     """The summary of the matching jobs' durations from ``origin``, estimated from a sample
     (``estimated``, unless the sample held every job or too few matching ones to go by)."""
-    sampled = _durations(connection, origin, job_filter, sampling)
-    if sampled is None:
+    sample = _durations(connection, origin, job_filter, sampling)
+    if sample is None or (not sample.whole and sample.summary.count < sampling.min_rows):
         return queries.duration_summary(connection, origin, job_filter)
-    sample, population, whole = sampled
-    if whole:
+    if sample.whole:
         return sample.summary
-    if sample.summary.count < sampling.min_rows:
-        return queries.duration_summary(connection, origin, job_filter)
-    return estimate_from_sample(sample.summary, sample.rows_read, population)
+    return estimate_from_sample(sample.summary, sample.rows_read, sample.population)
 
 
 def _durations(
     connection: Connection, origin: DurationOrigin, job_filter: JobFilter, sampling: Sampling
-) -> tuple[DurationSample, int, bool] | None:
+) -> SampledDurations | None:
     """A sample of ``rows`` jobs; when it holds too few matching ones, a larger sample sized by
     their share to hold ``min_rows`` of them, if that is at most ``max_percent`` of the jobs it
     draws from."""
-    sampled = id_sample.sampled_durations(connection, origin, job_filter, rows=sampling.rows)
-    if sampled is None:
-        return None
-    sample, population, whole = sampled
-    if whole or sample.summary.count == 0 or sample.summary.count >= sampling.min_rows:
-        return sampled
+    sample = id_sample.sampled_durations(connection, origin, job_filter, rows=sampling.rows)
+    if sample is None or sample.whole or not 0 < sample.summary.count < sampling.min_rows:
+        return sample
     wanted = rows_to_hold(sampling.min_rows, sample.summary.count, sample.rows_read)
-    if wanted > population * sampling.max_percent / 100:
-        return sampled
+    if wanted > sample.population * sampling.max_percent / 100:
+        return sample
     return id_sample.sampled_durations(connection, origin, job_filter, rows=wanted)
 
 

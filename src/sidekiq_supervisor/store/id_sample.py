@@ -28,10 +28,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Subquery, case, func, select, union_all
 from sqlalchemy.engine import Connection
 
-from sidekiq_supervisor.domain.durations import DurationOrigin, summarize
+from sidekiq_supervisor.domain.durations import DurationOrigin, DurationSummary, summarize
 from sidekiq_supervisor.domain.model import JobStatus
 from sidekiq_supervisor.store.job_counts import counted
-from sidekiq_supervisor.store.queries import SAMPLE_SEED, DurationSample, JobFilter, duration_of_job, matches
+from sidekiq_supervisor.store.queries import SAMPLE_SEED, JobFilter, duration_of_job, matches
 from sidekiq_supervisor.store.rollups import kept_count
 from sidekiq_supervisor.store.schema import jobs
 
@@ -46,6 +46,18 @@ class SampledCount:
     ``population`` jobs in all; ``whole`` when the sample read every one of them."""
 
     matching: int
+    rows_read: int
+    population: int
+    whole: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SampledDurations:
+    """The exact ``summary`` of the matching durations among the ``rows_read`` jobs of the kept
+    part sampled, which holds ``population`` jobs in all; ``whole`` when the sample read every
+    one of them."""
+
+    summary: DurationSummary
     rows_read: int
     population: int
     whole: bool
@@ -138,20 +150,19 @@ def sampled_count(connection: Connection, job_filter: JobFilter, *, rows: int) -
 
 def sampled_durations(
     connection: Connection, origin: DurationOrigin, job_filter: JobFilter, *, rows: int
-) -> tuple[DurationSample, int, bool] | None:
-    """The exact summary of the matching durations among about ``rows`` jobs of the kept part
-    of the duration list, sampled by id; the number of jobs of that part, and whether the sample
-    read every one. ``None`` when the kept part has no kept count."""
+) -> SampledDurations | None:
+    """The durations from ``origin`` of about ``rows`` jobs of the duration list's kept part,
+    sampled by id, that the rest of it matches; ``None`` when the kept part has no kept count."""
     job_filter = replace(job_filter, duration_from=origin)
     draw = _draw(connection, job_filter, rows)
     if draw is None:
         return None
     if not draw.windows:
-        return DurationSample(summarize([]), 0), 0, True
+        return SampledDurations(DurationSummary.empty(), 0, 0, whole=True)
     sampled = _windowed(draw, case((_rest(job_filter), duration_of_job(origin))))
     read = connection.execute(select(sampled.c.value)).scalars().all()
     durations = sorted(d for d in read if d is not None)
-    return DurationSample(summarize(durations), len(read)), draw.population, draw.whole
+    return SampledDurations(summarize(durations), len(read), draw.population, draw.whole)
 
 
 def _rest(job_filter: JobFilter) -> ColumnElement[bool]:

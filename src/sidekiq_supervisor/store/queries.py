@@ -204,8 +204,8 @@ SAMPLE_SEED = 0
 
 @dataclass(frozen=True, slots=True)
 class Count:
-    """A number of jobs; ``estimated`` when it is an estimate (PostgreSQL's planner's, or scaled
-    from a sample on SQLite), not a count."""
+    """A number of jobs; ``estimated`` when it is an estimate (scaled from a sample, or
+    PostgreSQL's planner's), not a count."""
 
     value: int
     estimated: bool
@@ -277,14 +277,6 @@ def duration_summary_within(
     if budget_ms <= 0:
         return None
     return within_budget(connection, budget_ms, lambda: duration_summary(connection, origin, job_filter))
-
-
-@dataclass(frozen=True, slots=True)
-class DurationSample:
-    """The exact summary of the matching durations among ``rows_read`` rows sampled from jobs."""
-
-    summary: DurationSummary
-    rows_read: int
 
 
 def duration_summary(

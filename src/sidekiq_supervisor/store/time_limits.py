@@ -2,10 +2,11 @@
 
 PostgreSQL cancels a statement that runs past ``statement_timeout``. SQLite has no timeout, but
 ``sqlite3.Connection.interrupt()``, called from another thread, stops the statement in progress:
-a timer calls it at the limit. SQLite's progress handler would stop it from inside, but it calls
-back into Python every few thousand instructions, taking the interpreter's lock from the reading
-thread each time; the arguments filter was made four times faster by no longer doing that
-(docs/performance.md, "The arguments filter checked by SQLite itself").
+a watch thread calls it at the limit, and again every few milliseconds until the read ends.
+SQLite's progress handler would stop it from inside, but it calls back into Python every few
+thousand instructions, taking the interpreter's lock from the reading thread each time; the
+arguments filter was made four times faster by no longer doing that (docs/performance.md, "The
+arguments filter checked by SQLite itself").
 """
 
 from __future__ import annotations
