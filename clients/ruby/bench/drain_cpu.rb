@@ -5,7 +5,10 @@
 # drains, the drain rate, the process's CPU time per job (CLOCK_PROCESS_CPUTIME_ID), the GC runs
 # and the objects allocated per job. Jobs are pushed straight to Redis (no client middleware),
 # and 500 warm-up jobs run first, so the figures are the steady state of the server middleware
-# and the sender. Prints one line of JSON: the median of ROUNDS drains (default 3).
+# and the sender. With the gem, it also times the server middleware on each job's thread
+# (CLOCK_THREAD_CPUTIME_ID around the middleware, less the job it yields to: mw_us, which
+# includes the timing's own cost of about half a microsecond). Prints one line of JSON: the median
+# of ROUNDS drains (default 3).
 #
 #   REDIS_URL=redis://127.0.0.1:6391/0 SIDEKIQ_SUPERVISOR_HOST=http://127.0.0.1:8000 \
 #     taskset -c 0 ruby bench/drain_cpu.rb VARIANT JOBS
@@ -44,6 +47,28 @@ when "passthru" then Sidekiq.configure_server { |c| c.server_middleware { |chain
 else
   $LOAD_PATH.unshift(File.expand_path(variant))
   require "sidekiq_supervisor"
+
+  # The thread CPU time the gem's server middleware takes per job, between Sidekiq's own work:
+  # a hot loop of the same calls says two to three times less.
+  module MiddlewareTiming
+    CLOCK = Process::CLOCK_THREAD_CPUTIME_ID
+    TOTAL = [0, 0] # rubocop:disable Style/MutableConstant -- nanoseconds, jobs: added to by every job thread
+
+    def call(worker, job, queue)
+      began = Process.clock_gettime(CLOCK, :nanosecond)
+      inner = 0
+      result = super do
+        job_began = Process.clock_gettime(CLOCK, :nanosecond)
+        value = yield
+        inner += Process.clock_gettime(CLOCK, :nanosecond) - job_began
+        value
+      end
+      TOTAL[0] += Process.clock_gettime(CLOCK, :nanosecond) - began - inner
+      TOTAL[1] += 1
+      result
+    end
+  end
+  SidekiqSupervisor::ServerMiddleware.prepend(MiddlewareTiming)
 end
 Sidekiq.logger = Logger.new(File::NULL)
 
@@ -67,14 +92,17 @@ def drain(jobs)
   GC.start
   push(jobs)
   gc0 = GC.stat
+  timed0 = defined?(MiddlewareTiming) ? MiddlewareTiming::TOTAL.dup : [0, 0]
   t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
   c0 = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
   wait_drained
   t1 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
   c1 = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
   gc1 = GC.stat
+  timed1 = defined?(MiddlewareTiming) ? MiddlewareTiming::TOTAL.dup : [0, 0]
   { rate: jobs / (t1 - t0), cpu_us: (c1 - c0) / jobs * 1e6, gc: gc1[:count] - gc0[:count],
-    alloc: (gc1[:total_allocated_objects] - gc0[:total_allocated_objects]).fdiv(jobs) }
+    alloc: (gc1[:total_allocated_objects] - gc0[:total_allocated_objects]).fdiv(jobs),
+    mw_us: (timed1[0] - timed0[0]) / 1000.0 / [timed1[1] - timed0[1], 1].max }
 end
 
 Sidekiq.redis(&:flushdb)
@@ -85,7 +113,7 @@ wait_drained # warm-up: the reporter, its connection, each thread's caches
 results = Array.new(Integer(ENV.fetch("ROUNDS", "3"))) { drain(jobs) }
 median = ->(key) { results.map { |r| r[key] }.sort[results.size / 2] }
 puts JSON.generate({ variant: variant, jobs: jobs, rate: median[:rate].round, cpu_us: median[:cpu_us].round(1),
-                     gc: median[:gc], alloc: median[:alloc].round(1) })
+                     gc: median[:gc], alloc: median[:alloc].round(1), mw_us: median[:mw_us].round(2) })
 launcher.stop
 SidekiqSupervisor.shutdown(2) if defined?(SidekiqSupervisor)
 exit!(0)

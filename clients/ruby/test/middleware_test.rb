@@ -55,6 +55,19 @@ class MiddlewareTest < SupervisorTest
     assert_match(/"at":\d+\.\d+/, @server.requests.first.body, "at is sent as a JSON number with decimals")
   end
 
+  def test_jids_classes_and_queues_that_json_must_escape_arrive_as_they_were
+    odd = [["jid\"1\\\n", "Billing::\"Quoted\"Job", "q\u00e9ue\t1"], ["j2", "Billing::\"Quoted\"Job", "other"],
+           %W[j3 Plain qéue\t1], ["j4", "Billing::\"Quoted\"Job", "q\u00e9ue\t1"]]
+    odd.each do |jid, klass, queue|
+      @worker.call(Object.new, job(jid: jid, klass: klass, queue: queue, args: ["\u2603"]), queue) { :done }
+    end
+
+    complete = delivered(8).select { |event| event["event"] == "complete" }
+
+    assert_equal odd, complete.map { |event| event.values_at("job_id", "job_class", "queue") }
+    assert_equal [["\u2603"]] * 4, complete.map { |event| event["arguments"] }
+  end
+
   def test_a_plain_job_sends_no_payload_since_its_class_and_retry_are_the_defaults
     @client.call("HardWorker", job(queue: "mail", "created_at" => 1.5, "enqueued_at" => 1.5), "mail", nil) { true }
     @worker.call(Object.new, job, "default") { :done }

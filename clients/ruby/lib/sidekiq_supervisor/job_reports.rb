@@ -28,8 +28,11 @@ module SidekiqSupervisor
 
     def started
       payload = Report.payload_member(@job)
-      tail = Identity.started_tail(@reporter.pid)
-      tail = ",\"worker\":#{Identity.worker_json(@reporter.pid)}#{payload}}" unless payload.empty?
+      tail = if payload.empty?
+               Identity.started_tail(@reporter.pid)
+             else
+               ",\"worker\":#{Identity.worker_json(@reporter.pid)}#{payload}}"
+             end
       @reporter.record_parts(STARTED_HEAD, @fields, AT_KEY, Report.now_text, tail)
     rescue StandardError => e
       failed_to_report(Report::STARTED, e)

@@ -21,7 +21,8 @@ module SidekiqSupervisor
     # 24 hex digits when Sidekiq makes them (searching for an escape is cheaper than matching
     # the whole jid against a pattern).
     ESCAPED = /["\\\x00-\x1f]/.freeze
-    # Class and queue names repeat from job to job: their JSON is kept, up to this many names.
+    # A class and its queue repeat from job to job: the members they make are kept, up to this
+    # many pairs.
     NAMES_KEPT = 10_000
     JSON_STATE = :sidekiq_supervisor_json_state
     # Keys of Sidekiq's job hash that the payload member leaves out: the report carries args and
@@ -30,6 +31,7 @@ module SidekiqSupervisor
                       error_message error_class error_backtrace discarded_at].to_h { |key| [key, true] }.freeze
     # Keys of a job that sends no payload (when its retry is true).
     PLAIN_KEYS = PER_RUN_KEYS.merge("class" => true, "retry" => true).freeze
+    # job_class => { queue => the members from job_class's to arguments' key }
     NAMES = {} # rubocop:disable Style/MutableConstant -- a cache; CRuby's GVL makes Hash#[]= safe here
 
     class << self
@@ -59,15 +61,19 @@ module SidekiqSupervisor
       end
 
       # The job's fields as JSON object members: job_id, job_class, queue and arguments.
+      # One interpolation, into the one String the fields make: the jid is written as it is when
+      # JSON needs no escape in it, and the members of the class and queue come from a cache.
       def fields(job, queue)
         # ActiveJob wraps every job in one class; the real one is in "wrapped" (a String in
         # Redis, possibly the Class itself inside the pushing process).
-        job_class = (job["wrapped"] || job["class"]).to_s
+        names = names_members((job["wrapped"] || job["class"]).to_s, (queue || job["queue"]).to_s)
         # The args as Sidekiq itself writes them to Redis (Sidekiq.dump_json is JSON.generate).
         # The batch route takes them as a JSON array; the seed's routes take the same text.
         arguments = json_state.generate(job["args"] || [])
-        "\"job_id\":#{quote_jid(job["jid"].to_s)},\"job_class\":#{quote_name(job_class)}," \
-          "\"queue\":#{quote_name((queue || job["queue"]).to_s)},\"arguments\":#{arguments}"
+        jid = job["jid"].to_s
+        return "\"job_id\":\"#{jid}\"#{names}#{arguments}" if jid.ascii_only? && !ESCAPED.match?(jid)
+
+        "\"job_id\":#{JSON.generate(jid)}#{names}#{arguments}"
       end
 
       # One report: +event+, the job's +fields+, the time +at+ (epoch seconds), and +extra+
@@ -114,15 +120,16 @@ module SidekiqSupervisor
         Thread.current[JSON_STATE] ||= JSON::State.new
       end
 
-      def quote_jid(jid)
-        jid.ascii_only? && !ESCAPED.match?(jid) ? "\"#{jid}\"" : JSON.generate(jid)
-      end
-
-      def quote_name(name)
-        NAMES[name] || begin
-          quoted = JSON.generate(name)
-          NAMES[name.dup.freeze] = quoted if NAMES.size < NAMES_KEPT
-          quoted
+      # The members `,"job_class":…,"queue":…,"arguments":` (the arguments' value follows).
+      def names_members(job_class, queue)
+        by_queue = NAMES[job_class]
+        by_queue&.[](queue) || begin
+          members = ",\"job_class\":#{JSON.generate(job_class)},\"queue\":#{JSON.generate(queue)},\"arguments\":"
+          if @names_kept.to_i < NAMES_KEPT
+            @names_kept = @names_kept.to_i + 1
+            (by_queue || (NAMES[job_class.dup.freeze] = {}))[queue.dup.freeze] = members.freeze
+          end
+          members
         end
       end
 
