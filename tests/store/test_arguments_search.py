@@ -21,6 +21,7 @@ from sidekiq_supervisor.store.queries import WALK_BUDGET_MS, JobFilter, count_jo
 from sidekiq_supervisor.store.restarts import claim_original, record_replacement
 from sidekiq_supervisor.store.text_search import trigram_query
 from sidekiq_supervisor.store.writer import write_reports
+from tests.store.plans import statements
 
 T0 = 1_700_000_000_000_000
 
@@ -127,6 +128,33 @@ def test_the_filter_finds_exactly_what_the_scan_found(engine, seeded, needle):
     # One rule on both databases.
     oracle = [jid for jid, arguments in reversed(seeded.items()) if fold_case(needle) in fold_case(arguments)]
     assert expected == oracle
+
+
+SHORT_NEEDLES = [needle for needle in NEEDLES if trigram_query(needle) is None and "\x00" not in needle]
+
+
+@pytest.mark.parametrize("status", [None, JobStatus.STARTED])
+def test_a_needle_too_short_for_a_trigram_is_walked_page_by_page_to_the_end(engine, seeded, status):
+    """Outside a transaction, as the service reads: on PostgreSQL each page of a needle no
+    trigram serves is one walk newest first along an index (no sort), planned as for pages held
+    in memory, and never the read of every match that the trigram fallback makes (``ORDER BY
+    id + 0``)."""
+    assert {"a", "ab", "ß", "%"} <= set(SHORT_NEEDLES)
+    for needle in SHORT_NEEDLES:
+        flt = JobFilter(needle=needle, status=status)
+        with statements(engine) as seen, engine.connect() as connection:
+            jids: list[str] = []
+            before = None
+            while rows := page_jobs(connection, flt, limit=2, before_id=before, walk_budget_ms=1):
+                jids += [job.jid for job in rows]
+                before = rows[-1].id
+
+        assert jids == scanned(engine, needle, status), needle
+        sql = [statement for statement, _ in seen]
+        assert not any("id + " in statement for statement in sql), needle
+        if engine.dialect.name == "postgresql":
+            assert any("random_page_cost" in statement for statement in sql)
+            assert any("enable_sort = off" in statement for statement in sql)
 
 
 def test_unicode_folds_one_character_at_a_time_on_both_databases(engine, seeded):

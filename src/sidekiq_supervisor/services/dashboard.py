@@ -222,7 +222,10 @@ class Dashboard:
     ) -> tuple[RestartReport, bool]:
         """What a restart with this filter would take and skip (and why), for the newest ``limit``
         matching jobs, and whether more match; changes nothing."""
-        outcomes = self._manager.restart_outcomes(needle, dry_run=True, older_than=older_than)
+        # One more than shown tells whether more match, in the same read of the ledger.
+        outcomes = self._manager.restart_outcomes(
+            needle, dry_run=True, older_than=older_than, limit=limit + 1
+        )
         report = RestartReport(dry_run=True)
         for outcome in islice(outcomes, limit):
             report.add(outcome)

@@ -183,10 +183,14 @@ class JobManager:
         dry_run: bool = False,
         older_than: timedelta | None = None,
         wait: bool = False,
+        limit: int | None = None,
     ) -> Iterator[RestartOutcome]:
-        """``restart_uncompleted_jobs`` as a stream of outcomes, for restarts of any size."""
+        """``restart_uncompleted_jobs`` as a stream of outcomes, for restarts of any size; of the
+        newest ``limit`` matching jobs alone, when given."""
         job_filter = JobFilter(needle=normalize_filter(filter))
-        return self._restarter.outcomes(job_filter, dry_run=dry_run, older_than=older_than, wait=wait)
+        return self._restarter.outcomes(
+            job_filter, dry_run=dry_run, older_than=older_than, wait=wait, limit=limit
+        )
 
     def recover_lost_jobs(
         self,

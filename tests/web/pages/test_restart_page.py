@@ -13,6 +13,7 @@ from sidekiq_supervisor.services.dashboard import Dashboard
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.restart import RestartFailed
 from sidekiq_supervisor.web.app import create_app
+from tests.store.plans import statements
 from tests.web.pages.conftest import csrf_of
 
 LIVE = "web-1:42:0123456789ab"
@@ -124,10 +125,13 @@ def test_a_preview_of_many_jobs_shows_the_newest_page_and_says_more_match(client
     ]
     assert client.post("/api/v1/events", json={"events": events}).json()["stored"] == count
 
-    preview = client.get("/restart").text
+    with statements(client.app.state.apps.default.engine) as seen:
+        preview = client.get("/restart").text
 
     listed = jids_in(preview, "to-restart")
     assert len(listed) == dashboard.PREVIEW_LIMIT
+    # One read of the ledger's jobs, the look past the last one shown included.
+    assert len([sql for sql, _ in seen if sql.startswith("SELECT jobs.id")]) == 1
     assert listed[0] == f"lost-{count - 1:05d}"  # newest first
     assert 'id="more"' in preview
     assert redis_client.keys("*") == []
