@@ -153,17 +153,11 @@ module SidekiqSupervisor
       warn_dropped(dropped_total) if dropped_total
     end
 
-    # #enqueue for the job threads' reports, with #accepting? and #pushed written out: this runs
-    # twice per job, and each method call costs more between Sidekiq's own work than in a loop.
     def enqueue_parts(head, fields, at_key, at, tail)
       dropped_total = @mutex.synchronize do
-        next late if @stopping
+        next late unless accepting?
 
-        start_sender unless @thread&.alive?
-        @wakeup.signal if @buffer.empty?
-        lost = @buffer.push_parts(head, fields, at_key, at, tail)
-        @wakeup.signal if @buffer.size == @batch_limit
-        pushed(lost) unless lost.zero?
+        pushed(@buffer.push_parts(head, fields, at_key, at, tail))
       end
       warn_dropped(dropped_total) if dropped_total
     end
