@@ -141,8 +141,6 @@ DRY_RUN_BATCH = 250
 # The jid a dry run builds each payload with, to tell whether it can be pushed as it was: a
 # fresh one per job was a tenth of a preview's time, and nothing is pushed.
 DRY_RUN_JID = "0" * 24
-# Jobs read from the ledger at a time, but by a limited run (a preview), which reads them at once.
-PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +234,12 @@ class Restarter:
         lost: list[tuple[StoredJob, str | None]] = []
         dry: list[tuple[StoredJob, Verdict]] = []
         # A limited run (a preview) reads its jobs in one page, the look past the last shown included.
-        page_size = PAGE_SIZE if limit is None else max(1, limit)
-        for stored in islice(self._ledger.iterate(job_filter, page_size=page_size), limit):
+        matching = (
+            self._ledger.iterate(job_filter)
+            if limit is None
+            else islice(self._ledger.iterate(job_filter, page_size=max(1, limit)), limit)
+        )
+        for stored in matching:
             if only is not None and stored.jid not in only:
                 continue
             verdict = self._liveness.verdict(stored, snapshot)
