@@ -1,4 +1,5 @@
-"""GroupCommitWriter on both databases: shared transactions, answers only after commit, isolation."""
+"""The group-commit writer, on its thread and in a process of its own, on both databases: shared
+transactions, answers only after commit, isolation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter, IngestUnavailable
+from sidekiq_supervisor.services.writer_process import ProcessWriter
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.schema import jobs
 
@@ -30,13 +32,23 @@ def count_jobs(engine) -> int:
         return connection.execute(select(func.count()).select_from(jobs)).scalar_one()
 
 
-async def running_writer(engine, **options) -> GroupCommitWriter:
-    writer = GroupCommitWriter(engine, **options)
-    await writer.start()
-    return writer
+@pytest.fixture(params=[GroupCommitWriter, ProcessWriter], ids=["thread", "process"])
+def writer_class(request) -> type[GroupCommitWriter]:
+    """Each test runs with the transactions on the writer thread and in a writer process."""
+    return request.param
 
 
-def test_many_concurrent_submits_are_all_stored_each_with_its_own_result(engine):
+@pytest.fixture
+def running_writer(writer_class):
+    async def start(engine, **options) -> GroupCommitWriter:
+        writer = writer_class(engine, **options)
+        await writer.start()
+        return writer
+
+    return start
+
+
+def test_many_concurrent_submits_are_all_stored_each_with_its_own_result(running_writer, engine):
     reports = [
         report(f"job-{n:04d}", kind, T0 + n)
         for n in range(500)
@@ -63,7 +75,7 @@ def test_many_concurrent_submits_are_all_stored_each_with_its_own_result(engine)
     assert count_jobs(engine) == len(reports)
 
 
-def test_reports_for_the_same_job_in_concurrent_submits_fold_together(engine):
+def test_reports_for_the_same_job_in_concurrent_submits_fold_together(running_writer, engine):
     async def scenario():
         writer = await running_writer(engine)
         try:
@@ -84,7 +96,7 @@ def test_reports_for_the_same_job_in_concurrent_submits_fold_together(engine):
     assert job.timeline.attempts == 1
 
 
-def test_a_submit_answers_only_once_its_reports_are_committed(engine):
+def test_a_submit_answers_only_once_its_reports_are_committed(running_writer, engine):
     async def scenario():
         writer = await running_writer(engine)
         try:
@@ -113,7 +125,7 @@ POISONS = {
 
 
 @pytest.mark.parametrize("poison", list(POISONS))
-def test_a_poisoned_submit_fails_alone_while_its_neighbours_are_stored(engine, poison):
+def test_a_poisoned_submit_fails_alone_while_its_neighbours_are_stored(running_writer, engine, poison):
     if poison == "job_class too long" and engine.dialect.name == "sqlite":
         pytest.skip("SQLite does not enforce VARCHAR lengths; the out-of-range time covers it")
     neighbours = [[report(f"good-{n}"), report(f"good-{n}", "started", T0 + SECOND)] for n in range(20)]
@@ -143,7 +155,7 @@ def test_a_poisoned_submit_fails_alone_while_its_neighbours_are_stored(engine, p
     assert count_jobs(engine) == len(neighbours)
 
 
-def test_stop_commits_what_is_pending_then_refuses_new_submits(engine):
+def test_stop_commits_what_is_pending_then_refuses_new_submits(running_writer, engine):
     async def scenario():
         writer = await running_writer(engine, batch_size=10)
         # gather starts the coroutines in order: every submit is queued before stop() begins.
@@ -161,9 +173,9 @@ def test_stop_commits_what_is_pending_then_refuses_new_submits(engine):
     assert stored(engine, "too-late") is None
 
 
-def test_a_writer_that_was_never_started_refuses_submits(engine):
+def test_a_writer_that_was_never_started_refuses_submits(engine, writer_class):
     async def scenario():
-        writer = GroupCommitWriter(engine)
+        writer = writer_class(engine)
         try:
             await writer.submit([report("never")])
         finally:
@@ -174,7 +186,7 @@ def test_a_writer_that_was_never_started_refuses_submits(engine):
     assert stored(engine, "never") is None
 
 
-def test_a_submit_larger_than_the_queue_limit_is_refused(engine):
+def test_a_submit_larger_than_the_queue_limit_is_refused(running_writer, engine):
     async def scenario():
         writer = await running_writer(engine, queue_limit=5)
         try:
@@ -191,7 +203,7 @@ def test_a_submit_larger_than_the_queue_limit_is_refused(engine):
     assert stored(engine, "big-0") is None
 
 
-def test_pending_reports_count_against_the_queue_limit(engine):
+def test_pending_reports_count_against_the_queue_limit(running_writer, engine):
     async def scenario():
         writer = await running_writer(engine, queue_limit=5)
         try:

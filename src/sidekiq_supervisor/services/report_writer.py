@@ -18,9 +18,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -176,8 +176,14 @@ class GroupCommitWriter:
             try:
                 self._pending.remove(ticket)
             except ValueError:
-                return  # a transaction has it: it is stored or failed with its batch
+                # A transaction has it: it is left out, or stored or failed with its batch.
+                self._abandon(ticket)
+                return
             self._pending_reports -= len(ticket.reports)
+
+    def _abandon(self, ticket: Ticket) -> None:
+        """A taken ticket's request gave up; its transaction leaves it out unless it is
+        committing. On the writer thread the ticket's done future says so already."""
 
     async def _refuse_overdue(self) -> None:
         loop = asyncio.get_running_loop()
@@ -197,9 +203,10 @@ class GroupCommitWriter:
             for _, future, _ in overdue:
                 future.set_exception(IngestUnavailable(refusal, Refusal.TIMEOUT))
             # A transaction that already holds a late ticket leaves it out (see _write).
-            for _, future, deadline in self._taken:
-                if deadline <= now and not future.done():
-                    future.set_exception(IngestUnavailable(refusal, Refusal.TIMEOUT))
+            for ticket in self._taken:
+                if ticket.deadline <= now and not ticket.future.done():
+                    ticket.future.set_exception(IngestUnavailable(refusal, Refusal.TIMEOUT))
+                    self._abandon(ticket)
 
     def _begin_scheduled_transaction(self) -> None:
         self._begin_scheduled = False
@@ -224,7 +231,7 @@ class GroupCommitWriter:
                 outcomes = self._commit(tickets)
             except BaseException:
                 logger.exception("the writer failed on %d requests' reports", len(tickets))
-                outcomes = [(ticket.future, _refused()) for ticket in tickets]
+                outcomes = [(ticket.future, REFUSED) for ticket in tickets]
             with self._lock:
                 tickets = self._take_batch() if self._pending else []
                 self._taken = tickets
@@ -252,54 +259,109 @@ class GroupCommitWriter:
 
     def _commit(self, tickets: list[Ticket]) -> list[Outcome]:
         """On the writer thread: store the tickets' reports; what each waiting request is told."""
-        tickets = [ticket for ticket in tickets if not ticket.future.done()]
-        if not tickets:
-            return []
-        reports = [report for batch, _, _ in tickets for report in batch]
-        began = time.perf_counter()
-        try:
-            results = self._write(reports, tickets)
-        except _Abandoned:
-            return self._commit(tickets)  # again, without the tickets whose requests gave up meanwhile
-        except OperationalError as exc:
-            # The database failed (unreachable, locked), not a report: retrying each ticket alone
-            # would only make every waiting request wait out the failure once more.
-            self._outage.failed(exc)
-            unavailable = "the database is unavailable"
-            return [(ticket.future, IngestUnavailable(unavailable, Refusal.DATABASE)) for ticket in tickets]
-        except Exception:
-            if len(tickets) == 1:
-                logger.exception("storing %d reports failed", len(reports))
-                return [(tickets[0].future, _refused())]
-            # One poisonous ticket must not fail its neighbours: store them one ticket at a time.
-            return [outcome for ticket in tickets for outcome in self._commit([ticket])]
-        self._outage.succeeded()
-        self._instruments.commit_seconds.observe(time.perf_counter() - began)
-        self._instruments.reports_stored(reports, results)
-        outcomes: list[Outcome] = []
-        offset = 0
-        for ticket in tickets:
-            outcomes.append((ticket.future, results[offset : offset + len(ticket.reports)]))
-            offset += len(ticket.reports)
-        return outcomes
+        outcomes = commit_tickets(self._engine, tickets, _gave_up, self)
+        return [(ticket.future, outcome) for ticket, outcome in outcomes]
 
-    def _write(self, reports: list[Report], tickets: list[Ticket]) -> list[WriteResult]:
-        with write_transaction(self._engine) as connection:
+    def committed(self, reports: list[Report], results: list[WriteResult], seconds: float) -> None:
+        """A transaction stored ``reports`` (part of :class:`CommitLog`)."""
+        self._outage.succeeded()
+        self._instruments.commit_seconds.observe(seconds)
+        self._instruments.reports_stored(reports, results)
+
+    def unavailable(self, error: BaseException) -> None:
+        """The database failed a transaction (part of :class:`CommitLog`)."""
+        self._outage.failed(error)
+
+
+class Refused(NamedTuple):
+    """Why a ticket's reports were not stored: plain data, so that it crosses to another process."""
+
+    message: str
+    reason: Refusal
+
+    def error(self) -> IngestUnavailable:
+        """What the request waiting for the ticket raises."""
+        return IngestUnavailable(self.message, self.reason)
+
+
+# What the request of one ticket is told: its reports' results, or why they were not stored.
+TicketOutcome = list[WriteResult] | Refused
+# A ticket's future and its outcome, as the writer thread hands them to the loop.
+Outcome = tuple[asyncio.Future[list[WriteResult]], TicketOutcome]
+
+
+class CommitLog(Protocol):
+    """Who hears how transactions went: the writer's metrics and its outage log."""
+
+    def committed(self, reports: list[Report], results: list[WriteResult], seconds: float) -> None:
+        """A transaction stored ``reports`` in ``seconds``."""
+
+    def unavailable(self, error: BaseException) -> None:
+        """The database failed a transaction (unreachable, locked)."""
+
+
+class Pending(Protocol):
+    """A request's reports waiting for a transaction: a :class:`Ticket` on the writer thread, or
+    what crossed to a writer process."""
+
+    @property
+    def reports(self) -> Sequence[Report]:
+        """The reports to store, all or none."""
+        ...
+
+
+PendingT = TypeVar("PendingT", bound=Pending)
+
+
+def commit_tickets(
+    engine: Engine, tickets: list[PendingT], gave_up: Callable[[PendingT], bool], log: CommitLog
+) -> list[tuple[PendingT, TicketOutcome]]:
+    """Store the tickets' reports in one transaction; each ticket with what its request is told.
+
+    A ticket whose request ``gave_up`` (it was answered 503, or left) is left out, also when it
+    gives up while the transaction runs. One ticket that fails does not fail its neighbours.
+    """
+    tickets = [ticket for ticket in tickets if not gave_up(ticket)]
+    if not tickets:
+        return []
+    reports = [report for ticket in tickets for report in ticket.reports]
+    began = time.perf_counter()
+    try:
+        with write_transaction(engine) as connection:
             results = write_reports(connection, reports, now_micros())
             # A transaction may have waited long for the database (a lock, an outage): a request
             # that gave up or passed its deadline meanwhile was answered 503, so its reports must
             # not be committed.
-            if any(future.done() for _, future, _ in tickets):
+            if any(gave_up(ticket) for ticket in tickets):
                 raise _Abandoned
-            return results
+    except _Abandoned:
+        return commit_tickets(engine, tickets, gave_up, log)  # without those who gave up meanwhile
+    except OperationalError as exc:
+        # The database failed (unreachable, locked), not a report: retrying each ticket alone
+        # would only make every waiting request wait out the failure once more.
+        log.unavailable(exc)
+        unavailable = Refused("the database is unavailable", Refusal.DATABASE)
+        return [(ticket, unavailable) for ticket in tickets]
+    except Exception:
+        if len(tickets) == 1:
+            logger.exception("storing %d reports failed", len(reports))
+            return [(tickets[0], REFUSED)]
+        # One poisonous ticket must not fail its neighbours: store them one ticket at a time.
+        return [outcome for ticket in tickets for outcome in commit_tickets(engine, [ticket], gave_up, log)]
+    log.committed(reports, results, time.perf_counter() - began)
+    outcomes: list[tuple[PendingT, TicketOutcome]] = []
+    offset = 0
+    for ticket in tickets:
+        outcomes.append((ticket, results[offset : offset + len(ticket.reports)]))
+        offset += len(ticket.reports)
+    return outcomes
 
 
-# A ticket's future and what it is to be told: its reports' results, or why they were not stored.
-Outcome = tuple[asyncio.Future[list[WriteResult]], list[WriteResult] | Exception]
+REFUSED = Refused("the database refused the reports", Refusal.DATABASE)
 
 
-def _refused() -> IngestUnavailable:
-    return IngestUnavailable("the database refused the reports", Refusal.DATABASE)
+def _gave_up(ticket: Ticket) -> bool:
+    return ticket.future.done()
 
 
 def _settle(outcomes: list[Outcome]) -> None:
@@ -308,8 +370,8 @@ def _settle(outcomes: list[Outcome]) -> None:
     for future, outcome in outcomes:
         if future.done():
             continue  # the request gave up (a cancelled future); nobody waits for this
-        if isinstance(outcome, Exception):
-            future.set_exception(outcome)
+        if isinstance(outcome, Refused):
+            future.set_exception(outcome.error())
         else:
             future.set_result(outcome)
 

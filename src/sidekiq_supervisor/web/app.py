@@ -31,7 +31,7 @@ from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.prometheus import multiprocess
 from sidekiq_supervisor.services.prometheus.exposition import Exporter, Exposition
-from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, InstrumentFamilies
+from sidekiq_supervisor.services.prometheus.instruments import ClassLabels, InstrumentFamilies, Instruments
 from sidekiq_supervisor.services.prometheus.ledger_figures import (
     LedgerFiguresCache,
     read_ledger_figures,
@@ -42,6 +42,7 @@ from sidekiq_supervisor.services.report_intake import ReportIntake
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter, WriterHealth
 from sidekiq_supervisor.services.retention import Pruner
 from sidekiq_supervisor.services.sidekiq_monitor import SidekiqMonitor
+from sidekiq_supervisor.services.writer_process import ProcessWriter
 from sidekiq_supervisor.settings import Settings
 from sidekiq_supervisor.sidekiq_redis import connection
 from sidekiq_supervisor.web.api import apps as apps_api
@@ -184,13 +185,7 @@ def _open_services(app: AppConfig, configured: Apps, families: InstrumentFamilie
     classes = ClassLabels(settings.metrics_max_classes)
     classes.update(read_recent_classes(engine))
     instruments = families.for_app(app.name, classes)
-    writer = GroupCommitWriter(
-        engine,
-        batch_size=settings.ingest_batch_size,
-        queue_limit=settings.ingest_queue_limit,
-        deadline_seconds=settings.request_timeout_seconds,
-        instruments=instruments,
-    )
+    writer = _writer(engine, settings, instruments)
     manager = JobManager.on(engine, client, settings)
     monitor = SidekiqMonitor(client, sidekiq_version=settings.sidekiq_version)
     ledger_figures = LedgerFiguresCache(
@@ -222,6 +217,20 @@ def _open_services(app: AppConfig, configured: Apps, families: InstrumentFamilie
         api_tokens=app.api_tokens,
         intake=ReportIntake(settings.redaction_words, PayloadSeal(settings.secret_keys)),
         validation_limits={"max_arguments_bytes": settings.max_arguments_bytes},
+    )
+
+
+def _writer(engine: Engine, settings: Settings, instruments: Instruments) -> GroupCommitWriter:
+    """The app's group-commit writer, its transactions where ``ingest_writer`` says."""
+    make: Callable[..., GroupCommitWriter] = GroupCommitWriter
+    if settings.ingest_writer == "process":
+        make = partial(ProcessWriter, sqlite_synchronous=settings.sqlite_synchronous)
+    return make(
+        engine,
+        batch_size=settings.ingest_batch_size,
+        queue_limit=settings.ingest_queue_limit,
+        deadline_seconds=settings.request_timeout_seconds,
+        instruments=instruments,
     )
 
 

@@ -1,0 +1,314 @@
+"""The group-commit writer with its transactions in a process of its own.
+
+In one process the writer thread and the event loop take turns holding the interpreter's lock:
+``pysqlite`` lets go of it around every step of a statement, and the loop, busy with requests,
+keeps it, so a transaction spent more time waiting for the lock than working (docs/performance.md,
+"Ingest"). :class:`ProcessWriter` keeps everything the requests see on the loop (the queue, its
+limit, the deadlines, the answers) and runs ``commit_tickets`` in a child process with an engine
+of its own, so that the loop and the transactions each use a core.
+
+The two talk over a socket pair: the loop sends a batch of tickets (pickled, length-prefixed) and
+reads back each ticket's outcome. Two batches are in flight at most: one in a transaction, the
+next waiting in the socket, so the child goes on as soon as it commits, without waiting for the
+loop's turn. A request that gives up while its ticket is in the child is marked in shared memory,
+which the child reads before it commits, as the thread reads the ticket's future.
+
+The child ignores SIGINT and SIGTERM (a terminal's Ctrl-C and systemd reach every process of the
+group): it ends when the service closes its socket, after the transaction under way, so a
+graceful stop commits what was acknowledged and a killed service leaves no writer behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import logging
+import math
+import multiprocessing
+import pickle
+import signal
+import socket
+import struct
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Engine
+
+from sidekiq_supervisor.domain.model import Report
+from sidekiq_supervisor.services.outage_log import OutageLog
+from sidekiq_supervisor.services.prometheus.instruments import Instruments, Refusal
+from sidekiq_supervisor.services.report_writer import (
+    GroupCommitWriter,
+    Outcome,
+    Refused,
+    Ticket,
+    TicketOutcome,
+    WriteResult,
+    commit_tickets,
+)
+from sidekiq_supervisor.store.engine import ledger_schema, make_engine
+
+__all__ = ["LedgerAddress", "ProcessWriter"]
+
+logger = logging.getLogger(__name__)
+
+# A frame's length, ahead of its pickle.
+FRAME_HEADER = struct.Struct("!I")
+# A batch in a transaction, and the next one waiting in the socket.
+BATCHES_IN_FLIGHT = 2
+# The child's cyclic collector, as the service's own (web.app): ingest makes no cycles to speak of.
+CHILD_GC_YOUNG_THRESHOLD = 20_000
+WRITER_LOST = Refused("the ledger writer's process stopped", Refusal.DATABASE)
+
+
+class LedgerAddress(NamedTuple):
+    """What the child needs to open the ledger the service opened."""
+
+    url: str
+    sqlite_synchronous: str
+    schema: str | None
+
+    @classmethod
+    def of(cls, engine: Engine, sqlite_synchronous: str) -> LedgerAddress:
+        """The address of ``engine``'s ledger (its password included: the child connects too)."""
+        url = engine.url.render_as_string(hide_password=False)
+        return cls(url, sqlite_synchronous, ledger_schema(engine))
+
+
+class Crossed(NamedTuple):
+    """A ticket as the child sees it: its reports, and its slot among the gave-up flags."""
+
+    slot: int
+    reports: Sequence[Report]
+
+
+# The child's answer to one batch: each ticket's outcome by slot, and each transaction's seconds.
+Answer = tuple[list[tuple[int, TicketOutcome]], list[float]]
+
+
+class ProcessWriter(GroupCommitWriter):
+    """A :class:`GroupCommitWriter` whose transactions run in a child process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        sqlite_synchronous: str = "FULL",
+        batch_size: int = 1000,
+        queue_limit: int = 50_000,
+        deadline_seconds: float = math.inf,
+        instruments: Instruments | None = None,
+    ) -> None:
+        super().__init__(
+            engine,
+            batch_size=batch_size,
+            queue_limit=queue_limit,
+            deadline_seconds=deadline_seconds,
+            instruments=instruments,
+        )
+        self._address = LedgerAddress.of(engine, sqlite_synchronous)
+        self._context = multiprocessing.get_context("spawn")
+        # A batch holds at most batch_size tickets (each has a report at least), so the batches in
+        # flight never need more slots than this.
+        slots = BATCHES_IN_FLIGHT * batch_size
+        self._gave_up = self._context.RawArray(ctypes.c_bool, slots)
+        self._free_slots = list(range(slots))
+        self._slot_of: dict[int, int] = {}  # id(ticket.future) -> its slot, while in flight
+        self._in_flight: deque[list[Ticket]] = deque()
+        self._channel: _Channel | None = None
+        self._process: BaseProcess | None = None
+        self._stopped = False
+        self._respawn: asyncio.Future[None] | None = None  # held: the loop keeps weak references
+
+    async def start(self) -> None:
+        """Start the child process, then accept reports."""
+        await super().start()
+        await self._spawn()
+
+    async def stop(self) -> None:
+        """Refuse new reports, let the child commit what is pending, then end it."""
+        if self._respawn is not None:
+            await self._respawn  # a child that died is replaced before the queue is drained
+        await super().stop()
+        self._stopped = True
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()  # the child ends once it reads the end of its socket
+        process, self._process = self._process, None
+        if process is not None:
+            await asyncio.to_thread(process.join, 30)
+            if process.exitcode is None:
+                logger.error("the ledger writer's process did not end; killing it")
+                process.kill()
+
+    async def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        process = self._context.Process(
+            target=serve_transactions,
+            args=(theirs, self._gave_up, self._address),
+            name="ledger-writer",
+        )
+        process.start()
+        theirs.close()
+        channel = _Channel(self._answered, self._lost)
+        # The transport buffers what the socket does not take at once: the loop never blocks on
+        # a child still busy with the batch before.
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: channel, sock=ours)
+        self._channel, self._process = channel, process
+        self._begin_transaction()
+
+    def _begin_transaction(self) -> None:
+        """On the loop: send the child the pending reports, unless two batches are in flight."""
+        channel = self._channel
+        while channel is not None and len(self._in_flight) < BATCHES_IN_FLIGHT and self._pending:
+            with self._lock:
+                tickets = self._take_batch()
+                self._in_transaction = True
+            crossed = []
+            for ticket in tickets:
+                slot = self._free_slots.pop()
+                self._gave_up[slot] = False
+                self._slot_of[id(ticket.future)] = slot
+                crossed.append(Crossed(slot, ticket.reports))
+            self._in_flight.append(tickets)
+            self._taken = [ticket for batch in self._in_flight for ticket in batch]
+            channel.send(crossed)
+
+    def _abandon(self, ticket: Ticket) -> None:
+        slot = self._slot_of.get(id(ticket.future))
+        if slot is not None:
+            self._gave_up[slot] = True
+
+    def _answered(self, answer: Answer) -> None:
+        """On the loop: the child's outcomes of the oldest batch in flight."""
+        outcomes, seconds = answer
+        tickets = self._release(self._in_flight.popleft())
+        for elapsed in seconds:
+            self._instruments.commit_seconds.observe(elapsed)
+        by_slot = dict(outcomes)
+        settled: list[Outcome] = []
+        reports: list[Report] = []
+        results: list[WriteResult] = []
+        for slot, ticket in tickets:
+            # A ticket without an outcome gave up before its transaction: its future is done.
+            outcome = by_slot.get(slot)
+            if outcome is None:
+                continue
+            settled.append((ticket.future, outcome))
+            if not isinstance(outcome, Refused):
+                reports.extend(ticket.reports)
+                results.extend(outcome)
+        if reports:
+            self._instruments.reports_stored(reports, results)
+        self._batch_done(settled)
+
+    def _lost(self) -> None:
+        """On the loop: the child's socket closed while the service runs: it died (killed, out of
+        memory). Its batches are refused (503: the client sends them again) and another starts."""
+        if self._stopped:
+            return  # stop() closed it
+        logger.error("the ledger writer's process ended unexpectedly; starting another")
+        self._channel = None
+        settled: list[Outcome] = []
+        while self._in_flight:
+            batch = self._release(self._in_flight.popleft())
+            settled += [(ticket.future, WRITER_LOST) for _, ticket in batch]
+        self._batch_done(settled)
+        self._respawn = asyncio.ensure_future(self._spawn())
+
+    def _release(self, tickets: list[Ticket]) -> list[tuple[int, Ticket]]:
+        """The batch's tickets with their slots, which are free again."""
+        slotted = [(self._slot_of.pop(id(ticket.future)), ticket) for ticket in tickets]
+        self._free_slots.extend(slot for slot, _ in slotted)
+        return slotted
+
+    def _batch_done(self, settled: list[Outcome]) -> None:
+        self._taken = [ticket for batch in self._in_flight for ticket in batch]
+        self._in_transaction = bool(self._in_flight)
+        self._begin_transaction()
+        self._committed(settled)
+
+
+class _Channel(asyncio.Protocol):
+    """The loop's end of the socket to the child: length-prefixed pickles both ways."""
+
+    def __init__(self, answered: Any, lost: Any) -> None:
+        self._answered = answered
+        self._lost = lost
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def send(self, message: object) -> None:
+        assert self._transport is not None
+        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        self._transport.write(FRAME_HEADER.pack(len(payload)) + payload)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= FRAME_HEADER.size:
+            (size,) = FRAME_HEADER.unpack_from(buffer, start)
+            end = start + FRAME_HEADER.size + size
+            if len(buffer) < end:
+                break
+            self._answered(pickle.loads(memoryview(buffer)[start + FRAME_HEADER.size : end]))
+            start = end
+        del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost()
+
+
+class _ChildLog:
+    """The child's :class:`~sidekiq_supervisor.services.report_writer.CommitLog`: outages logged
+    where they happen, commit times sent back with the answer for the service's metrics."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._outage = OutageLog(logger, "the database (storing reports)")
+
+    def committed(self, reports: list[Report], results: list[WriteResult], seconds: float) -> None:
+        self._outage.succeeded()
+        self.seconds.append(seconds)
+
+    def unavailable(self, error: BaseException) -> None:
+        self._outage.failed(error)
+
+
+def serve_transactions(sock: socket.socket, gave_up: Any, address: LedgerAddress) -> None:
+    """The child's life: commit each batch the service sends, answer, until the socket closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    engine = make_engine(
+        address.url, sqlite_synchronous=address.sqlite_synchronous, schema=address.schema, pool_size=1
+    )
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(CHILD_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    log = _ChildLog()
+    stream = sock.makefile("rb")
+    try:
+        while header := stream.read(FRAME_HEADER.size):
+            (size,) = FRAME_HEADER.unpack(header)
+            tickets: list[Crossed] = pickle.loads(stream.read(size))
+            outcomes = commit_tickets(engine, tickets, lambda ticket: gave_up[ticket.slot], log)
+            answer: Answer = ([(ticket.slot, outcome) for ticket, outcome in outcomes], log.seconds)
+            payload = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+            log.seconds = []
+            sock.sendall(FRAME_HEADER.pack(len(payload)) + payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the service is gone; what it sent is committed or not, and nobody waits
+    finally:
+        engine.dispose()
