@@ -30,10 +30,16 @@ from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.migrate import upgrade
 from sidekiq_supervisor.store.schema import metadata
 from sidekiq_supervisor.web.app import create_app
+from tests.live_service import IN_PROCESS_WRITER
 
 POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 # The Redis server whose database indexes the tests claim (TEST_REDIS_URL names one index instead).
 REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+# The apps the suite builds in process (most of it) store reports on the writer thread: a writer
+# process per app would add its start-up to every such test. The services that tests start with
+# `serve` (tests.live_service) run the default, a writer process; tests/services/test_ingest_writer
+# runs every case on both.
+os.environ[IN_PROCESS_WRITER] = "thread"
 
 
 def _claim_redis_database() -> str:

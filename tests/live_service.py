@@ -17,6 +17,8 @@ import httpx2
 import pytest
 
 STARTUP_SECONDS = 20
+# The variable tests/conftest.py sets for the suite's in-process apps, which a served service drops.
+IN_PROCESS_WRITER = "SUPERVISOR_INGEST_WRITER"
 
 
 @dataclass
@@ -54,7 +56,7 @@ def running_service(
     SIGKILL) at the end."""
     port = free_port()
     service = Service(f"http://127.0.0.1:{port}", workdir / "service.log")
-    environment = {**os.environ, "DATABASE_URL": database_url, **env}
+    environment = service_environment(DATABASE_URL=database_url, **env)
     with service.log.open("wb") as log:
         command = serve_command(port, host, workers=workers)
         process = subprocess.Popen(
@@ -65,6 +67,13 @@ def running_service(
         yield service
     finally:
         stop(process)
+
+
+def service_environment(**env: str) -> dict[str, str]:
+    """The environment of a served service: this one's, with the settings the suite gives its
+    in-process apps (``IN_PROCESS_WRITER``) back at their defaults, and ``env`` on top."""
+    inherited = {name: value for name, value in os.environ.items() if name != IN_PROCESS_WRITER}
+    return {**inherited, **env}
 
 
 def stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     ingest_queue_limit: int = Field(50_000, ge=1)
     # Where the group-commit writer runs its transactions: "process" (a child process with its own
     # engine, so that they and the requests each use a core) or "thread" (beside the event loop).
-    ingest_writer: str = Field("thread", pattern="^(thread|process)$")
+    ingest_writer: str = Field("process", pattern="^(thread|process)$")
     # SQLite's synchronous pragma: FULL makes a 2xx survive power loss, NORMAL only a crash.
     sqlite_synchronous: str = Field("FULL", pattern="^(FULL|NORMAL|full|normal)$")
     # Sidekiq's major version decides the unit of timestamps in pushed jobs (seconds up to 7, ms from 8).

@@ -6,14 +6,13 @@ or SIGTERM at a chosen moment, and to read the exit code.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.live_service import free_port, serve_command, wait_until_healthy
+from tests.live_service import free_port, serve_command, service_environment, wait_until_healthy
 
 STARTUP_SECONDS = 30
 
@@ -24,7 +23,7 @@ class ServiceProcess:
     def __init__(self, database_url: str, workdir: Path, **env: str) -> None:
         self.database_url = database_url
         self.workdir = workdir
-        self.env = {**os.environ, "DATABASE_URL": database_url, **env}
+        self.env = service_environment(DATABASE_URL=database_url, **env)
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.log = workdir / "service-0.log"
