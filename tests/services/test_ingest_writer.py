@@ -4,6 +4,8 @@ transactions, answers only after commit, isolation."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 from sqlalchemy import func, select
@@ -221,3 +223,38 @@ def test_pending_reports_count_against_the_queue_limit(running_writer, engine):
     assert [r.job.jid for r in first] == ["first-0", "first-1", "first-2"]
     assert isinstance(second, IngestUnavailable)
     assert count_jobs(engine) == 3
+
+
+def test_a_writer_process_that_dies_is_replaced_and_only_its_batch_is_refused(engine):
+    async def scenario():
+        writer = ProcessWriter(engine)
+        await writer.start()
+        try:
+            (before,) = await writer.submit([report("before")])
+            lost = writer._process
+            os.kill(lost.pid, signal.SIGKILL)
+            await asyncio.to_thread(lost.wait, 30)
+            # The service learns of the death when the socket closes, or at the latest when it
+            # sends the next batch into it: that batch's request is refused, not stored.
+            refused = []
+            answers = []
+            for n in range(20):
+                try:
+                    answers.append(await writer.submit([report(f"after-{n}")]))
+                except IngestUnavailable as exc:
+                    refused.append((n, exc))
+            return before, lost.pid, writer._process.pid, refused, answers
+        finally:
+            await writer.stop()
+
+    before, lost_pid, replaced_pid, refused, answers = asyncio.run(scenario())
+
+    assert before.job.jid == "before"
+    assert replaced_pid != lost_pid
+    assert len(refused) <= 1
+    assert all("writer's process stopped" in str(exc) for _, exc in refused)
+    assert len(answers) == 20 - len(refused)
+    for n in range(20):
+        if n not in {m for m, _ in refused}:
+            assert stored(engine, f"after-{n}").status is JobStatus.QUEUED
+    assert count_jobs(engine) == 1 + len(answers)

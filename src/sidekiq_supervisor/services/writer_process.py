@@ -10,8 +10,10 @@ of its own, so that the loop and the transactions each use a core.
 The two talk over a socket pair: the loop sends a batch of tickets (pickled, length-prefixed) and
 reads back each ticket's outcome. Two batches are in flight at most: one in a transaction, the
 next waiting in the socket, so the child goes on as soon as it commits, without waiting for the
-loop's turn. A request that gives up while its ticket is in the child is marked in shared memory,
-which the child reads before it commits, as the thread reads the ticket's future.
+loop's turn. A request that gives up while its ticket is in the child is marked in a flag both
+map (an unlinked temporary file), which the child reads before it commits, as the thread reads
+the ticket's future. The child is a plain ``python -m`` of this module, given the two descriptors:
+no multiprocessing machinery, no import of the service's own entry point.
 
 The child ignores SIGINT and SIGTERM (a terminal's Ctrl-C and systemd reach every process of the
 group): it ends when the service closes its socket, after the transaction under way, so a
@@ -21,19 +23,22 @@ graceful stop commits what was acknowledged and a killed service leaves no write
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import logging
 import math
-import multiprocessing
+import mmap
+import os
 import pickle
 import signal
 import socket
 import struct
+import subprocess
+import sys
+import tempfile
 from collections import deque
 from collections.abc import Sequence
-from multiprocessing.process import BaseProcess
-from typing import Any, NamedTuple, cast
+from pathlib import Path
+from typing import IO, Any, NamedTuple, cast
 
 from sqlalchemy import Engine
 
@@ -61,6 +66,8 @@ FRAME_HEADER = struct.Struct("!I")
 BATCHES_IN_FLIGHT = 2
 # The child's cyclic collector, as the service's own (web.app): ingest makes no cycles to speak of.
 CHILD_GC_YOUNG_THRESHOLD = 20_000
+# How long a stopping service waits for its child to finish the transaction under way.
+CHILD_EXIT_SECONDS = 30
 WRITER_LOST = Refused("the ledger writer's process stopped", Refusal.DATABASE)
 
 
@@ -110,21 +117,24 @@ class ProcessWriter(GroupCommitWriter):
             instruments=instruments,
         )
         self._address = LedgerAddress.of(engine, sqlite_synchronous)
-        self._context = multiprocessing.get_context("spawn")
         # A batch holds at most batch_size tickets (each has a report at least), so the batches in
         # flight never need more slots than this.
-        slots = BATCHES_IN_FLIGHT * batch_size
-        self._gave_up = self._context.RawArray(ctypes.c_bool, slots)
-        self._free_slots = list(range(slots))
+        self._slots = BATCHES_IN_FLIGHT * batch_size
+        self._free_slots = list(range(self._slots))
+        self._flags_file: IO[bytes] | None = None  # the gave-up flags, shared with each child
+        self._gave_up: mmap.mmap | None = None
         self._slot_of: dict[int, int] = {}  # id(ticket.future) -> its slot, while in flight
         self._in_flight: deque[list[Ticket]] = deque()
         self._channel: _Channel | None = None
-        self._process: BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._stopped = False
         self._respawn: asyncio.Future[None] | None = None  # held: the loop keeps weak references
 
     async def start(self) -> None:
         """Start the child process, then accept reports."""
+        self._flags_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
+        self._flags_file.truncate(self._slots)
+        self._gave_up = mmap.mmap(self._flags_file.fileno(), self._slots)
         await super().start()
         await self._spawn()
 
@@ -139,24 +149,35 @@ class ProcessWriter(GroupCommitWriter):
             channel.close()  # the child ends once it reads the end of its socket
         process, self._process = self._process, None
         if process is not None:
-            await asyncio.to_thread(process.join, 30)
-            if process.exitcode is None:
+            try:
+                await asyncio.to_thread(process.wait, CHILD_EXIT_SECONDS)
+            except subprocess.TimeoutExpired:
                 logger.error("the ledger writer's process did not end; killing it")
                 process.kill()
+                await asyncio.to_thread(process.wait)
+        if self._flags_file is not None:
+            self._flags_file.close()
 
     async def _spawn(self) -> None:
+        assert self._flags_file is not None
+        if self._process is not None:
+            self._process.poll()  # reap the child that died
         ours, theirs = socket.socketpair()
-        process = self._context.Process(
-            target=serve_transactions,
-            args=(theirs, self._gave_up, self._address),
-            name="ledger-writer",
+        descriptors = (theirs.fileno(), self._flags_file.fileno())
+        # The child imports this package from where the service did, whatever its path says.
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__, *map(str, descriptors)],
+            pass_fds=descriptors,
+            env={**os.environ, "PYTHONPATH": path},
         )
-        process.start()
         theirs.close()
         channel = _Channel(self._answered, self._lost)
         # The transport buffers what the socket does not take at once: the loop never blocks on
         # a child still busy with the batch before.
         await asyncio.get_running_loop().connect_accepted_socket(lambda: channel, sock=ours)
+        channel.send(self._address)  # first, before any batch: the URL stays out of `ps`
         self._channel, self._process = channel, process
         self._begin_transaction()
 
@@ -168,9 +189,11 @@ class ProcessWriter(GroupCommitWriter):
                 tickets = self._take_batch()
                 self._in_transaction = True
             crossed = []
+            gave_up = self._gave_up
+            assert gave_up is not None
             for ticket in tickets:
                 slot = self._free_slots.pop()
-                self._gave_up[slot] = False
+                gave_up[slot] = 0
                 self._slot_of[id(ticket.future)] = slot
                 crossed.append(Crossed(slot, ticket.reports))
             self._in_flight.append(tickets)
@@ -179,8 +202,8 @@ class ProcessWriter(GroupCommitWriter):
 
     def _abandon(self, ticket: Ticket) -> None:
         slot = self._slot_of.get(id(ticket.future))
-        if slot is not None:
-            self._gave_up[slot] = True
+        if slot is not None and self._gave_up is not None:
+            self._gave_up[slot] = 1
 
     def _answered(self, answer: Answer) -> None:
         """On the loop: the child's outcomes of the oldest batch in flight."""
@@ -287,10 +310,14 @@ class _ChildLog:
         self._outage.failed(error)
 
 
-def serve_transactions(sock: socket.socket, gave_up: Any, address: LedgerAddress) -> None:
-    """The child's life: commit each batch the service sends, answer, until the socket closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def serve_transactions(sock: socket.socket, gave_up: mmap.mmap) -> None:
+    """The child's life: open the ledger the first frame names, then commit each batch the
+    service sends and answer, until the socket closes."""
+    stream = sock.makefile("rb")
+    header = stream.read(FRAME_HEADER.size)
+    if not header:
+        return  # the service stopped before it said which ledger
+    address: LedgerAddress = pickle.loads(stream.read(FRAME_HEADER.unpack(header)[0]))
     engine = make_engine(
         address.url, sqlite_synchronous=address.sqlite_synchronous, schema=address.schema, pool_size=1
     )
@@ -298,12 +325,11 @@ def serve_transactions(sock: socket.socket, gave_up: Any, address: LedgerAddress
     gc.freeze()
     gc.set_threshold(CHILD_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     log = _ChildLog()
-    stream = sock.makefile("rb")
     try:
         while header := stream.read(FRAME_HEADER.size):
             (size,) = FRAME_HEADER.unpack(header)
             tickets: list[Crossed] = pickle.loads(stream.read(size))
-            outcomes = commit_tickets(engine, tickets, lambda ticket: gave_up[ticket.slot], log)
+            outcomes = commit_tickets(engine, tickets, lambda ticket: gave_up[ticket.slot] != 0, log)
             answer: Answer = ([(ticket.slot, outcome) for ticket, outcome in outcomes], log.seconds)
             payload = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
             log.seconds = []
@@ -312,3 +338,19 @@ def serve_transactions(sock: socket.socket, gave_up: Any, address: LedgerAddress
         pass  # the service is gone; what it sent is committed or not, and nobody waits
     finally:
         engine.dispose()
+
+
+def main(arguments: list[str]) -> None:
+    """The child's entry: ``python -m sidekiq_supervisor.services.writer_process SOCKET FLAGS``,
+    two descriptors the service passed."""
+    # Ctrl-C in a terminal and systemd's stop reach every process of the group: the child ends
+    # when the service closes its socket, after the transaction under way, not before.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    socket_fd, flags_fd = map(int, arguments)
+    with socket.socket(fileno=socket_fd) as sock, mmap.mmap(flags_fd, 0) as gave_up:
+        serve_transactions(sock, gave_up)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
