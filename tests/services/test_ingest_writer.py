@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter, IngestUnavailable
-from sidekiq_supervisor.services.writer_process import ProcessWriter
+from sidekiq_supervisor.services.writer_process import ChildFailed, ProcessWriter
+from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.schema import jobs
 
@@ -258,3 +259,17 @@ def test_a_writer_process_that_dies_is_replaced_and_only_its_batch_is_refused(en
         if n not in {m for m, _ in refused}:
             assert stored(engine, f"after-{n}").status is JobStatus.QUEUED
     assert count_jobs(engine) == 1 + len(answers)
+
+
+def test_a_writer_process_that_cannot_open_the_ledger_fails_the_start(tmp_path):
+    unreachable = make_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'ledger.db'}")
+
+    async def scenario():
+        writer = ProcessWriter(unreachable)
+        try:
+            await writer.start()
+        finally:
+            await writer.stop()
+
+    with pytest.raises(ChildFailed):
+        asyncio.run(scenario())

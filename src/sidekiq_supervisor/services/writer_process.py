@@ -56,7 +56,7 @@ from sidekiq_supervisor.services.report_writer import (
 )
 from sidekiq_supervisor.store.engine import ledger_schema, make_engine
 
-__all__ = ["LedgerAddress", "ProcessWriter"]
+__all__ = ["ChildFailed", "LedgerAddress", "ProcessWriter"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,8 @@ class ProcessWriter(GroupCommitWriter):
             self._flags_file.close()
 
     async def _spawn(self) -> None:
+        """Start a child and wait until it has opened the ledger: until then, ``serve`` is not
+        ready (its health check waits for the lifespan), and no batch waits on its imports."""
         assert self._flags_file is not None
         if self._process is not None:
             self._process.poll()  # reap the child that died
@@ -178,8 +180,20 @@ class ProcessWriter(GroupCommitWriter):
         # a child still busy with the batch before.
         await asyncio.get_running_loop().connect_accepted_socket(lambda: channel, sock=ours)
         channel.send(self._address)  # first, before any batch: the URL stays out of `ps`
-        self._channel, self._process = channel, process
+        self._process = process
+        await channel.ready
+        self._channel = channel
         self._begin_transaction()
+
+    async def _replace(self) -> None:
+        """Start another child after one died, trying again each second while the service runs."""
+        while not self._stopped:
+            try:
+                await self._spawn()
+                return
+            except ChildFailed:
+                logger.error("the ledger writer's process failed to start; trying again in 1 s")
+                await asyncio.sleep(1)
 
     def _begin_transaction(self) -> None:
         """On the loop: send the child the pending reports, unless two batches are in flight."""
@@ -228,11 +242,11 @@ class ProcessWriter(GroupCommitWriter):
             self._instruments.reports_stored(reports, results)
         self._batch_done(settled)
 
-    def _lost(self) -> None:
+    def _lost(self, channel: _Channel) -> None:
         """On the loop: the child's socket closed while the service runs: it died (killed, out of
         memory). Its batches are refused (503: the client sends them again) and another starts."""
-        if self._stopped:
-            return  # stop() closed it
+        if self._stopped or channel is not self._channel:
+            return  # stop() closed it, or a child that never got ready (its _spawn raises)
         logger.error("the ledger writer's process ended unexpectedly; starting another")
         self._channel = None
         settled: list[Outcome] = []
@@ -240,7 +254,7 @@ class ProcessWriter(GroupCommitWriter):
             batch = self._release(self._in_flight.popleft())
             settled += [(ticket.future, WRITER_LOST) for _, ticket in batch]
         self._batch_done(settled)
-        self._respawn = asyncio.ensure_future(self._spawn())
+        self._respawn = asyncio.ensure_future(self._replace())
 
     def _release(self, tickets: list[Ticket]) -> list[tuple[int, Ticket]]:
         """The batch's tickets with their slots, which are free again."""
@@ -261,6 +275,8 @@ class _Channel(asyncio.Protocol):
     def __init__(self, answered: Any, lost: Any) -> None:
         self._answered = answered
         self._lost = lost
+        # The child's first frame says it opened the ledger.
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
 
@@ -286,12 +302,22 @@ class _Channel(asyncio.Protocol):
             end = start + FRAME_HEADER.size + size
             if len(buffer) < end:
                 break
-            self._answered(pickle.loads(memoryview(buffer)[start + FRAME_HEADER.size : end]))
+            message = pickle.loads(memoryview(buffer)[start + FRAME_HEADER.size : end])
+            if self.ready.done():
+                self._answered(message)
+            else:
+                self.ready.set_result(None)
             start = end
         del buffer[:start]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost()
+        if not self.ready.done():
+            self.ready.set_exception(ChildFailed("the ledger writer's process ended as it started"))
+        self._lost(self)
+
+
+class ChildFailed(RuntimeError):
+    """The writer's child process ended before it opened the ledger."""
 
 
 class _ChildLog:
@@ -321,10 +347,14 @@ def serve_transactions(sock: socket.socket, gave_up: mmap.mmap) -> None:
     engine = make_engine(
         address.url, sqlite_synchronous=address.sqlite_synchronous, schema=address.schema, pool_size=1
     )
+    with engine.connect():
+        pass  # the ledger opens, or the child fails here, before it says it is ready
     gc.collect()
     gc.freeze()
     gc.set_threshold(CHILD_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     log = _ChildLog()
+    ready = pickle.dumps(None)
+    sock.sendall(FRAME_HEADER.pack(len(ready)) + ready)
     try:
         while header := stream.read(FRAME_HEADER.size):
             (size,) = FRAME_HEADER.unpack(header)
