@@ -273,3 +273,32 @@ def test_a_writer_process_that_cannot_open_the_ledger_fails_the_start(tmp_path):
 
     with pytest.raises(ChildFailed):
         asyncio.run(scenario())
+
+
+def test_what_crosses_to_the_writer_process_and_back_is_equal_field_for_field(running_writer, engine):
+    import pickle
+
+    full = Report(
+        "crossing",
+        EventKind.STARTED,
+        T0,
+        "HardWorker",
+        "critical",
+        '["a",{"b":[1,2.5,null]}]',
+        worker='{"identity":"host:1","tid":"abc"}',
+        payload_form="sidekiq",
+        payload='{"retry":3}',
+    )
+
+    async def scenario():
+        writer = await running_writer(engine)
+        try:
+            return await writer.submit([full])
+        finally:
+            await writer.stop()
+
+    (result,) = asyncio.run(scenario())
+
+    assert result.job.worker is not None and result.job.timeline.started_at == T0
+    assert pickle.loads(pickle.dumps(result)) == result
+    assert pickle.loads(pickle.dumps(full)) == full

@@ -23,6 +23,8 @@ graceful stop commits what was acknowledged and a killed service leaves no write
 from __future__ import annotations
 
 import asyncio
+import copyreg
+import dataclasses
 import gc
 import logging
 import math
@@ -42,7 +44,7 @@ from typing import IO, Any, NamedTuple, cast
 
 from sqlalchemy import Engine
 
-from sidekiq_supervisor.domain.model import Report
+from sidekiq_supervisor.domain.model import Report, Timeline
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.prometheus.instruments import Instruments, Refusal
 from sidekiq_supervisor.services.report_writer import (
@@ -55,6 +57,7 @@ from sidekiq_supervisor.services.report_writer import (
     commit_tickets,
 )
 from sidekiq_supervisor.store.engine import ledger_schema, make_engine
+from sidekiq_supervisor.store.records import StoredJob
 
 __all__ = ["ChildFailed", "LedgerAddress", "ProcessWriter"]
 
@@ -69,6 +72,22 @@ CHILD_GC_YOUNG_THRESHOLD = 20_000
 # How long a stopping service waits for its child to finish the transaction under way.
 CHILD_EXIT_SECONDS = 30
 WRITER_LOST = Refused("the ledger writer's process stopped", Refusal.DATABASE)
+
+
+def _pickled_by_fields(cls: type[Any]) -> None:
+    """Pickle ``cls`` (a dataclass) as its constructor and field values: a slotted dataclass's
+    own state methods set each field from Python, twice as slow on the loop (6.1 against 2.9 us a
+    report to read back an answer)."""
+    names = tuple(field.name for field in dataclasses.fields(cls))
+
+    def reduce(value: Any) -> tuple[type[Any], tuple[Any, ...]]:
+        return cls, tuple(getattr(value, name) for name in names)
+
+    copyreg.pickle(cls, reduce)
+
+
+for _crossing in (Report, WriteResult, StoredJob, Timeline):
+    _pickled_by_fields(_crossing)
 
 
 class LedgerAddress(NamedTuple):
