@@ -1,4 +1,4 @@
-"""Group commit: reports from concurrent requests share transactions, one writer per process.
+"""Group commit: reports from concurrent requests share transactions, one writer per app.
 
 Requests hand their reports to :class:`GroupCommitWriter` and wait. A single writer thread takes
 everything that is pending, stores it in one transaction, and wakes the waiters only after the
@@ -8,6 +8,9 @@ writer thread takes it as soon as the transaction ends, without waiting for the 
 A report not committed within the writer's deadline is refused (``IngestUnavailable``) and left
 out of its transaction, so the client's 503 is the truth. One watchdog task checks the deadlines
 of all waiting reports a few times a second: a timer per request cost more CPU than storing it.
+
+``commit_tickets`` is the transaction itself, shared with :mod:`.writer_process`, whose
+``ProcessWriter`` (``serve``'s default) runs it in a child process instead of this thread.
 """
 
 from __future__ import annotations
