@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 
 import pytest
@@ -276,8 +277,6 @@ def test_a_writer_process_that_cannot_open_the_ledger_fails_the_start(tmp_path):
 
 
 def test_what_crosses_to_the_writer_process_and_back_is_equal_field_for_field(running_writer, engine):
-    import pickle
-
     full = Report(
         "crossing",
         EventKind.STARTED,

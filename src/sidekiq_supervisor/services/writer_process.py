@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import copyreg
 import dataclasses
-import gc
 import logging
 import math
 import mmap
@@ -38,13 +37,14 @@ import subprocess
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
 from sqlalchemy import Engine
 
 from sidekiq_supervisor.domain.model import Report, Timeline
+from sidekiq_supervisor.services.garbage import settle_garbage_collector
 from sidekiq_supervisor.services.outage_log import OutageLog
 from sidekiq_supervisor.services.prometheus.instruments import Instruments, Refusal
 from sidekiq_supervisor.services.report_writer import (
@@ -67,8 +67,6 @@ logger = logging.getLogger(__name__)
 FRAME_HEADER = struct.Struct("!I")
 # A batch in a transaction, and the next one waiting in the socket.
 BATCHES_IN_FLIGHT = 2
-# The child's cyclic collector, as the service's own (web.app): ingest makes no cycles to speak of.
-CHILD_GC_YOUNG_THRESHOLD = 20_000
 # How long a stopping service waits for its child to finish the transaction under way.
 CHILD_EXIT_SECONDS = 30
 WRITER_LOST = Refused("the ledger writer's process stopped", Refusal.DATABASE)
@@ -220,7 +218,6 @@ class ProcessWriter(GroupCommitWriter):
         while channel is not None and len(self._in_flight) < BATCHES_IN_FLIGHT and self._pending:
             with self._lock:
                 tickets = self._take_batch()
-                self._in_transaction = True
             crossed = []
             gave_up = self._gave_up
             assert gave_up is not None
@@ -230,7 +227,7 @@ class ProcessWriter(GroupCommitWriter):
                 self._slot_of[id(ticket.future)] = slot
                 crossed.append(Crossed(slot, ticket.reports))
             self._in_flight.append(tickets)
-            self._taken = [ticket for batch in self._in_flight for ticket in batch]
+            self._track_in_flight()
             channel.send(crossed)
 
     def _abandon(self, ticket: Ticket) -> None:
@@ -282,16 +279,20 @@ class ProcessWriter(GroupCommitWriter):
         return slotted
 
     def _batch_done(self, settled: list[Outcome]) -> None:
-        self._taken = [ticket for batch in self._in_flight for ticket in batch]
-        self._in_transaction = bool(self._in_flight)
+        self._track_in_flight()
         self._begin_transaction()
         self._committed(settled)
+
+    def _track_in_flight(self) -> None:
+        """The base class's view of the transaction under way: the tickets in the child."""
+        self._taken = [ticket for batch in self._in_flight for ticket in batch]
+        self._in_transaction = bool(self._in_flight)
 
 
 class _Channel(asyncio.Protocol):
     """The loop's end of the socket to the child: length-prefixed pickles both ways."""
 
-    def __init__(self, answered: Any, lost: Any) -> None:
+    def __init__(self, answered: Callable[[Answer], None], lost: Callable[[_Channel], None]) -> None:
         self._answered = answered
         self._lost = lost
         # The child's first frame says it opened the ledger.
@@ -368,9 +369,7 @@ def serve_transactions(sock: socket.socket, gave_up: mmap.mmap) -> None:
     )
     with engine.connect():
         pass  # the ledger opens, or the child fails here, before it says it is ready
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(CHILD_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    settle_garbage_collector()
     log = _ChildLog()
     ready = pickle.dumps(None)
     sock.sendall(FRAME_HEADER.pack(len(ready)) + ready)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -26,6 +25,7 @@ from sidekiq_supervisor.services.app_ledgers import open_app_ledger
 from sidekiq_supervisor.services.app_overview import DEADLINE_SECONDS as OVERVIEW_DEADLINE_SECONDS
 from sidekiq_supervisor.services.app_overview import AppsOverview
 from sidekiq_supervisor.services.dashboard import Dashboard
+from sidekiq_supervisor.services.garbage import settle_garbage_collector
 from sidekiq_supervisor.services.job_manager import JobManager
 from sidekiq_supervisor.services.job_payloads import PayloadSeal
 from sidekiq_supervisor.services.outage_log import OutageLog
@@ -80,8 +80,6 @@ READ_ONLY_QUERY = {
 }
 # Under /docs, which is not a page (no basic auth, no CSP: Swagger UI runs an inline script).
 DOCS_ASSETS = "/docs/assets"
-# Allocations (net of frees) between two young-generation collections; Python's default is 700.
-GC_YOUNG_THRESHOLD = 20_000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -95,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for services in apps:
             await services.writer.start()
         app.state.apps = apps
-        _settle_garbage_collector()
+        settle_garbage_collector()
         loops = [loop for services in apps for loop in _start_loops(services)]
         try:
             yield
@@ -232,18 +230,6 @@ def _writer(engine: Engine, settings: Settings, instruments: Instruments) -> Gro
         deadline_seconds=settings.request_timeout_seconds,
         instruments=instruments,
     )
-
-
-@cache
-def _settle_garbage_collector() -> None:
-    # Ingest allocates many short-lived objects; with Python's default thresholds the cyclic
-    # collector ran often and re-scanned every long-lived object (modules, routes, SQLAlchemy
-    # metadata) each time: about a third of the writer's time. Freezing what start-up built and
-    # collecting less often keeps memory flat (ingest creates no cycles to speak of). Once per
-    # process (@cache): a later app, a test's say, must not freeze the garbage of earlier ones.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 Loop = tuple[Callable[[], None], "asyncio.Task[None]"]
