@@ -8,7 +8,8 @@ connections to a real ``sidekiq-supervisor serve``, then every acknowledged repo
 Without ``--database-url`` it runs on a fresh SQLite file. Prints reports/s, p50/p99 latency, the
 service's CPU per report (all its threads), and whether every 2xx-acknowledged report is in the
 store; then the same traffic against a bare Starlette app with the same routes
-(``bench/bare_app.py``) on the same server and settings, its CPU per request, and the ratio.
+(``bench/bare_app.py``) on the same server and settings (on uvicorn, ``serve``'s HTTP protocol),
+its CPU per request, and the ratio; and the bare app on uvicorn's own ``httptools`` protocol.
 With ``--server granian`` (PyPI's ``granian``, not a dependency) the service's app and the bare
 app are served by granian instead, and the bare app also by uvicorn, so that ours on granian can
 be set against the bare app on uvicorn too. Needs Debian's ``wrk``.
@@ -156,18 +157,24 @@ def granian_command(port: int, workers: int) -> list[str]:
     return [*command, "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
 
 
-def bare_command(server: str, port: int, workers: int) -> list[str]:
-    """The bare app on ``server``, with the settings ``serve`` gives that server."""
+# The HTTP protocol ``serve`` gives uvicorn (header deadline, one write per turn of the loop).
+SERVE_PROTOCOL = "sidekiq_supervisor.web.http_protocol:HeaderTimeoutProtocol"
+
+
+def bare_command(server: str, port: int, workers: int, protocol: str = SERVE_PROTOCOL) -> list[str]:
+    """The bare app on ``server``, with the settings ``serve`` gives that server (on uvicorn,
+    ``protocol`` as its HTTP implementation: ``serve``'s, or uvicorn's own ``httptools``)."""
     if server == "granian":
         return [*granian_command(port, workers), "bare_app:app"]
-    command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--http", protocol]
     return [*command, "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
 
 
-def run_bare(args: argparse.Namespace, server: str) -> dict[str, float]:
-    """The same wrk run against the bare app on ``server``."""
+def run_bare(args: argparse.Namespace, server: str, protocol: str = SERVE_PROTOCOL) -> dict[str, float]:
+    """The same wrk run against the bare app on ``server`` (and ``protocol``, on uvicorn)."""
     port = free_port()
-    server_process = subprocess.Popen(bare_command(server, port, args.workers), cwd=HERE)
+    command = bare_command(server, port, args.workers, protocol)
+    server_process = subprocess.Popen(command, cwd=HERE)
     try:
         wait_healthy(f"http://127.0.0.1:{port}")
         url = f"http://127.0.0.1:{port}"
@@ -281,6 +288,7 @@ def main() -> None:
         rss = peak_rss_mib(server.pid)
     bare = run_bare(args, args.server)
     bare_uvicorn = run_bare(args, "uvicorn") if args.server != "uvicorn" else bare
+    bare_httptools = run_bare(args, "uvicorn", "httptools")
     acknowledged = int(result["requests"] - result["non2xx"])
     print(f"server / database   {args.server} / {database_url.split(':')[0]} / workers {args.workers}")
     print(f"reports/s           {result['requests'] / result['seconds']:,.0f}")
@@ -300,6 +308,10 @@ def main() -> None:
         p99 = bare_uvicorn["p99_us"] / 1000
         print(f"bare on uvicorn     {uvicorn_rate:,.0f} requests/s, p99 {p99:.1f} ms")
         print(f"ratio to that       {rate / uvicorn_rate:.0%}")
+    plain_rate = bare_httptools["requests"] / bare_httptools["seconds"]
+    plain = f"{plain_rate:,.0f} requests/s, p99 {bare_httptools['p99_us'] / 1000:.1f} ms"
+    print(f"bare, uvicorn's own {plain}, {bare_httptools['cpu_us']:,.0f} µs/request (httptools)")
+    print(f"ratio to that       {rate / plain_rate:.0%}")
 
 
 if __name__ == "__main__":

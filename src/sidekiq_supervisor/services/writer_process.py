@@ -230,6 +230,11 @@ class ProcessWriter(GroupCommitWriter):
             self._track_in_flight()
             channel.send(crossed)
 
+    def _room_for_batch(self) -> bool:
+        """Whether the child can take another batch: the next one waits in its socket while it
+        commits, so it never waits for the loop's turn to read an answer and send more."""
+        return self._channel is not None and len(self._in_flight) < BATCHES_IN_FLIGHT
+
     def _abandon(self, ticket: Ticket) -> None:
         slot = self._slot_of.get(id(ticket.future))
         if slot is not None and self._gave_up is not None:

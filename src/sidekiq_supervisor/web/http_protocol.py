@@ -1,4 +1,5 @@
-"""uvicorn's HTTP/1.1 protocol (httptools), with a deadline on each request's headers.
+"""uvicorn's HTTP/1.1 protocol (httptools), with a deadline on each request's headers and one
+write per turn of the event loop.
 
 uvicorn times out idle keep-alive connections, but not a client that connects and sends half a
 header, or nothing: such a connection was held for ever, and a thousand of them used up the
@@ -10,6 +11,9 @@ A connection only notes when its headers began; one periodic check per server cl
 the deadline (within a tenth of it, at most half a second late). A timer per request, armed at its
 first byte and cancelled at the end of its headers, cost more CPU than parsing the request.
 
+Each connection's writes within one turn of the loop (a response's head and body) leave in one
+system call: see :class:`OneWritePerTurn`.
+
 ``serve`` passes this class to uvicorn as its ``http`` implementation.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from functools import cache
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -25,6 +30,8 @@ from uvicorn.server import ServerState
 from sidekiq_supervisor.settings import Settings
 
 MAX_CHECK_INTERVAL_SECONDS = 0.5
+# Writes held for the end of a turn are written at once past this size.
+FLUSH_AT_BYTES = 64 * 1024
 
 # The servers (one per process under uvicorn) whose connections are being checked now.
 _checked: weakref.WeakSet[ServerState] = weakref.WeakSet()
@@ -46,6 +53,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request's headers."""
         super().connection_made(transport)
+        # Alike, not a subclass: asyncio.Transport's methods would hide the delegation.
+        self.transport = cast(asyncio.Transport, OneWritePerTurn(transport, self.loop))
         self._headers_since = self.loop.time()
         if self.server_state not in _checked:
             _checked.add(self.server_state)
@@ -77,6 +86,48 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._headers_since = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class OneWritePerTurn:
+    """A connection's transport whose writes within one turn of the event loop leave together.
+
+    uvicorn writes a response's head and its body apart, two system calls and two segments; on
+    this loopback each call also runs the receiving side's TCP, and py-spy put a third of the
+    loop's time under load in them (docs/performance.md, "Ingest"). Here the writes of one turn
+    are joined and written once, when the loop has run what was ready: at most a turn later, so
+    nothing waits on a later event. A large write goes out at once, for uvicorn's flow control
+    to see it, and ``close`` writes what is held first. Everything else is the transport's own.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+
+    def write(self, data: bytes) -> None:
+        """Hold ``data`` until the end of this turn, with whatever else this turn writes."""
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data)
+        self._held_bytes += len(data)
+        if self._held_bytes >= FLUSH_AT_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is held, in one call (nothing, when the connection is closing)."""
+        held, self._held, self._held_bytes = self._held, [], 0
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        """Write what is held, then close."""
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Reading, flow control, extra info, abort: the transport's own.
+        return getattr(self._transport, name)
 
 
 def _schedule_check(loop: asyncio.AbstractEventLoop, state: ServerState) -> None:
