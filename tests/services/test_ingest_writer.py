@@ -7,6 +7,8 @@ import asyncio
 import os
 import pickle
 import signal
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import func, select
@@ -344,3 +346,16 @@ async def _queue_empties(writer: GroupCommitWriter, seconds: float = 5) -> bool:
         if writer.health.pending_reports == 0:
             return True
     return False
+
+
+def test_the_writer_process_imports_neither_the_metrics_nor_the_settings():
+    """The child loads what a transaction needs; the metrics' client and the settings cost it
+    megabytes (docs/ledger.md, "Write path")."""
+    probe = (
+        "import sys, sidekiq_supervisor.services.writer_child as child; "
+        "print(' '.join(sorted(m for m in ('prometheus_client', 'pydantic_settings', "
+        "'sidekiq_supervisor.settings', 'sidekiq_supervisor.web', 'fastapi') if m in sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+
+    assert loaded.stdout.split() == []

@@ -9,8 +9,9 @@ A report not committed within the writer's deadline is refused (``IngestUnavaila
 out of its transaction, so the client's 503 is the truth. One watchdog task checks the deadlines
 of all waiting reports a few times a second: a timer per request cost more CPU than storing it.
 
-``commit_tickets`` is the transaction itself, shared with :mod:`.writer_process`, whose
-``ProcessWriter`` (``serve``'s default) runs it in a child process instead of this thread.
+``commit_tickets`` (:mod:`.report_commit`) is the transaction itself, which
+:class:`~.writer_process.ProcessWriter` (``serve``'s default) runs in a child process instead of
+this thread.
 """
 
 from __future__ import annotations
@@ -19,21 +20,18 @@ import asyncio
 import logging
 import math
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
-from sidekiq_supervisor.clock import now_micros
 from sidekiq_supervisor.domain.model import Report
 from sidekiq_supervisor.services.outage_log import OutageLog
-from sidekiq_supervisor.services.prometheus.instruments import Instruments, Refusal
-from sidekiq_supervisor.store.engine import write_transaction
-from sidekiq_supervisor.store.writer import WriteResult, write_reports
+from sidekiq_supervisor.services.prometheus.instruments import Instruments
+from sidekiq_supervisor.services.report_commit import REFUSED, Refusal, Refused, TicketOutcome, commit_tickets
+from sidekiq_supervisor.store.writer import WriteResult
 
 __all__ = ["GroupCommitWriter", "IngestUnavailable", "WriteResult", "WriterHealth"]
 
@@ -56,6 +54,10 @@ class Ticket(NamedTuple):
     reports: Sequence[Report]
     future: asyncio.Future[list[WriteResult]]
     deadline: float
+
+
+# A ticket's future and its outcome, as the writer thread hands them to the loop.
+Outcome = tuple[asyncio.Future[list[WriteResult]], TicketOutcome]
 
 
 class WriterHealth(NamedTuple):
@@ -281,93 +283,6 @@ class GroupCommitWriter:
         self._outage.failed(error)
 
 
-class Refused(NamedTuple):
-    """Why a ticket's reports were not stored: plain data, so that it crosses to another process."""
-
-    message: str
-    reason: Refusal
-
-    def error(self) -> IngestUnavailable:
-        """What the request waiting for the ticket raises."""
-        return IngestUnavailable(self.message, self.reason)
-
-
-# What the request of one ticket is told: its reports' results, or why they were not stored.
-TicketOutcome = list[WriteResult] | Refused
-# A ticket's future and its outcome, as the writer thread hands them to the loop.
-Outcome = tuple[asyncio.Future[list[WriteResult]], TicketOutcome]
-
-
-class CommitLog(Protocol):
-    """Who hears how transactions went: the writer's metrics and its outage log."""
-
-    def committed(self, reports: list[Report], results: list[WriteResult], seconds: float) -> None:
-        """A transaction stored ``reports`` in ``seconds``."""
-
-    def unavailable(self, error: BaseException) -> None:
-        """The database failed a transaction (unreachable, locked)."""
-
-
-class Pending(Protocol):
-    """A request's reports waiting for a transaction: a :class:`Ticket` on the writer thread, or
-    what crossed to a writer process."""
-
-    @property
-    def reports(self) -> Sequence[Report]:
-        """The reports to store, all or none."""
-        ...
-
-
-PendingT = TypeVar("PendingT", bound=Pending)
-
-
-def commit_tickets(
-    engine: Engine, tickets: list[PendingT], gave_up: Callable[[PendingT], bool], log: CommitLog
-) -> list[tuple[PendingT, TicketOutcome]]:
-    """Store the tickets' reports in one transaction; each ticket with what its request is told.
-
-    A ticket whose request ``gave_up`` (it was answered 503, or left) is left out, also when it
-    gives up while the transaction runs. One ticket that fails does not fail its neighbours.
-    """
-    tickets = [ticket for ticket in tickets if not gave_up(ticket)]
-    if not tickets:
-        return []
-    reports = [report for ticket in tickets for report in ticket.reports]
-    began = time.perf_counter()
-    try:
-        with write_transaction(engine) as connection:
-            results = write_reports(connection, reports, now_micros())
-            # A transaction may have waited long for the database (a lock, an outage): a request
-            # that gave up or passed its deadline meanwhile was answered 503, so its reports must
-            # not be committed.
-            if any(gave_up(ticket) for ticket in tickets):
-                raise _Abandoned
-    except _Abandoned:
-        return commit_tickets(engine, tickets, gave_up, log)  # without those who gave up meanwhile
-    except OperationalError as exc:
-        # The database failed (unreachable, locked), not a report: retrying each ticket alone
-        # would only make every waiting request wait out the failure once more.
-        log.unavailable(exc)
-        unavailable = Refused("the database is unavailable", Refusal.DATABASE)
-        return [(ticket, unavailable) for ticket in tickets]
-    except Exception:
-        if len(tickets) == 1:
-            logger.exception("storing %d reports failed", len(reports))
-            return [(tickets[0], REFUSED)]
-        # One poisonous ticket must not fail its neighbours: store them one ticket at a time.
-        return [outcome for ticket in tickets for outcome in commit_tickets(engine, [ticket], gave_up, log)]
-    log.committed(reports, results, time.perf_counter() - began)
-    outcomes: list[tuple[PendingT, TicketOutcome]] = []
-    offset = 0
-    for ticket in tickets:
-        outcomes.append((ticket, results[offset : offset + len(ticket.reports)]))
-        offset += len(ticket.reports)
-    return outcomes
-
-
-REFUSED = Refused("the database refused the reports", Refusal.DATABASE)
-
-
 def _gave_up(ticket: Ticket) -> bool:
     return ticket.future.done()
 
@@ -379,10 +294,6 @@ def _settle(outcomes: list[Outcome]) -> None:
         if future.done():
             continue  # the request gave up (a cancelled future); nobody waits for this
         if isinstance(outcome, Refused):
-            future.set_exception(outcome.error())
+            future.set_exception(IngestUnavailable(outcome.message, outcome.reason))
         else:
             future.set_result(outcome)
-
-
-class _Abandoned(Exception):
-    """A request of the batch gave up before its transaction committed."""

@@ -12,105 +12,46 @@ reads back each ticket's outcome. Two batches are in flight at most: one in a tr
 next waiting in the socket, so the child goes on as soon as it commits, without waiting for the
 loop's turn. A request that gives up while its ticket is in the child is marked in a flag both
 map (an unlinked temporary file), which the child reads before it commits, as the thread reads
-the ticket's future. The child is a plain ``python -m`` of this module, given the two descriptors:
-no multiprocessing machinery, no import of the service's own entry point.
-
-The child ignores SIGINT and SIGTERM (a terminal's Ctrl-C and systemd reach every process of the
-group): it ends when the service closes its socket, after the transaction under way, so a
-graceful stop commits what was acknowledged and a killed service leaves no writer behind.
+the ticket's future. The child is a plain ``python -m`` of :mod:`.writer_child`, given the two
+descriptors: no multiprocessing machinery, no import of the service's own entry point, nor of
+this module's metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copyreg
-import dataclasses
 import logging
 import math
 import mmap
 import os
 import pickle
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, cast
 
 from sqlalchemy import Engine
 
-from sidekiq_supervisor.domain.model import Report, Timeline
-from sidekiq_supervisor.services.garbage import settle_garbage_collector
-from sidekiq_supervisor.services.outage_log import OutageLog
-from sidekiq_supervisor.services.prometheus.instruments import Instruments, Refusal
-from sidekiq_supervisor.services.report_writer import (
-    GroupCommitWriter,
-    Outcome,
-    Refused,
-    Ticket,
-    TicketOutcome,
-    WriteResult,
-    commit_tickets,
-)
-from sidekiq_supervisor.store.engine import ledger_schema, make_engine
-from sidekiq_supervisor.store.records import StoredJob
+from sidekiq_supervisor.domain.model import Report
+from sidekiq_supervisor.services import writer_child
+from sidekiq_supervisor.services.prometheus.instruments import Instruments
+from sidekiq_supervisor.services.report_commit import Refusal, Refused
+from sidekiq_supervisor.services.report_writer import GroupCommitWriter, Outcome, Ticket, WriteResult
+from sidekiq_supervisor.services.writer_child import FRAME_HEADER, Answer, Crossed, LedgerAddress
 
-__all__ = ["ChildFailed", "LedgerAddress", "ProcessWriter"]
+__all__ = ["ChildFailed", "ProcessWriter"]
 
 logger = logging.getLogger(__name__)
 
-# A frame's length, ahead of its pickle.
-FRAME_HEADER = struct.Struct("!I")
 # A batch in a transaction, and the next one waiting in the socket.
 BATCHES_IN_FLIGHT = 2
 # How long a stopping service waits for its child to finish the transaction under way.
 CHILD_EXIT_SECONDS = 30
 WRITER_LOST = Refused("the ledger writer's process stopped", Refusal.DATABASE)
-
-
-def _pickled_by_fields(cls: type[Any]) -> None:
-    """Pickle ``cls`` (a dataclass) as its constructor and field values: a slotted dataclass's
-    own state methods set each field from Python, twice as slow on the loop (6.1 against 2.9 us a
-    report to read back an answer)."""
-    names = tuple(field.name for field in dataclasses.fields(cls))
-
-    def reduce(value: Any) -> tuple[type[Any], tuple[Any, ...]]:
-        return cls, tuple(getattr(value, name) for name in names)
-
-    copyreg.pickle(cls, reduce)
-
-
-for _crossing in (Report, WriteResult, StoredJob, Timeline):
-    _pickled_by_fields(_crossing)
-
-
-class LedgerAddress(NamedTuple):
-    """What the child needs to open the ledger the service opened."""
-
-    url: str
-    sqlite_synchronous: str
-    schema: str | None
-
-    @classmethod
-    def of(cls, engine: Engine, sqlite_synchronous: str) -> LedgerAddress:
-        """The address of ``engine``'s ledger (its password included: the child connects too)."""
-        url = engine.url.render_as_string(hide_password=False)
-        return cls(url, sqlite_synchronous, ledger_schema(engine))
-
-
-class Crossed(NamedTuple):
-    """A ticket as the child sees it: its reports, and its slot among the gave-up flags."""
-
-    slot: int
-    reports: Sequence[Report]
-
-
-# The child's answer to one batch: each ticket's outcome by slot, and each transaction's seconds.
-Answer = tuple[list[tuple[int, TicketOutcome]], list[float]]
 
 
 class ProcessWriter(GroupCommitWriter):
@@ -187,7 +128,7 @@ class ProcessWriter(GroupCommitWriter):
         package_root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         process = subprocess.Popen(
-            [sys.executable, "-m", __name__, *map(str, descriptors)],
+            [sys.executable, "-m", writer_child.__name__, *map(str, descriptors)],
             pass_fds=descriptors,
             env={**os.environ, "PYTHONPATH": path},
         )
@@ -343,67 +284,3 @@ class _Channel(asyncio.Protocol):
 
 class ChildFailed(RuntimeError):
     """The writer's child process ended before it opened the ledger."""
-
-
-class _ChildLog:
-    """The child's :class:`~sidekiq_supervisor.services.report_writer.CommitLog`: outages logged
-    where they happen, commit times sent back with the answer for the service's metrics."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._outage = OutageLog(logger, "the database (storing reports)")
-
-    def committed(self, reports: list[Report], results: list[WriteResult], seconds: float) -> None:
-        self._outage.succeeded()
-        self.seconds.append(seconds)
-
-    def unavailable(self, error: BaseException) -> None:
-        self._outage.failed(error)
-
-
-def serve_transactions(sock: socket.socket, gave_up: mmap.mmap) -> None:
-    """The child's life: open the ledger the first frame names, then commit each batch the
-    service sends and answer, until the socket closes."""
-    stream = sock.makefile("rb")
-    header = stream.read(FRAME_HEADER.size)
-    if not header:
-        return  # the service stopped before it said which ledger
-    address: LedgerAddress = pickle.loads(stream.read(FRAME_HEADER.unpack(header)[0]))
-    engine = make_engine(
-        address.url, sqlite_synchronous=address.sqlite_synchronous, schema=address.schema, pool_size=1
-    )
-    with engine.connect():
-        pass  # the ledger opens, or the child fails here, before it says it is ready
-    settle_garbage_collector()
-    log = _ChildLog()
-    ready = pickle.dumps(None)
-    sock.sendall(FRAME_HEADER.pack(len(ready)) + ready)
-    try:
-        while header := stream.read(FRAME_HEADER.size):
-            (size,) = FRAME_HEADER.unpack(header)
-            tickets: list[Crossed] = pickle.loads(stream.read(size))
-            outcomes = commit_tickets(engine, tickets, lambda ticket: gave_up[ticket.slot] != 0, log)
-            answer: Answer = ([(ticket.slot, outcome) for ticket, outcome in outcomes], log.seconds)
-            payload = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-            log.seconds = []
-            sock.sendall(FRAME_HEADER.pack(len(payload)) + payload)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the service is gone; what it sent is committed or not, and nobody waits
-    finally:
-        engine.dispose()
-
-
-def main(arguments: list[str]) -> None:
-    """The child's entry: ``python -m sidekiq_supervisor.services.writer_process SOCKET FLAGS``,
-    two descriptors the service passed."""
-    # Ctrl-C in a terminal and systemd's stop reach every process of the group: the child ends
-    # when the service closes its socket, after the transaction under way, not before.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    socket_fd, flags_fd = map(int, arguments)
-    with socket.socket(fileno=socket_fd) as sock, mmap.mmap(flags_fd, 0) as gave_up:
-        serve_transactions(sock, gave_up)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

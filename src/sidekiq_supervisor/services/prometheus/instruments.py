@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 from collections import Counter as Tally
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from sidekiq_supervisor.apps import DEFAULT_APP
 from sidekiq_supervisor.domain.figures import OTHER_CLASS, busiest, completed_run
 from sidekiq_supervisor.domain.model import EventKind, Report
+from sidekiq_supervisor.services.report_commit import Refusal
 from sidekiq_supervisor.store.writer import WriteResult
 
 # Seconds; a group commit usually takes milliseconds, and past the request deadline (8 s) it fails.
@@ -31,15 +31,6 @@ REPORTED = (EventKind.QUEUED, EventKind.STARTED, EventKind.COMPLETE, EventKind.F
 # No ``*_created`` series beside each counter and histogram: Prometheus does not need them to see
 # a restart, and multi-process mode has none, so a scrape reads the same with one worker or many.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
-
-
-class Refusal(StrEnum):
-    """Why reports were answered 503 (``supervisor_reports_refused_total{reason}``)."""
-
-    OVERLOADED = "overloaded"  # the writer's queue was full
-    TIMEOUT = "timeout"  # not committed within the request deadline
-    DATABASE = "database"  # the database was unavailable or refused the batch
-    STOPPING = "stopping"  # the service was shutting down
 
 
 class ClassLabels:
