@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sidekiq_supervisor.domain.model import EventKind, JobStatus, Report
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter, IngestUnavailable
 from sidekiq_supervisor.services.writer_process import ChildFailed, ProcessWriter
-from sidekiq_supervisor.store.engine import IMMEDIATE, make_engine
+from sidekiq_supervisor.store.engine import make_engine
 from sidekiq_supervisor.store.queries import find_job
 from sidekiq_supervisor.store.schema import jobs
 
@@ -303,49 +303,6 @@ def test_what_crosses_to_the_writer_process_and_back_is_equal_field_for_field(ru
     assert result.job.worker is not None and result.job.timeline.started_at == T0
     assert pickle.loads(pickle.dumps(result)) == result
     assert pickle.loads(pickle.dumps(full)) == full
-
-
-def test_the_next_batch_waits_in_the_writer_process_while_one_commits(engine):
-    """The child is handed the next batch while it commits one, so that it never waits for the
-    loop's turn to read an answer and send more."""
-    # Another connection takes the ledger's write lock: the child's transaction waits for it.
-    blocker = engine.connect().execution_options(**{IMMEDIATE: True})
-
-    async def scenario():
-        writer = ProcessWriter(engine)
-        await writer.start()
-        try:
-            blocker.begin()  # BEGIN IMMEDIATE on SQLite
-            if engine.dialect.name == "postgresql":
-                blocker.exec_driver_sql("LOCK TABLE jobs IN EXCLUSIVE MODE")
-            first = asyncio.ensure_future(writer.submit([report("first")]))
-            handed_over_first = await _queue_empties(writer)
-            second = asyncio.ensure_future(writer.submit([report("second")]))
-            handed_over_second = await _queue_empties(writer)
-            neither_answered = not first.done() and not second.done()
-            blocker.rollback()
-            return handed_over_first, handed_over_second, neither_answered, await first, await second
-        finally:
-            await writer.stop()
-
-    try:
-        first_handed, second_handed, neither_answered, first, second = asyncio.run(scenario())
-    finally:
-        blocker.close()
-
-    assert first_handed and second_handed
-    assert neither_answered
-    assert [first[0].job.jid, second[0].job.jid] == ["first", "second"]
-    assert stored(engine, "second").status is JobStatus.QUEUED
-
-
-async def _queue_empties(writer: GroupCommitWriter, seconds: float = 5) -> bool:
-    """Whether every submitted report leaves the writer's queue within ``seconds``."""
-    for _ in range(int(seconds / 0.01)):
-        await asyncio.sleep(0.01)
-        if writer.health.pending_reports == 0:
-            return True
-    return False
 
 
 def test_the_writer_process_imports_neither_the_metrics_nor_the_settings():

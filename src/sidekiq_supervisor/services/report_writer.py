@@ -157,10 +157,10 @@ class GroupCommitWriter:
                 raise IngestUnavailable("too many reports are waiting to be stored", Refusal.OVERLOADED)
             self._pending.append(ticket)
             self._pending_reports += len(reports)
-            room = self._room_for_batch()
-        if room and not self._begin_scheduled:
+            idle = not self._in_transaction
+        if idle and not self._begin_scheduled:
             # Once the loop has run what is ready, so that the requests it holds share the batch;
-            # otherwise a transaction under way takes the ticket itself when it ends.
+            # a transaction under way takes the ticket itself when it ends.
             self._begin_scheduled = True
             loop.call_soon(self._begin_scheduled_transaction)
         try:
@@ -175,11 +175,6 @@ class GroupCommitWriter:
             self._withdraw(ticket)
             future.cancel()
             raise
-
-    def _room_for_batch(self) -> bool:
-        """Whether a batch taken now would start at once (call it holding the lock): here, when
-        no transaction is under way."""
-        return not self._in_transaction
 
     def _withdraw(self, ticket: Ticket) -> None:
         with self._lock:
