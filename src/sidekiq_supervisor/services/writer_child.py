@@ -26,7 +26,7 @@ import socket
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from sqlalchemy import Engine
 
@@ -38,12 +38,18 @@ from sidekiq_supervisor.store.engine import ledger_schema, make_engine
 from sidekiq_supervisor.store.records import StoredJob
 from sidekiq_supervisor.store.writer import WriteResult
 
-__all__ = ["FRAME_HEADER", "Answer", "Crossed", "LedgerAddress", "main", "serve_transactions"]
+__all__ = ["FRAME_HEADER", "Answer", "Crossed", "LedgerAddress", "frame", "main", "serve_transactions"]
 
 logger = logging.getLogger(__name__)
 
 # A frame's length, ahead of its pickle.
 FRAME_HEADER = struct.Struct("!I")
+
+
+def frame(message: object) -> bytes:
+    """``message`` as a frame of the socket between the service and its child."""
+    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    return FRAME_HEADER.pack(len(payload)) + payload
 
 
 def _pickled_by_fields(cls: type[Any]) -> None:
@@ -107,10 +113,9 @@ def serve_transactions(sock: socket.socket, gave_up: mmap.mmap) -> None:
     """The child's life: open the ledger the first frame names, then commit each batch the
     service sends and answer, until the socket closes."""
     stream = sock.makefile("rb")
-    header = stream.read(FRAME_HEADER.size)
-    if not header:
+    address: LedgerAddress | None = _read_frame(stream)
+    if address is None:
         return  # the service stopped before it said which ledger
-    address: LedgerAddress = pickle.loads(stream.read(FRAME_HEADER.unpack(header)[0]))
     engine = make_engine(
         address.url, sqlite_synchronous=address.sqlite_synchronous, schema=address.schema, pool_size=1
     )
@@ -118,21 +123,27 @@ def serve_transactions(sock: socket.socket, gave_up: mmap.mmap) -> None:
         pass  # the ledger opens, or the child fails here, before it says it is ready
     settle_garbage_collector()
     log = _ChildLog()
-    ready = pickle.dumps(None)
-    sock.sendall(FRAME_HEADER.pack(len(ready)) + ready)
+    sock.sendall(frame(None))  # ready
     try:
-        while header := stream.read(FRAME_HEADER.size):
-            (size,) = FRAME_HEADER.unpack(header)
-            tickets: list[Crossed] = pickle.loads(stream.read(size))
+        tickets: list[Crossed] | None
+        while (tickets := _read_frame(stream)) is not None:
             outcomes = commit_tickets(engine, tickets, lambda ticket: gave_up[ticket.slot] != 0, log)
             answer: Answer = ([(ticket.slot, outcome) for ticket, outcome in outcomes], log.seconds)
-            payload = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
             log.seconds = []
-            sock.sendall(FRAME_HEADER.pack(len(payload)) + payload)
+            sock.sendall(frame(answer))
     except (BrokenPipeError, ConnectionResetError):
         pass  # the service is gone; what it sent is committed or not, and nobody waits
     finally:
         engine.dispose()
+
+
+def _read_frame(stream: IO[bytes]) -> Any:
+    """The next frame's message, or None once the service closed its end (it never sends None)."""
+    header = stream.read(FRAME_HEADER.size)
+    if not header:
+        return None
+    (size,) = FRAME_HEADER.unpack(header)
+    return pickle.loads(stream.read(size))
 
 
 def main(arguments: list[str]) -> None:

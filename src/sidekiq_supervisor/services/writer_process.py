@@ -42,7 +42,7 @@ from sidekiq_supervisor.services import writer_child
 from sidekiq_supervisor.services.prometheus.instruments import Instruments
 from sidekiq_supervisor.services.report_commit import Refusal, Refused
 from sidekiq_supervisor.services.report_writer import GroupCommitWriter, Outcome, Ticket, WriteResult
-from sidekiq_supervisor.services.writer_child import FRAME_HEADER, Answer, Crossed, LedgerAddress
+from sidekiq_supervisor.services.writer_child import FRAME_HEADER, Answer, Crossed, LedgerAddress, frame
 
 __all__ = ["ChildFailed", "ProcessWriter"]
 
@@ -248,8 +248,7 @@ class _Channel(asyncio.Protocol):
 
     def send(self, message: object) -> None:
         assert self._transport is not None
-        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        self._transport.write(FRAME_HEADER.pack(len(payload)) + payload)
+        self._transport.write(frame(message))
 
     def close(self) -> None:
         if self._transport is not None:
